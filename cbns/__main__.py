@@ -1,0 +1,3 @@
+from cbns.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The Python entry points: ``train(config, out)`` and ``evaluate_run(run_dir)``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cbns.build import build_loss, build_model, build_sampler
+from cbns.config import TrainConfig
+from cbns.evaluate import evaluate_split
+from cbns.runtime import set_threads, tune_allocator
+from cbns.run_dir import load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved, save_run
+from cbns.train import Trainer, TrainResult
+
+
+def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True) -> TrainResult:
+    """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`)."""
+    config = resolved(config.validate())
+    out_dir = prepare_out_dir(Path(out)) if out is not None else None
+    set_threads(config.threads)
+    tune_allocator()
+    data = load_data(config)
+    model = build_model(config, data.num_users, data.num_items)
+    sampler = build_sampler(config, data.item_counts())
+    trainer = Trainer(config, data, model, sampler, build_loss(config), progress=progress)
+    result = trainer.fit()
+    if out_dir is not None:
+        metrics = {**result.to_dict(), "dataset": data.summary()}
+        save_run(out_dir, config, data, model, sampler, metrics)
+    return result
+
+
+def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:
+    """Recompute the valid and test metrics of a run directory from its checkpoint."""
+    run = Path(run)
+    config = load_run_config(run)
+    set_threads(config.threads)
+    data = load_data(config)
+    state = load_checkpoint(run)
+    model = build_model(config, data.num_users, data.num_items)
+    model.load_state_dict(state["model"])
+    parts = ("valid", "test") if len(data.valid) else ("test",)
+    return {part: evaluate_split(model, data, part, config.ks) for part in parts}

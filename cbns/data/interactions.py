@@ -1,0 +1,49 @@
+"""The in-memory form of a dataset: integer (user, item) pairs plus the id maps."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class Interactions:
+    """A dataset split into train and test, with contiguous integer ids.
+
+    Attributes:
+        name: a label for reports (``gowalla``, a file name, ...).
+        num_users, num_items: sizes of the id spaces; ids run over ``[0, num_users)`` and
+            ``[0, num_items)``.
+        train, test: ``[N, 2]`` int64 arrays of (user, item) pairs.
+        valid: ``[Nv, 2]`` pairs carved from train for model selection (empty until
+            :func:`cbns.data.split.carve_validation` runs).
+        user_ids, item_ids: the original id of each internal id (row r holds the id of r), or
+            ``None`` when the dataset's own ids already are the internal ids.
+    """
+
+    name: str
+    num_users: int
+    num_items: int
+    train: np.ndarray
+    test: np.ndarray
+    valid: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    user_ids: np.ndarray | None = None
+    item_ids: np.ndarray | None = None
+
+    def item_counts(self) -> np.ndarray:
+        """``[num_items]`` int64: how often each item occurs in train (the unigram counts)."""
+        return np.bincount(self.train[:, 1], minlength=self.num_items).astype(np.int64)
+
+    def matrix(self, part: str) -> sp.csr_matrix:
+        """The ``[num_users, num_items]`` 0/1 CSR matrix of one part: train, valid or test."""
+        pairs = getattr(self, part)
+        data = np.ones(len(pairs), dtype=np.float32)
+        m = sp.csr_matrix((data, (pairs[:, 0], pairs[:, 1])), shape=(self.num_users, self.num_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+    def summary(self) -> str:
+        return (f"{self.name}: {self.num_users:,} users, {self.num_items:,} items, "
+                f"{len(self.train):,} train / {len(self.valid):,} valid / {len(self.test):,} test")

@@ -1,0 +1,115 @@
+"""``load_dataset``: from a name or a path to :class:`Interactions`, with validation and test."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cbns.data.bundled import BUNDLED, load_bundled
+from cbns.data.interactions import Interactions
+from cbns.data.lightgcn import read_lightgcn_file
+from cbns.data.split import holdout_mask
+from cbns.data.tables import TABLE_SUFFIXES, read_table, remap_ids
+from cbns.errors import CbnsError
+
+#: Share of each user's pairs held out as test when a single table is given.
+TABLE_TEST_FRACTION = 0.2
+
+
+def load_dataset(spec: str, seed: int = 0) -> Interactions:
+    """Load ``spec``: a bundled name (``gowalla``), a LightGCN directory (``train.txt`` and
+    ``test.txt``), a directory with ``train`` and ``test`` tables, or one table file (CSV, TSV,
+    Parquet) whose test part is a seeded 20% of each user's pairs.
+
+    The validation split is not carved here; see :func:`cbns.data.split.carve_validation`.
+    """
+    if spec in BUNDLED:
+        return load_bundled(spec)
+    path = Path(spec)
+    if not path.exists():
+        names = ", ".join(sorted(BUNDLED))
+        raise CbnsError(f"--data {spec}: no such file or directory, and not a bundled dataset ({names})")
+    if path.is_dir():
+        if (path / "train.txt").exists() or (path / "test.txt").exists():
+            return load_lightgcn_dir(path)
+        tables = {stem: _find_table(path, stem) for stem in ("train", "test")}
+        if all(tables.values()):
+            return load_table_pair(tables["train"], tables["test"])
+        raise CbnsError(f"{path}: expected train.txt and test.txt (LightGCN text) or train/test "
+                        f"tables ({', '.join(TABLE_SUFFIXES)})")
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        return load_single_table(path, seed)
+    raise CbnsError(f"{path}: unknown dataset file type {path.suffix!r}; give a directory or a "
+                    f".csv, .tsv or .parquet table")
+
+
+def load_lightgcn_dir(path: Path) -> Interactions:
+    train_path, test_path = path / "train.txt", path / "test.txt"
+    train = read_lightgcn_file(train_path)
+    test = read_lightgcn_file(test_path)
+    num_users = int(train[:, 0].max()) + 1
+    num_items = int(train[:, 1].max()) + 1
+    return finish(path.name, num_users, num_items, train, test, train_path, test_path)
+
+
+def load_table_pair(train_path: Path, test_path: Path) -> Interactions:
+    train_frame, test_frame = read_table(train_path), read_table(test_path)
+    user_codes, user_ids = remap_ids(train_frame["user"])
+    item_codes, item_ids = remap_ids(train_frame["item"])
+    train = np.stack([user_codes, item_codes], axis=1)
+    test = np.stack([_lookup(test_frame["user"], user_ids, test_path, "user"),
+                     _lookup(test_frame["item"], item_ids, test_path, "item")], axis=1)
+    data = finish(train_path.parent.name, len(user_ids), len(item_ids), train, test, train_path, test_path)
+    data.user_ids, data.item_ids = user_ids, item_ids
+    return data
+
+
+def load_single_table(path: Path, seed: int) -> Interactions:
+    frame = read_table(path)
+    user_codes, user_ids = remap_ids(frame["user"])
+    item_codes, item_ids = remap_ids(frame["item"])
+    pairs = _dedupe(np.stack([user_codes, item_codes], axis=1))
+    mask = holdout_mask(pairs, TABLE_TEST_FRACTION, seed)
+    if not mask.any():
+        raise CbnsError(f"{path}: no user has two or more items, so no test pairs can be held out")
+    data = Interactions(path.stem, len(user_ids), len(item_ids), pairs[~mask], pairs[mask])
+    data.user_ids, data.item_ids = user_ids, item_ids
+    return data
+
+
+def finish(name, num_users, num_items, train, test, train_path, test_path) -> Interactions:
+    """Check test ids against the train id range, deduplicate, and reject train/test overlap."""
+    for col, size, what in ((0, num_users, "user"), (1, num_items, "item")):
+        bad = test[:, col] >= size
+        if bad.any():
+            raise CbnsError(f"{test_path}: {what} id {int(test[bad][0, col])} is outside the id range of "
+                            f"{train_path.name} (0..{size - 1})")
+    train, test = _dedupe(train), _dedupe(test)
+    key = lambda pairs: pairs[:, 0] * num_items + pairs[:, 1]  # noqa: E731
+    overlap = np.isin(key(test), key(train))
+    if overlap.any():
+        u, i = test[overlap][0]
+        raise CbnsError(f"{test_path}: {int(overlap.sum())} (user, item) pair(s) also in {train_path.name}, "
+                        f"e.g. ({u}, {i}); a test pair must not be a training pair")
+    return Interactions(name, num_users, num_items, train, test)
+
+
+def _dedupe(pairs: np.ndarray) -> np.ndarray:
+    return np.unique(pairs, axis=0) if len(pairs) else pairs
+
+
+def _find_table(path: Path, stem: str) -> Path | None:
+    for suffix in TABLE_SUFFIXES:
+        if (path / f"{stem}{suffix}").is_file():
+            return path / f"{stem}{suffix}"
+    return None
+
+
+def _lookup(values, originals: np.ndarray, path: Path, what: str) -> np.ndarray:
+    codes = np.searchsorted(originals, values.to_numpy())
+    codes = np.minimum(codes, len(originals) - 1)
+    found = originals[codes] == values.to_numpy()
+    if not found.all():
+        row = int(np.argmin(found))
+        raise CbnsError(f"{path}:{row + 2}: {what} {values.iloc[row]!r} does not occur in the train table")
+    return codes.astype(np.int64)

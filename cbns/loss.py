@@ -1,0 +1,56 @@
+"""Sampled softmax cross-entropy over [positive, negatives], with a choice of item-side gradient."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from cbns.logits import sampled_softmax_logits
+from cbns.negatives.candidates import Candidates
+
+#: ``joint``: one softmax over every candidate, gradients wherever they flow (the paper's form;
+#: bank rows take softmax mass but send no gradient to the item tower).
+#: ``split``: the user tower learns from the softmax over every candidate, the item tower from the
+#: softmax over the candidates that carry gradient (positive + fresh negatives) only, so that an
+#: item's push away from other users is not shrunk by bank rows it cannot feel.
+ITEM_SIDES = ("joint", "split")
+
+
+@dataclass
+class SampledSoftmaxLoss:
+    """``mean_i -log softmax(logits_i)[0]`` over the corrected logits of :mod:`cbns.logits`.
+
+    Attributes:
+        temperature: T > 0 dividing the scores.
+        logq_correction: apply ``s - log q`` to every column (positive included).
+        item_side: ``joint`` or ``split`` (see :data:`ITEM_SIDES`). With only gradient-carrying
+            candidates the two are the same loss.
+    """
+
+    temperature: float = 0.1
+    logq_correction: bool = True
+    item_side: str = "joint"
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.item_side not in ITEM_SIDES:
+            raise ValueError(f"item side must be one of {', '.join(ITEM_SIDES)}, got {self.item_side!r}")
+
+    def __call__(self, users: torch.Tensor, positives: torch.Tensor, positive_ids: torch.Tensor,
+                 positive_logq: torch.Tensor, sources: Sequence[Candidates]) -> torch.Tensor:
+        """Scalar loss for users ``[B, D]``, positives ``[B, D]`` and the negative sources."""
+        if self.item_side == "joint" or all(s.item_grad for s in sources):
+            return self._cross_entropy(users, positives, positive_ids, positive_logq, sources)
+        frozen = [replace(s, emb=s.emb.detach()) for s in sources]
+        user_side = self._cross_entropy(users, positives.detach(), positive_ids, positive_logq, frozen)
+        fresh = [s for s in sources if s.item_grad]
+        item_side = self._cross_entropy(users.detach(), positives, positive_ids, positive_logq, fresh)
+        return user_side + item_side
+
+    def _cross_entropy(self, users, positives, positive_ids, positive_logq, sources) -> torch.Tensor:
+        logits, target = sampled_softmax_logits(users, positives, positive_ids, positive_logq, sources,
+                                                self.temperature, self.logq_correction)
+        return F.cross_entropy(logits, target)

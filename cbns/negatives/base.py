@@ -1,0 +1,64 @@
+"""The sampler interface and the item distribution it works from."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from cbns.negatives.candidates import Candidates
+
+
+def log_unigram(counts: np.ndarray) -> torch.Tensor:
+    """``[I]`` log q(i) = log(count(i) / total); items never seen in train get count 1, so that
+    a uniformly drawn unseen item still has a finite correction."""
+    counts = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+
+
+class NegativeSampler(nn.Module):
+    """Produces the negative sources of a step and sees each step's items afterwards.
+
+    Subclasses implement :meth:`negatives` (pure: it may encode sampled items, but changes no
+    state other than advancing its random generator) and, where they keep state, :meth:`observe`.
+    ``log_q`` is the ``[I]`` log-probability of the positives' stream (unigram counts from train):
+    the correction applied to the positive column.
+    """
+
+    name = "base"
+
+    def __init__(self, item_counts: np.ndarray, seed: int = 0):
+        super().__init__()
+        self.register_buffer("log_q", log_unigram(item_counts))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.num_items = len(item_counts)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def positive_logq(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """``[B]`` log q of each positive."""
+        return self.log_q[item_ids]
+
+    def negatives(self, item_ids: torch.Tensor, item_emb: torch.Tensor, encode_items) -> list[Candidates]:
+        """The sources for a batch whose positives are ``item_ids [B]`` with vectors ``item_emb [B, D]``.
+
+        ``encode_items(ids [N]) -> [N, D]`` encodes sampled items with gradient.
+        """
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def observe(self, item_ids: torch.Tensor, item_emb: torch.Tensor) -> None:
+        """Called once after each optimizer step with the step's positives; counts the step."""
+        self.step += 1
+
+    # The generator is state too: save and restore it with the module.
+    def get_extra_state(self):
+        return {"generator": self.generator.get_state()}
+
+    def set_extra_state(self, state) -> None:
+        self.generator.set_state(state["generator"])
+
+    def inbatch(self, item_ids: torch.Tensor, item_emb: torch.Tensor) -> Candidates:
+        return Candidates(item_emb, item_ids, self.log_q[item_ids], source="inbatch")
+
+    def draw(self, probs: torch.Tensor, n: int) -> torch.Tensor:
+        """``[n]`` item ids drawn with replacement from ``probs [I]`` with the sampler's generator."""
+        return torch.multinomial(probs, n, replacement=True, generator=self.generator).to(self.log_q.device)

@@ -1,0 +1,90 @@
+"""A run directory: what ``cbns train`` writes and ``cbns evaluate`` reads back.
+
+Layout:
+    config.yaml           the resolved configuration
+    metrics.json          valid/test metrics, best epoch, timings, per-epoch history
+    checkpoint.pt         model and sampler state_dicts (the CBNS bank included) and the config
+    user_embeddings.npy   [num_users, D] float32, row r = user r (normalised when scoring by cosine)
+    item_embeddings.npy   [num_items, D] float32, row r = item r
+    user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cbns.config import TrainConfig, build_config, save_yaml
+from cbns.data import Interactions, carve_validation, load_dataset
+from cbns.errors import CbnsError
+from cbns.model import TwoTower
+from cbns.negatives import NegativeSampler
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Create ``out`` and check it is writable before any training starts."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise CbnsError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    return out
+
+
+def load_data(config: TrainConfig) -> Interactions:
+    """The dataset of ``config`` with its seeded validation split carved from train."""
+    data = load_dataset(config.data, seed=config.seed)
+    return carve_validation(data, config.valid_fraction, config.seed)
+
+
+def resolved(config: TrainConfig) -> TrainConfig:
+    """``config`` with a dataset path made absolute, so the run directory can be read from anywhere."""
+    path = Path(config.data)
+    if path.exists():
+        return TrainConfig(**{**config.to_dict(), "data": str(path.resolve())})
+    return config
+
+
+def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower,
+             sampler: NegativeSampler, metrics: dict) -> None:
+    save_yaml(config, out / "config.yaml")
+    torch.save({"config": config.to_dict(), "model": model.state_dict(), "sampler": sampler.state_dict(),
+                "num_users": data.num_users, "num_items": data.num_items}, out / CHECKPOINT)
+    np.save(out / "user_embeddings.npy", model.all_users(data.num_users).numpy().astype(np.float32))
+    np.save(out / "item_embeddings.npy", model.all_items(data.num_items).numpy().astype(np.float32))
+    for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
+        if ids is not None:
+            (out / name).write_text("".join(f"{x}\n" for x in ids))
+    write_json(out / "metrics.json", metrics)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_run_config(run: Path) -> TrainConfig:
+    from cbns.config import load_yaml
+
+    if not (run / "config.yaml").is_file():
+        raise CbnsError(f"{run}: not a run directory (no config.yaml)")
+    return build_config(load_yaml(run / "config.yaml"), {})
+
+
+def load_checkpoint(run: Path) -> dict:
+    path = run / CHECKPOINT
+    if not path.is_file():
+        raise CbnsError(f"{run}: no {CHECKPOINT} in the run directory")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which file, not a traceback
+        raise CbnsError(f"{path}: cannot read the checkpoint ({type(exc).__name__})") from None

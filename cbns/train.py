@@ -1,0 +1,119 @@
+"""The training loop: shuffled epochs, validation, early stopping, best weights, one test."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cbns.config import TrainConfig
+from cbns.data.interactions import Interactions
+from cbns.loss import SampledSoftmaxLoss
+from cbns.evaluate import evaluate_split
+from cbns.model import TwoTower
+from cbns.negatives import NegativeSampler
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the metrics of the best epoch, the test metrics, and the history."""
+
+    valid: dict[str, float]
+    test: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.train_seconds / max(self.epochs_run, 1)
+
+    def to_dict(self) -> dict:
+        return {"valid": self.valid, "test": self.test, "best_epoch": self.best_epoch,
+                "epochs_run": self.epochs_run, "train_seconds": round(self.train_seconds, 3),
+                "seconds_per_epoch": round(self.seconds_per_epoch, 3), "history": self.history}
+
+
+class Trainer:
+    """Trains ``model`` with ``sampler`` and ``loss`` on ``data`` as ``config`` says.
+
+    One step: encode the batch's users and positive items, ask the sampler for the negative
+    sources, compute the sampled-softmax loss, take an optimizer step, then let the sampler observe
+    the step's (detached) item vectors, which is when the CBNS bank enqueues. Validation runs
+    every ``eval_every`` epochs; training stops after ``patience`` validations without a better
+    Recall@K (K = the first cut-off), and the best weights are restored before the test.
+    """
+
+    def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower,
+                 sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True):
+        self.config, self.data, self.model, self.sampler, self.loss = config, data, model, sampler, loss
+        self.progress = progress
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                          fused=True)
+        self.train_pairs = torch.from_numpy(data.train)
+        self.shuffle = torch.Generator().manual_seed(config.seed + 2)
+
+    def train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
+        batches = torch.split(order, self.config.batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch}", disable=not self.progress, leave=False,
+                   unit="batch", dynamic_ncols=True)
+        total, seen, start = 0.0, 0, time.perf_counter()
+        for index in bar:
+            loss = self.step(self.train_pairs[index])
+            total += loss * len(index)
+            seen += len(index)
+            bar.set_postfix(loss=f"{loss:.4f}", ex_per_s=f"{seen / (time.perf_counter() - start):,.0f}")
+        bar.close()
+        return {"epoch": epoch, "loss": total / max(seen, 1), "seconds": time.perf_counter() - start}
+
+    def step(self, batch: torch.Tensor) -> float:
+        users, items = batch[:, 0], batch[:, 1]
+        user_emb = self.model.user_embeddings(users)
+        item_emb = self.model.item_embeddings(items)
+        sources = self.sampler.negatives(items, item_emb, self.model.item_embeddings)
+        loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.sampler.observe(items, item_emb.detach())
+        return loss.item()
+
+    def evaluate(self, part: str) -> dict[str, float]:
+        return evaluate_split(self.model, self.data, part, self.config.ks)
+
+    def fit(self) -> TrainResult:
+        cfg = self.config
+        key = f"recall@{cfg.ks[0]}"
+        best, best_epoch, best_state, stale = -1.0, 0, None, 0
+        history, train_seconds, epoch = [], 0.0, 0
+        has_valid = len(self.data.valid) > 0
+        for epoch in range(1, cfg.epochs + 1):
+            record = self.train_epoch(epoch)
+            train_seconds += record["seconds"]
+            if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                record["valid"] = self.evaluate("valid")
+                if self.progress:
+                    tqdm.write(f"epoch {epoch:3d}  loss {record['loss']:.4f}  valid {key} "
+                               f"{record['valid'][key]:.4f}  ({record['seconds']:.1f}s)")
+                if record["valid"][key] > best:
+                    best, best_epoch, stale = record["valid"][key], epoch, 0
+                    best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    stale += 1
+            history.append(record)
+            if has_valid and stale >= cfg.patience:
+                break
+        valid_metrics = {}
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+            valid_metrics = next(h["valid"] for h in history if h["epoch"] == best_epoch)
+        else:
+            best_epoch = epoch
+        test = self.evaluate("test")
+        return TrainResult(valid_metrics, test, best_epoch, epoch, train_seconds, history)
