@@ -11,7 +11,8 @@ from cbns.run_dir import load_checkpoint, load_data, load_run_config, prepare_ou
 from cbns.train import Trainer, TrainResult
 
 
-def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True) -> TrainResult:
+def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True,
+          verbose: bool = True) -> TrainResult:
     """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`)."""
     config = resolved(config.validate())
     out_dir = prepare_out_dir(Path(out)) if out is not None else None
@@ -20,7 +21,8 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
     data = load_data(config)
     model = build_model(config, data.num_users, data.num_items)
     sampler = build_sampler(config, data.item_counts())
-    trainer = Trainer(config, data, model, sampler, build_loss(config), progress=progress)
+    trainer = Trainer(config, data, model, sampler, build_loss(config), progress=progress,
+                      verbose=verbose)
     result = trainer.fit()
     if out_dir is not None:
         metrics = {**result.to_dict(), "dataset": data.summary()}

@@ -49,9 +49,10 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower,
-                 sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True):
+                 sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True,
+                 verbose: bool = True):
         self.config, self.data, self.model, self.sampler, self.loss = config, data, model, sampler, loss
-        self.progress = progress
+        self.progress, self.verbose = progress, verbose
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                           fused=True)
         self.train_pairs = torch.from_numpy(data.train)
@@ -98,7 +99,7 @@ class Trainer:
             train_seconds += record["seconds"]
             if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 record["valid"] = self.evaluate("valid")
-                if self.progress:
+                if self.verbose:
                     tqdm.write(f"epoch {epoch:3d}  loss {record['loss']:.4f}  valid {key} "
                                f"{record['valid'][key]:.4f}  ({record['seconds']:.1f}s)")
                 if record["valid"][key] > best:

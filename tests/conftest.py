@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def gowalla_slice(tmp_path_factory) -> Path:
+    """A LightGCN directory with the first 400 users of the bundled Gowalla, items renumbered."""
+    from cbns.data import load_dataset
+
+    full = load_dataset("gowalla")
+    train = full.train[full.train[:, 0] < 400]
+    test = full.test[full.test[:, 0] < 400]
+    items, train_items = np.unique(train[:, 1], return_inverse=True)
+    test = test[np.isin(test[:, 1], items)]
+    test_items = np.searchsorted(items, test[:, 1])
+    out = tmp_path_factory.mktemp("gowalla400")
+    for name, users, its in (("train.txt", train[:, 0], train_items), ("test.txt", test[:, 0], test_items)):
+        lines = [" ".join(map(str, [u, *its[users == u]])) for u in np.unique(users)]
+        (out / name).write_text("\n".join(lines) + "\n")
+    return out
+
+
+def brute_force_metrics(user_emb, item_emb, relevant_pairs, exclude_pairs, k):
+    """Recall@k and NDCG@k with numpy loops, independent of cbns.metrics."""
+    scores = user_emb @ item_emb.T
+    for u, i in exclude_pairs:
+        scores[u, i] = -np.inf
+    rel = {}
+    for u, i in relevant_pairs:
+        rel.setdefault(int(u), set()).add(int(i))
+    recall, ndcg = [], []
+    for u, items in rel.items():
+        top = np.argsort(-scores[u], kind="stable")[:k]
+        hits = np.array([t in items for t in top], dtype=float)
+        recall.append(hits.sum() / len(items))
+        ndcg.append((hits / np.log2(np.arange(2, k + 2))).sum() / (1 / np.log2(np.arange(2, min(len(items), k) + 2))).sum())
+    return float(np.mean(recall)), float(np.mean(ndcg))
