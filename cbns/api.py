@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from cbns.build import build_loss, build_model, build_sampler
 from cbns.config import TrainConfig
 from cbns.evaluate import evaluate_split
 from cbns.runtime import set_threads, tune_allocator
 from cbns.run_dir import load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved, save_run
-from cbns.train import Trainer, TrainResult
+from cbns.train import Callback, Trainer, TrainResult
 
 
 def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True,
-          verbose: bool = True) -> TrainResult:
+          verbose: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`)."""
     config = resolved(config.validate())
     out_dir = prepare_out_dir(Path(out)) if out is not None else None
@@ -22,7 +23,7 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
     model = build_model(config, data.num_users, data.num_items)
     sampler = build_sampler(config, data.item_counts())
     trainer = Trainer(config, data, model, sampler, build_loss(config), progress=progress,
-                      verbose=verbose)
+                      verbose=verbose, callbacks=callbacks)
     result = trainer.fit()
     if out_dir is not None:
         metrics = {**result.to_dict(), "dataset": data.summary()}

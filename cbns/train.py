@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,6 +39,17 @@ class TrainResult:
                 "seconds_per_epoch": round(self.seconds_per_epoch, 3), "history": self.history}
 
 
+class Callback:
+    """Hooks into the training loop; override what you need. ``trainer.global_step`` counts
+    optimizer steps over the whole run."""
+
+    def on_step_end(self, trainer: "Trainer") -> None:
+        """After the optimizer step and the sampler's observe."""
+
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
+        """After an epoch (and its validation, when one ran); ``record`` joins the history."""
+
+
 class Trainer:
     """Trains ``model`` with ``sampler`` and ``loss`` on ``data`` as ``config`` says.
 
@@ -50,9 +62,11 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower,
                  sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True,
-                 verbose: bool = True):
+                 verbose: bool = True, callbacks: Sequence[Callback] = ()):
         self.config, self.data, self.model, self.sampler, self.loss = config, data, model, sampler, loss
         self.progress, self.verbose = progress, verbose
+        self.callbacks = list(callbacks)
+        self.global_step = 0
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                           fused=True)
         self.train_pairs = torch.from_numpy(data.train)
@@ -83,6 +97,9 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.sampler.observe(items, item_emb.detach())
+        self.global_step += 1
+        for callback in self.callbacks:
+            callback.on_step_end(self)
         return loss.item()
 
     def evaluate(self, part: str) -> dict[str, float]:
@@ -107,6 +124,8 @@ class Trainer:
                     best_state = copy.deepcopy(self.model.state_dict())
                 else:
                     stale += 1
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, record)
             history.append(record)
             if has_valid and stale >= cfg.patience:
                 break

@@ -4,7 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0        # the CPU wheel; a bare "torch" would pull a CUDA build
 python -m pip install -q -e ".[test]"
 python -m pytest -q "$@"
