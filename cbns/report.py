@@ -8,8 +8,9 @@ from cbns.train import TrainResult
 def metrics_table(parts: dict[str, dict[str, float]]) -> str:
     """One row per part (valid, test), one column per metric."""
     names = sorted({n for m in parts.values() for n in m}, key=lambda n: (n.split("@")[0], int(n.split("@")[1])))
-    head = f"{'':6s}" + "".join(f"{n:>13s}" for n in names)
-    rows = [f"{part:6s}" + "".join(f"{m.get(n, float('nan')):13.4f}" for n in names) for part, m in parts.items() if m]
+    width = max([6, *(len(part) for part in parts)])
+    head = " " * width + "".join(f"{n:>13s}" for n in names)
+    rows = [f"{part:{width}s}" + "".join(f"{m.get(n, float('nan')):13.4f}" for n in names) for part, m in parts.items() if m]
     return "\n".join([head, *rows])
 
 

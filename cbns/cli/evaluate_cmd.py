@@ -1,16 +1,29 @@
-"""``cbns evaluate RUN_DIR``: recompute a run's metrics from its checkpoint."""
+"""``cbns evaluate RUN_DIR``: recompute a run's metrics from its checkpoint, or compare an item index
+with exact scoring (``--index``)."""
 from __future__ import annotations
 
 import argparse
 import json
 
+from cbns.cli.index_cmd import add_index_options, add_threads_option, apply_threads, spec_from_args
+
+#: Index parameters that only apply when building; on a loaded index they need --kind.
+_BUILD_ONLY = ("nlist", "m", "ef_construction")
+
 
 def register(commands) -> None:
     p = commands.add_parser("evaluate", help="recompute the metrics of a run directory",
                             description="Reload the dataset and checkpoint of a run and recompute its "
-                                        "full-ranking validation and test metrics.")
+                                        "full-ranking validation and test metrics. With --index, rank "
+                                        "through the run's item index (or a temporary one of --kind) "
+                                        "and report its metrics, recall against exact top-K and "
+                                        "queries per second beside exact scoring.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by cbns train")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--index", action="store_true",
+                   help="evaluate the built index (cbns index build), or a temporary one with --kind")
+    add_index_options(p, None)
+    add_threads_option(p)
     p.set_defaults(run=run)
 
 
@@ -18,6 +31,56 @@ def run(args: argparse.Namespace) -> int:
     from cbns.api import evaluate_run
     from cbns.report import metrics_table
 
+    if args.index:
+        return _run_index(args)
+    given = [name for name in ("kind", *_BUILD_ONLY, "nprobe", "ef_search") if getattr(args, name) is not None]
+    if given:
+        from cbns.errors import CbnsError
+        raise CbnsError(f"--{given[0].replace('_', '-')}: only used with --index")
     metrics = evaluate_run(args.run_dir)
     print(json.dumps(metrics, indent=2) if args.json else metrics_table(metrics))
+    return 0
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cbns.errors import CbnsError
+    from cbns.report import metrics_table
+    from cbns.run_dir import load_data, load_run_config
+    from cbns.serve.embeddings import load_embeddings
+    from cbns.serve.index_eval import evaluate_index
+    from cbns.serve.item_index import ItemIndex
+
+    run_dir = Path(args.run_dir)
+    config = load_run_config(run_dir)
+    apply_threads(args.threads)
+    users, items = load_embeddings(run_dir)
+    if args.kind is not None:
+        index = ItemIndex.build(items, spec_from_args(args))
+    else:
+        for name in _BUILD_ONLY:
+            if getattr(args, name) is not None:
+                raise CbnsError(f"--{name.replace('_', '-')}: changes how an index is built; add --kind "
+                                f"to evaluate a temporary index, or rebuild with cbns index build")
+        index = ItemIndex.load(run_dir, items)
+        if index is None:
+            raise CbnsError(f"--index: no index built in {run_dir}; run cbns index build {run_dir}, "
+                            f"or pass --kind flat|ivf|hnsw for a temporary one")
+        index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
+    report = evaluate_index(index, users, items, load_data(config), config.ks)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    label = index.spec.kind
+    rows = {}
+    for part in report.exact:
+        rows[part] = report.exact[part]
+        rows[f"{part}/{label}"] = report.index[part]
+    print(metrics_table(rows))
+    print(f"\nindex {report.spec}" + (f", built in {index.build_seconds:.2f}s" if args.kind else ""))
+    for part in report.exact:
+        overlap = "  ".join(f"recall{k} {v:.4f}" for k, v in report.index_recall[part].items())
+        qps = report.qps[part]
+        print(f"{part:6s} index {overlap}   {qps['index']:,.0f} queries/s (exact {qps['exact']:,.0f})")
     return 0

@@ -1,0 +1,94 @@
+"""How much an approximate item index costs in ranking quality, and what it buys in speed.
+
+For each evaluated part (valid, test) and every user with held-out items, the top-``Kmax`` list is
+computed twice with the same exclusions as :func:`cbns.evaluate.evaluate_split` (train items for
+valid; train and valid items for test): exactly, and through the index. Reported per part:
+
+* the ranking metrics of both lists (:func:`cbns.metrics.metrics_from_hits`);
+* index recall@K = |index top-K & exact top-K| / |exact top-K|, averaged over users;
+* queries per second of each path, timed over the whole part in one batched call.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from cbns.data.interactions import Interactions
+from cbns.metrics import metrics_from_hits
+from cbns.serve.exact import exact_top_k
+from cbns.serve.filtered_search import index_top_k
+from cbns.serve.item_index import ItemIndex
+from cbns.serve.membership import contains
+
+
+@dataclass
+class IndexReport:
+    """Per part: ``exact`` and ``index`` metrics, ``index_recall`` per K, and queries per second."""
+
+    spec: str
+    exact: dict[str, dict[str, float]]
+    index: dict[str, dict[str, float]]
+    index_recall: dict[str, dict[str, float]]
+    qps: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict:
+        return {"index": self.spec, "exact_metrics": self.exact, "index_metrics": self.index,
+                "index_recall": self.index_recall, "queries_per_second": self.qps}
+
+
+def evaluate_index(index: ItemIndex, users: np.ndarray, items: np.ndarray, data: Interactions,
+                   ks: Sequence[int]) -> IndexReport:
+    """Compare ``index`` with exact scoring on ``data``'s valid (if carved) and test parts.
+
+    Args:
+        index: an index over ``items``.
+        users: ``[U, D]`` float32; items: ``[I, D]`` float32, the run's exported embeddings.
+        data: the run's dataset with its validation split (:func:`cbns.run_dir.load_data`).
+        ks: metric cut-offs; lists of ``max(ks)`` items are retrieved.
+    """
+    kmax = min(max(ks), len(items))
+    train = data.matrix("train")
+    parts = {"valid": train} if len(data.valid) else {}
+    parts["test"] = (train + data.matrix("valid")).tocsr() if len(data.valid) else train
+    report = IndexReport(index.spec.describe(), {}, {}, {}, {})
+    for part, exclude in parts.items():
+        relevant = data.matrix(part)
+        query = np.flatnonzero(np.diff(relevant.indptr) > 0)
+        vectors, excluded = users[query], exclude[query]
+        start = time.perf_counter()
+        _, exact_rows = exact_top_k(vectors, items, kmax, excluded)
+        exact_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        _, index_rows = index_top_k(index, vectors, items, kmax, excluded)
+        index_seconds = time.perf_counter() - start
+        num_relevant = torch.from_numpy(np.diff(relevant.indptr)[query])
+        report.exact[part] = _metrics(contains(relevant, query, exact_rows), num_relevant, ks)
+        report.index[part] = _metrics(contains(relevant, query, index_rows), num_relevant, ks)
+        report.index_recall[part] = _overlap(exact_rows, index_rows, len(items), ks)
+        report.qps[part] = {"exact": len(query) / exact_seconds, "index": len(query) / index_seconds}
+    return report
+
+
+def _metrics(hits: np.ndarray, num_relevant: torch.Tensor, ks: Sequence[int]) -> dict[str, float]:
+    per_user = metrics_from_hits(torch.from_numpy(hits), num_relevant, ks)
+    return {name: float(values.mean()) for name, values in per_user.items()}
+
+
+def _overlap(exact_rows: np.ndarray, index_rows: np.ndarray, num_items: int, ks: Sequence[int]) -> dict[str, float]:
+    """``{"@K": mean |index top-K & exact top-K| / |exact top-K|}`` (padding slots not counted)."""
+    out = {}
+    for k in ks:
+        truth = exact_rows[:, :k]
+        valid = truth >= 0
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
+        truth_csr = sp.csr_matrix((np.ones(int(valid.sum()), dtype=np.float32), truth[valid], indptr),
+                                  shape=(len(truth), num_items))
+        found = contains(truth_csr, np.arange(len(truth)), index_rows[:, :k]).sum(axis=1)
+        out[f"@{k}"] = float(np.mean(found / np.maximum(valid.sum(axis=1), 1)))
+    return out

@@ -1,0 +1,102 @@
+"""``Recommender``: top-K items for known users, and similar items, from a run directory.
+
+Loading reads the exported embeddings, the id maps and the item index if one was built (see
+:mod:`cbns.serve.item_index`); nothing is retrained or rebuilt. Seen items are loaded on first
+use from the run's cache (:mod:`cbns.serve.seen_items`). Every query method is vectorised: one
+batched index search or chunked matrix product for all queries, no loop over users.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import scipy.sparse as sp
+
+from cbns.errors import CbnsError
+from cbns.run_dir import load_run_config
+from cbns.serve.embeddings import load_embeddings
+from cbns.serve.exact import exact_top_k
+from cbns.serve.filtered_search import index_top_k
+from cbns.serve.id_map import IdMap
+from cbns.serve.item_index import ItemIndex
+from cbns.serve.ranked import Ranked
+from cbns.serve.seen_items import seen_items
+
+
+class Recommender:
+    """Scores ``s(u, i) = users[u] . items[i]`` through ``index`` when given, exactly otherwise.
+
+    Args:
+        users: ``[U, D]`` float32 user vectors; items: ``[I, D]`` float32 item vectors.
+        user_map, item_map: original id <-> row maps.
+        index: an :class:`ItemIndex` over ``items``, or ``None`` for exact scoring.
+        load_seen: returns the ``[U, I]`` CSR of seen items; called once, on first need.
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, user_map: IdMap, item_map: IdMap,
+                 index: ItemIndex | None = None, load_seen: Callable[[], sp.csr_matrix] | None = None):
+        self.users, self.items = users, items
+        self.user_map, self.item_map = user_map, item_map
+        self.index = index
+        self._load_seen, self._seen = load_seen, None
+
+    @classmethod
+    def from_run(cls, run: str | Path, use_index: bool = True) -> "Recommender":
+        """Load a run directory; ``use_index=False`` scores exactly even when an index was built."""
+        run = Path(run)
+        config = load_run_config(run)
+        users, items = load_embeddings(run)
+        index = ItemIndex.load(run, items) if use_index else None
+        shape = (len(users), len(items))
+        return cls(users, items, IdMap.from_file(run / "user_ids.txt", len(users)),
+                   IdMap.from_file(run / "item_ids.txt", len(items)), index,
+                   lambda: seen_items(run, config, shape))
+
+    @property
+    def seen(self) -> sp.csr_matrix:
+        """``[U, I]`` CSR: the train and validation items of each user."""
+        if self._seen is None:
+            if self._load_seen is None:
+                raise CbnsError("exclude_seen needs the seen items, and this Recommender was built without them")
+            self._seen = self._load_seen()
+        return self._seen
+
+    def recommend(self, user_ids: Iterable, k: int = 20, exclude_seen: bool = True) -> Ranked:
+        """Top-``k`` items for each user in ``user_ids`` (original ids; ``Ranked.queries`` holds them
+        as the run spells them: ints without an id file, the file's text with one).
+
+        With ``exclude_seen`` a user's train and validation items are never returned, and each
+        list still holds ``k`` items (fewer only when fewer than ``k`` unseen items exist).
+        """
+        return self.recommend_rows(self.user_map.to_rows(user_ids, "user"), k, exclude_seen)
+
+    def recommend_rows(self, rows: np.ndarray, k: int = 20, exclude_seen: bool = True) -> Ranked:
+        """:meth:`recommend` for internal user rows ``[Q]``."""
+        _check_k(k)
+        exclude = self.seen[rows] if exclude_seen else None
+        scores, item_rows = self._top_k(self.users[rows], k, exclude)
+        return self._ranked(self.user_map.to_ids(rows), scores, item_rows)
+
+    def similar_items(self, item_ids: Iterable, k: int = 20) -> Ranked:
+        """The ``k`` items whose vectors score highest against each given item's vector, itself excluded."""
+        _check_k(k)
+        rows = self.item_map.to_rows(item_ids, "item")
+        itself = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), rows, np.arange(len(rows) + 1)),
+                               shape=(len(rows), len(self.items)))
+        scores, item_rows = self._top_k(self.items[rows], k, itself)
+        return self._ranked(self.item_map.to_ids(rows), scores, item_rows)
+
+    def _top_k(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        if self.index is None:
+            return exact_top_k(queries, self.items, k, exclude)
+        return index_top_k(self.index, queries, self.items, k, exclude)
+
+    def _ranked(self, queries: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> Ranked:
+        return Ranked(queries, self.item_map.to_ids(rows), rows, scores)
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise CbnsError(f"-k: must be an integer >= 1, got {k!r}")
+
