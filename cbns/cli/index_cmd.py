@@ -12,7 +12,7 @@ def add_index_options(p: argparse.ArgumentParser, kind_default: str | None) -> N
     p.add_argument("--kind", choices=KINDS, default=kind_default,
                    help=f"flat = exact, ivf = k-means cells, hnsw = graph{shown}")
     p.add_argument("--nlist", type=int, metavar="N", help="ivf: number of cells (default: 4 sqrt(items))")
-    p.add_argument("--nprobe", type=int, metavar="N", help="ivf: cells searched per query (default: max(8, nlist/24))")
+    p.add_argument("--nprobe", type=int, metavar="N", help="ivf: cells searched per query (default: max(8, nlist/16))")
     p.add_argument("--m", type=int, metavar="N", help=f"hnsw: links per node (default: {DEFAULT_M})")
     p.add_argument("--ef-search", type=int, metavar="N", help=f"hnsw: search beam width (default: {DEFAULT_EF_SEARCH})")
     p.add_argument("--ef-construction", type=int, metavar="N",

@@ -52,7 +52,8 @@ class IdMap:
         if not known.all():
             bad = np.flatnonzero(~known)
             more = f" (and {len(bad) - 1} more unknown)" if len(bad) > 1 else ""
-            raise CbnsError(f"{label} {ids[bad[0]]!r}: not in this run ({self.size:,} known, {self.source}){more}")
+            first = ids[bad[0]] if self.originals is None else str(ids[bad[0]])
+            raise CbnsError(f"{label} {first!r}: not in this run ({self.size:,} known, {self.source}){more}")
         return rows
 
     def to_ids(self, rows: np.ndarray) -> np.ndarray:

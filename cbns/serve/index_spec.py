@@ -40,10 +40,10 @@ class IndexSpec:
         """Validated, with every parameter of the kind filled in; :class:`CbnsError` names the flag.
 
         The defaults aim at an index recall of about 0.99 against exact top-20: on a Gowalla run
-        (40,981 items, 64-d) ivf(nlist=810, nprobe=33) and hnsw(m=32, ef_search=128) both reach it
+        (40,981 items, 64-d) ivf(nlist=810, nprobe=50) and hnsw(m=32, ef_search=128) both reach it
         (see docs/serving.md for the measurements).
 
-        Defaults: ``nlist = round(4 sqrt(I))`` (at most ``I``), ``nprobe = min(nlist, max(8, nlist // 24))``,
+        Defaults: ``nlist = round(4 sqrt(I))`` (at most ``I``), ``nprobe = min(nlist, max(8, nlist // 16))``,
         ``m = 32``, ``ef_search = 128``, ``ef_construction = 80``.
         """
         if self.kind not in KINDS:
@@ -70,7 +70,7 @@ class IndexSpec:
         nlist = self.nlist or max(1, min(num_items, round(4 * math.sqrt(num_items))))
         if nlist > num_items:
             raise CbnsError(f"--nlist: must be <= the number of items ({num_items}), got {nlist}")
-        nprobe = self.nprobe or min(nlist, max(8, nlist // 24))
+        nprobe = self.nprobe or min(nlist, max(8, nlist // 16))
         if nprobe > nlist:
             raise CbnsError(f"--nprobe: must be <= --nlist ({nlist}), got {nprobe}")
         return IndexSpec("ivf", nlist=nlist, nprobe=nprobe)
@@ -80,7 +80,7 @@ class IndexSpec:
         return {name: getattr(self, name) for name in PARAMS[self.kind]}
 
     def describe(self) -> str:
-        """``ivf(nlist=810, nprobe=33)``, for reports."""
+        """``ivf(nlist=810, nprobe=50)``, for reports."""
         params = ", ".join(f"{k}={v}" for k, v in self.params().items())
         return f"{self.kind}({params})" if params else self.kind
 
