@@ -61,7 +61,7 @@ def _run_index(args: argparse.Namespace) -> int:
     else:
         for name in _BUILD_ONLY:
             if getattr(args, name) is not None:
-                raise CbnsError(f"--{name.replace('_', '-')}: changes how an index is built; add --kind "
+                raise CbnsError(f"--{name.replace('_', '-')} {getattr(args, name)}: changes how an index is built; add --kind "
                                 f"to evaluate a temporary index, or rebuild with cbns index build")
         index = ItemIndex.load(run_dir, items)
         if index is None:
