@@ -31,8 +31,12 @@ HEAVY = "heavy"
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    faiss.omp_set_num_threads(before[1])
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,7 @@ def gowalla_run(tmp_path_factory, gowalla):
         (root / "data" / name).parent.mkdir(exist_ok=True)
         (root / "data" / name).write_text("\n".join(lines) + "\n")
     # 2 epochs at a high rate: item vectors need some structure for IVF cells to mean anything
-    train(_config(root / "data", epochs=2, lr=0.02), root / "run", progress=False)
+    train(_config(root / "data", epochs=2, lr=0.02), root / "run", progress=False, verbose=False)
     seen = [set() for _ in range(800)]
     for u, i in train_pairs:
         seen[u].add(int(i))
@@ -82,7 +86,7 @@ def table_run(tmp_path_factory, gowalla):
     (root / "data").mkdir()
     for name, rows in (("train.csv", train_rows), ("test.csv", [(user(u), item(i)) for u, i in test_pairs])):
         (root / "data" / name).write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in rows))
-    train(_config(root / "data"), root / "run", progress=False)
+    train(_config(root / "data"), root / "run", progress=False, verbose=False)
     seen = {}
     for u, i in train_rows:
         seen.setdefault(u, set()).add(i)

@@ -1,1 +1,7 @@
 """Serving a trained run: item indexes, id maps, seen-item filtering, the Recommender."""
+from cbns.serve.index_spec import IndexSpec
+from cbns.serve.item_index import ItemIndex
+from cbns.serve.ranked import Ranked
+from cbns.serve.recommender import Recommender
+
+__all__ = ["IndexSpec", "ItemIndex", "Ranked", "Recommender"]
