@@ -157,7 +157,7 @@ def test_string_ids_round_trip_through_a_remapped_table(table_run):
     user_lines = (run / "user_ids.txt").read_text().split("\n")[:-1]
     item_lines = (run / "item_ids.txt").read_text().split("\n")[:-1]
     assert "u199" in user_lines and "0000042" in item_lines
-    rec = Recommender.from_run(run)
+    rec = Recommender.from_run(run, use_index=False)  # exact, so the order is comparable
     asked = ["u1", "u10", "u199"]
     ranked = rec.recommend(asked, k=10, exclude_seen=True)
     assert list(ranked.queries) == asked
@@ -254,6 +254,18 @@ def test_recommend_cli_json_and_seen_cache(table_run, capsys, tmp_path):
         assert not {x["item"] for x in o["items"]} & seen[o["user"]]
         scores = [x["score"] for x in o["items"]]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_evaluate_retunes_a_built_index_and_rejects_foreign_knobs(table_run, capsys):
+    run, _ = table_run
+    assert main(["index", "build", str(run), "--kind", "hnsw", "--m", "8", "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--index", "--ef-search", "16", "--json", "--threads", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["index"] == "hnsw(m=8, ef_search=16, ef_construction=80)"
+    assert main(["evaluate", str(run), "--index", "--nprobe", "4"]) == 2
+    assert "--nprobe: applies to --kind ivf only, got --kind hnsw with --nprobe 4" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--index", "--m", "4"]) == 2
+    assert "--m 4: changes how an index is built; add --kind" in capsys.readouterr().err
 
 
 def test_stale_index_is_refused(table_run, tmp_path):
