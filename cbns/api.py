@@ -6,28 +6,38 @@ from typing import Sequence
 
 from cbns.build import build_loss, build_model, build_sampler
 from cbns.config import TrainConfig
+from cbns.distributed import build_trainer, init_distributed
 from cbns.evaluate import evaluate_split
 from cbns.runtime import set_threads, tune_allocator
 from cbns.run_dir import load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved, save_run
-from cbns.train import Callback, Trainer, TrainResult
+from cbns.train import Callback, TrainResult
 
 
 def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True,
           verbose: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`)."""
+    """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`).
+
+    Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
+    rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
+    """
     config = resolved(config.validate())
-    out_dir = prepare_out_dir(Path(out)) if out is not None else None
-    set_threads(config.threads)
-    tune_allocator()
-    data = load_data(config)
-    model = build_model(config, data.num_users, data.num_items)
-    sampler = build_sampler(config, data.item_counts())
-    trainer = Trainer(config, data, model, sampler, build_loss(config), progress=progress,
-                      verbose=verbose, callbacks=callbacks)
-    result = trainer.fit()
-    if out_dir is not None:
-        metrics = {**result.to_dict(), "dataset": data.summary()}
-        save_run(out_dir, config, data, model, sampler, metrics)
+    ctx = init_distributed()
+    try:
+        out_dir = prepare_out_dir(Path(out)) if out is not None and ctx.is_main else None
+        set_threads(ctx.threads(config.threads))
+        tune_allocator()
+        data = load_data(config)
+        model = build_model(config, data.num_users, data.num_items)
+        sampler = build_sampler(config, data.item_counts())
+        trainer = build_trainer(ctx, config, data, model, sampler, build_loss(config), progress=progress,
+                                verbose=verbose, callbacks=callbacks)
+        result = trainer.fit()
+        if out_dir is not None:
+            metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size}
+            save_run(out_dir, config, data, model, sampler, metrics)
+        ctx.barrier()
+    finally:
+        ctx.close()
     return result
 
 

@@ -6,8 +6,10 @@ For a row i with user vector u_i and a candidate j with vector v_j drawn with pr
     l_ij = MASKED  if id(j) == pos_id(i)     (an accidental hit: a copy of the row's positive)
 
 The positive gets the same correction. Where the first source is the batch's own positives
-(``Candidates.source == "inbatch"``), row i's positive is column i of that block and no extra
-column is built; otherwise the positive is prepended as column 0. :func:`sampled_softmax_logits`
+(``Candidates.source == "inbatch"``), row i's positive is column ``o + i`` of that block
+(``o = Candidates.positive_offset``: 0 in a single process, the number of rows of the lower ranks
+when the block was gathered over ranks) and no extra column is built; otherwise the positive is
+prepended as column 0. :func:`sampled_softmax_logits`
 returns the logits and the target column of every row.
 
 The steps are fused for speed (the temperature is folded into the user vectors, the correction
@@ -75,7 +77,9 @@ def sampled_softmax_logits(
         positive_ids: ``[B]`` the positive item ids.
         positive_logq: ``[B]`` log q of each positive.
         sources: the negatives, each a :class:`Candidates` shared by all rows. An ``inbatch``
-            source first must hold exactly ``positives`` (it then doubles as the positive column).
+            source first must hold ``positives`` at rows ``[o, o + B)``, ``o`` its
+            ``positive_offset`` (it then doubles as the positive column); its other rows are
+            negatives (the positives of other ranks' rows).
         temperature: T > 0; scores are divided by it before the correction.
         logq_correction: subtract log q (True) or not (for ablations).
     """
@@ -85,11 +89,12 @@ def sampled_softmax_logits(
     hit_rows, hit_cols = hit_positions(positive_ids, torch.cat([s.ids for s in sources]) if sources
                                        else positive_ids[:0])
     if inbatch_first:
-        # Row i's positive is column i of the in-batch block; every other copy of its id is a hit
-        # (rows that share a positive id see each other's copies masked).
-        keep = hit_cols != hit_rows
+        # Row i's positive is column o + i of the in-batch block; every other copy of its id is a
+        # hit (rows that share a positive id see each other's copies masked, across ranks too).
+        offset = sources[0].positive_offset
+        target = torch.arange(offset, offset + users.shape[0], device=users.device)
+        keep = hit_cols != target[hit_rows]
         hit_rows, hit_cols = hit_rows[keep], hit_cols[keep]
-        target = torch.arange(users.shape[0], device=users.device)
     else:
         positive = (scaled * positives).sum(-1, keepdim=True)
         if logq_correction:

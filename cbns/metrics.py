@@ -43,6 +43,12 @@ def metrics_from_hits(hits: torch.Tensor, num_relevant: torch.Tensor, ks: Sequen
     return out
 
 
+def default_chunk(num_items: int) -> int:
+    """Users scored at once by :func:`full_ranking` by default: a ``[chunk, num_items]`` float32
+    score block of ~256 MB."""
+    return max(1, (64 * 2**20) // max(num_items, 1))
+
+
 @torch.no_grad()
 def full_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.csr_matrix,
                  exclude: sp.csr_matrix, ks: Sequence[int] = (20, 50), chunk_size: int | None = None) -> dict[str, float]:
@@ -59,7 +65,7 @@ def full_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.cs
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     num_items = item_emb.shape[0]
     kmax = min(max(ks), num_items)
-    chunk = chunk_size or max(1, (64 * 2**20) // max(num_items, 1))
+    chunk = chunk_size or default_chunk(num_items)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in METRIC_NAMES}
     for start in range(0, len(users), chunk):
         batch = users[start:start + chunk]

@@ -60,6 +60,10 @@ class Trainer:
     Recall@K (K = the first cut-off), and the best weights are restored before the test.
     """
 
+    #: This process's rank in a distributed run (0 otherwise). Callbacks run on every rank; those
+    #: that write files or print should act where ``trainer.rank == 0`` only.
+    rank = 0
+
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower,
                  sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True,
                  verbose: bool = True, callbacks: Sequence[Callback] = ()):
@@ -72,10 +76,14 @@ class Trainer:
         self.train_pairs = torch.from_numpy(data.train)
         self.shuffle = torch.Generator().manual_seed(config.seed + 2)
 
+    def epoch_batches(self) -> list[torch.Tensor]:
+        """Index tensors into the training pairs, one per step: a seeded permutation cut into batches."""
+        order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
+        return list(torch.split(order, self.config.batch_size))
+
     def train_epoch(self, epoch: int) -> dict:
         self.model.train()
-        order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
-        batches = torch.split(order, self.config.batch_size)
+        batches = self.epoch_batches()
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=not self.progress, leave=False,
                    unit="batch", dynamic_ncols=True)
         total, seen, start = 0.0, 0, time.perf_counter()

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cbns.config import TrainConfig, build_config, load_yaml
+from cbns.distributed.context import launched_rank
 from cbns.negatives import BANK_MODES, SAMPLERS
 from cbns.loss import ITEM_SIDES
 
@@ -67,6 +69,9 @@ def register(commands) -> None:
     p.add_argument("--ks", type=_ks, metavar="K,K", help=f"metric cut-offs (default: {','.join(map(str, d.ks))})")
     p.add_argument("--threads", type=int, metavar="N", help=f"torch threads, 0 = all cores (default: {d.threads})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, metavar="N", default=1,
+                   help="train on N local processes (DDP; gloo on CPU, NCCL on GPU); --batch-size stays "
+                        "the global batch, --threads is per process (default: %(default)s; see also torchrun)")
     p.set_defaults(run=run)
 
 
@@ -81,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
     from cbns.report import results_table
 
     config = config_from_args(args)
+    if args.nproc != 1:
+        from cbns.distributed.launch import launch
+
+        return launch(config, Path(args.out), args.nproc, progress=not args.no_progress)
     result = train(config, args.out, progress=not args.no_progress)
-    print(results_table(result, config))
-    print(f"run directory: {args.out}")
+    if launched_rank() == 0:
+        print(results_table(result, config))
+        print(f"run directory: {args.out}")
     return 0

@@ -19,6 +19,10 @@ class Candidates:
         source: a short label (``inbatch``, ``uniform``, ``bank``, ...), for logging and probes.
         item_grad: False when no gradient may reach the item tower through these candidates'
             logits (see :class:`cbns.loss.SampledSoftmaxLoss` for what the loss does with it).
+        positive_offset: for an ``inbatch`` source, the column of row 0's positive: row i's
+            positive is column ``positive_offset + i``. 0 in a single process; in a distributed
+            step the block holds the items of every rank and this rank's rows start further in
+            (see :mod:`cbns.distributed`).
     """
 
     emb: torch.Tensor
@@ -26,6 +30,7 @@ class Candidates:
     logq: torch.Tensor
     source: str
     item_grad: bool = True
+    positive_offset: int = 0
 
     def __len__(self) -> int:
         return self.ids.shape[0]

@@ -1,0 +1,42 @@
+"""``cbns train --nproc N``: start N training processes through ``torch.distributed.run``.
+
+The parent validates the configuration and the output directory, writes the resolved
+configuration to a temporary YAML file and runs
+``python -m torch.distributed.run --standalone --nproc-per-node N -m cbns train --config FILE ...``
+(a free local port, one machine), which is what ``torchrun`` does; every child then trains as a
+rank of :mod:`cbns.distributed.trainer`. The children import the same ``cbns`` as the parent.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from cbns.config import TrainConfig, save_yaml
+from cbns.errors import CbnsError
+from cbns.run_dir import prepare_out_dir
+
+
+def launch_command(config_path: Path, out: Path, nproc: int, progress: bool) -> list[str]:
+    """The argv of the launcher process."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "cbns", "train", "--config", str(config_path), "--out", str(out),
+            *([] if progress else ["--no-progress"])]
+
+
+def launch(config: TrainConfig, out: Path, nproc: int, progress: bool = True) -> int:
+    """Train ``config`` on ``nproc`` local processes writing ``out``; the launcher's exit status."""
+    if nproc < 1:
+        raise CbnsError(f"--nproc: must be >= 1, got {nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise CbnsError(f"--nproc {nproc}: this process already runs under a launcher "
+                        f"(WORLD_SIZE={os.environ['WORLD_SIZE']}); use either torchrun or --nproc")
+    out = prepare_out_dir(out)
+    package_root = str(Path(__file__).resolve().parents[2])  # the directory holding cbns/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryDirectory(prefix="cbns-launch-") as tmp:
+        config_path = Path(tmp) / "config.yaml"
+        save_yaml(config, config_path)
+        return subprocess.run(launch_command(config_path, out, nproc, progress), env=env).returncode
