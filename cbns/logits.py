@@ -9,8 +9,8 @@ The positive gets the same correction. Where the first source is the batch's own
 (``Candidates.source == "inbatch"``), row i's positive is column ``o + i`` of that block
 (``o = Candidates.positive_offset``: 0 in a single process, the number of rows of the lower ranks
 when the block was gathered over ranks) and no extra column is built; otherwise the positive is
-prepended as column 0. :func:`sampled_softmax_logits`
-returns the logits and the target column of every row.
+prepended as column 0. :func:`sampled_softmax_logits` returns the logits and the target column of
+every row.
 
 The steps are fused for speed (the temperature is folded into the user vectors, the correction
 into the matrix product as a bias, the mask written in place at the few hit positions), and the

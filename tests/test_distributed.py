@@ -191,6 +191,21 @@ def test_single_process_is_a_no_op():
     assert ctx.sum([1.5, 2]) == [1.5, 2.0] and ctx.threads(0) == 0 and ctx.threads(3) == 3
 
 
+@pytest.mark.parametrize("argv,env,message", [
+    (["--nproc", "0"], {}, "cbns: error: --nproc: must be >= 1, got 0"),
+    (["--nproc", "2"], {"WORLD_SIZE": "2"}, "cbns: error: --nproc 2: this process already runs under a launcher"),
+    (["--nproc", "2", "--data", "/no/such/dir"], {}, "cbns: error: --data /no/such/dir: no such file"),
+])
+def test_launcher_errors_end_in_one_line_before_any_rank_starts(capfd, monkeypatch, tmp_path, argv, env, message):
+    from cbns.cli import main
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["train", "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_cli_two_processes_on_a_real_slice(tmp_path, gowalla_slice, capfd):
     from cbns.api import evaluate_run, train

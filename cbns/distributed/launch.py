@@ -1,6 +1,6 @@
 """``cbns train --nproc N``: start N training processes through ``torch.distributed.run``.
 
-The parent validates the configuration and the output directory, writes the resolved
+The parent validates the configuration, the output directory and the dataset, writes the resolved
 configuration to a temporary YAML file and runs
 ``python -m torch.distributed.run --standalone --nproc-per-node N -m cbns train --config FILE ...``
 (a free local port, one machine), which is what ``torchrun`` does; every child then trains as a
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cbns.config import TrainConfig, save_yaml
 from cbns.errors import CbnsError
-from cbns.run_dir import prepare_out_dir
+from cbns.run_dir import load_data, prepare_out_dir
 
 
 def launch_command(config_path: Path, out: Path, nproc: int, progress: bool) -> list[str]:
@@ -34,6 +34,7 @@ def launch(config: TrainConfig, out: Path, nproc: int, progress: bool = True) ->
         raise CbnsError(f"--nproc {nproc}: this process already runs under a launcher "
                         f"(WORLD_SIZE={os.environ['WORLD_SIZE']}); use either torchrun or --nproc")
     out = prepare_out_dir(out)
+    load_data(config)  # once here, so that a bad --data ends in one error line before any rank starts
     package_root = str(Path(__file__).resolve().parents[2])  # the directory holding cbns/
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
     with tempfile.TemporaryDirectory(prefix="cbns-launch-") as tmp:
