@@ -28,8 +28,9 @@ class DistContext:
         group: the process group of the row gathers (see :mod:`cbns.distributed.gather`), kept
             apart from DDP's default group so that the gathers' all-reduce inside backward and
             DDP's bucketed gradient all-reduces never have to be issued in the same order.
-        owns_group: True when :func:`init_distributed` created the process group, so
-            :meth:`close` destroys it; a group the caller made is left alone.
+        owns_group: True when :func:`init_distributed` created the default process group, so
+            :meth:`close` destroys it; a default group the caller made is left alone (only the
+            gathers' group is released).
     """
 
     rank: int = 0
@@ -79,9 +80,13 @@ class DistContext:
             dist.barrier(group=self.group)
 
     def close(self) -> None:
-        """Leave the process group if this context created it."""
-        if self.owns_group and dist.is_initialized():
+        """Release the gathers' group, and the default group too if this context created it."""
+        if not dist.is_initialized():
+            return
+        if self.owns_group:
             dist.destroy_process_group()
+        elif self.group is not None:
+            dist.destroy_process_group(self.group)
 
 
 def launched_rank(env: Mapping[str, str] = os.environ) -> int:
