@@ -26,13 +26,13 @@ class TrainConfig:
     item_side: str = "split"
     num_negatives: int = 2048
     popularity_alpha: float = 0.75
-    dim: int = 64
+    dim: int = 128
     normalize: bool = True
     temperature: float = 0.1
     logq_correction: bool = True
     init_std: float = 0.1
-    epochs: int = 20
-    lr: float = 5e-3
+    epochs: int = 12
+    lr: float = 1e-2
     weight_decay: float = 0.0
     seed: int = 0
     valid_fraction: float = 0.1
