@@ -1,5 +1,4 @@
-"""The sampled-softmax cross-entropy as one autograd node: one GEMM and one softmax forward, the
-gradient GEMMs backward, for both item sides.
+"""The sampled-softmax cross-entropy as one autograd node, for both item sides, in row blocks.
 
 With users ``U [B, D]``, candidates ``C = [F; R]`` (``F [Nf, D]`` fresh vectors that carry gradient
 to the item tower, the batch's positives among them; ``R [Nr, D]`` frozen rows such as the CBNS
@@ -10,31 +9,36 @@ row's target column ``t_i < Nf``:
     P = softmax(L) row-wise,   Y = one-hot(t)                        [B, N]
     joint:  loss = mean_i -log P[i, t_i]
             dU = (P - Y) C / (B T),     dF = (P - Y)[:, :Nf]^T U / (B T)
-    split:  Q = softmax(L[:, :Nf]) (the fresh columns alone)
+    split:  Q = softmax(L[:, :Nf]) = P[:, :Nf] / rowsum(P[:, :Nf])    (the fresh columns alone)
             loss = mean_i -log P[i, t_i] + mean_i -log Q[i, t_i]
             dU = (P - Y) C / (B T),     dF = (Q - Y[:, :Nf])^T U / (B T)
 
 The split form is what :class:`cbns.loss.SampledSoftmaxLoss` states as two cross-entropies (the
 user side over every candidate with items detached, the item side over the fresh candidates with
-users detached); here it costs one forward GEMM instead of two.
+users detached); here it costs one forward GEMM and one softmax instead of two of each.
 
 Why by hand: autograd through ``addmm``, an in-place mask and ``cross_entropy`` writes and rereads
 several more ``[B, N]`` blocks (the clone the in-place mask's backward makes, the zeros of the NLL
-backward, the log-softmax backward) and, in split form, computes the fresh block twice. Here the
-``[B, N]`` work is the GEMMs plus one softmax kernel; the logits block is freed after the forward
-and only the probabilities are kept for the backward.
+backward, the log-softmax backward). Here, when a gradient is wanted, the forward also forms it
+(the loss is a scalar, so its backward only scales): rows are taken in blocks of ``[rows, N]``
+(:func:`block_rows`), and each block goes GEMM, mask, softmax, ``P - Y``, gradient GEMMs while it
+is still in cache. No ``[B, N]`` tensor is ever allocated, so memory does not grow with B x M.
 """
 from __future__ import annotations
-
-from contextlib import contextmanager
 
 import torch
 
 from cbns.logits import MASKED
+from cbns.runtime import block_rows
 
-#: A probability below this is recomputed from the logits through a log-sum-exp, so that a loss
-#: whose target probability underflows float32 is still exact rather than infinite.
+#: A probability below this is recomputed from the logits (a log-sum-exp, or a softmax over the
+#: fresh columns), so that a loss or an item-side softmax that underflows float32 stays exact.
 _TINY = 1e-30
+
+#: Bytes of the per-block buffers (logits, probabilities, fresh probabilities). Measured on the
+#: Gowalla shapes: blocks of 256 to 2048 rows run alike; much smaller blocks lose GEMM speed.
+BLOCK_BYTES = 64 * 2**20
+MIN_BLOCK_ROWS = 256
 
 
 def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torch.Tensor | None,
@@ -50,9 +54,11 @@ def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torc
         hit_rows, hit_cols: ``[H]`` int64, the logits set to :data:`cbns.logits.MASKED`.
         target: ``[B]`` int64, each row's positive column, in ``[0, Nf)``.
         temperature: T > 0.
-        split: the split item side (needs ``frozen``; without frozen rows it equals joint).
+        split: the split item side (without frozen rows it equals joint, and joint is used).
     """
     frozen = frozen.detach() if frozen is not None and frozen.shape[0] > 0 else None
+    if not torch.is_grad_enabled():  # no gradient will be asked for: do not form one
+        users, fresh = users.detach(), fresh.detach()
     return _FusedSampledSoftmax.apply(users, fresh, frozen, bias, hit_rows, hit_cols, target,
                                       float(temperature), bool(split and frozen is not None))
 
@@ -61,51 +67,67 @@ class _FusedSampledSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, users, fresh, frozen, bias, hit_rows, hit_cols, target, temperature, split):
+        want_users, want_fresh = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         scaled, cand = _operands(users.detach(), fresh.detach(), frozen, bias, temperature)
-        logits = scaled @ cand.T
-        dim = users.shape[1]
-        scaled, cand = scaled[:, :dim], cand[:, :dim]
-        logits.index_put_((hit_rows, hit_cols), torch.tensor(MASKED, dtype=logits.dtype))
-        rows = torch.arange(users.shape[0], device=users.device)
-        probs = torch.softmax(logits, dim=1)
-        loss = _mean_nll(probs, logits, rows, target)
-        item_probs = None
-        if split:
-            fresh_logits = logits[:, :fresh.shape[0]]
-            item_probs = torch.softmax(fresh_logits, dim=1)
-            loss = loss + _mean_nll(item_probs, fresh_logits, rows, target)
-        del logits
-        ctx.save_for_backward(probs, item_probs, scaled, cand, target)
-        ctx.temperature = temperature
-        ctx.num_fresh = fresh.shape[0]
-        return loss
+        batch, dim = users.shape
+        num_fresh, num = fresh.shape[0], cand.shape[0]
+        grad_users = users.new_empty(batch, dim) if want_users else None
+        grad_fresh = users.new_zeros(num_fresh, dim) if want_fresh else None
+        rows = block_rows(4 * (2 * num + (num_fresh if split else 0)), BLOCK_BYTES, MIN_BLOCK_ROWS)
+        blocks = _BlockBuffers(min(rows, batch), num, num_fresh if split else 0, users)
+        order = torch.argsort(hit_rows)
+        hit_rows, hit_cols = hit_rows[order], hit_cols[order]
+        starts = list(range(0, batch, rows)) + [batch]
+        bounds = torch.searchsorted(hit_rows, torch.tensor(starts, device=hit_rows.device)).tolist()
+        total = users.new_zeros(())
+        for j in range(len(starts) - 1):
+            s, e = starts[j], starts[j + 1]
+            logits = torch.mm(scaled[s:e], cand.T, out=blocks.logits[:e - s])
+            logits[hit_rows[bounds[j]:bounds[j + 1]] - s, hit_cols[bounds[j]:bounds[j + 1]]] = MASKED
+            local = torch.arange(e - s, device=users.device)
+            t = target[s:e]
+            probs = torch.softmax(logits, dim=1, out=blocks.probs[:e - s])
+            total += _nll_sum(probs, logits, local, t)
+            item_probs = probs[:, :num_fresh]
+            if split:
+                item_probs = _fresh_softmax(probs, logits, num_fresh, blocks.item_probs[:e - s])
+                total += _nll_sum(item_probs, logits[:, :num_fresh], local, t)
+            if want_users:
+                probs[local, t] -= 1  # P - Y
+                torch.mm(probs, cand[:, :dim], out=grad_users[s:e])
+            if want_fresh:
+                if split or not want_users:
+                    item_probs[local, t] -= 1
+                grad_fresh.addmm_(item_probs.T, scaled[s:e, :dim])
+        ctx.save_for_backward(grad_users, grad_fresh)
+        ctx.scale_users = 1.0 / (batch * temperature)
+        ctx.scale_fresh = 1.0 / batch
+        return total / batch
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        probs, item_probs, scaled, cand, target = ctx.saved_tensors
-        num_fresh, temperature = ctx.num_fresh, ctx.temperature
-        batch = probs.shape[0]
-        rows = torch.arange(batch, device=probs.device)
-        scale = grad / batch
-        grad_users = grad_fresh = None
-        # P - Y is formed in place on the saved probabilities and undone afterwards, so that the
-        # saved tensors are unchanged (a second backward with retain_graph sees the same values).
-        with _minus_one_hot(probs, rows, target):
-            if ctx.needs_input_grad[0]:
-                grad_users = (probs @ cand) * (scale / temperature)
-            if ctx.needs_input_grad[1] and item_probs is None:
-                grad_fresh = (probs[:, :num_fresh].T @ scaled) * scale
-        if ctx.needs_input_grad[1] and item_probs is not None:
-            with _minus_one_hot(item_probs, rows, target):
-                grad_fresh = (item_probs.T @ scaled) * scale
-        return grad_users, grad_fresh, None, None, None, None, None, None, None
+        grad_users, grad_fresh = ctx.saved_tensors
+        du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
+        df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
+        return du, df, None, None, None, None, None, None, None
+
+
+class _BlockBuffers:
+    """The per-block work space, allocated once per call: logits, probabilities, and the fresh
+    columns' own softmax (split only), each ``[rows, width]``."""
+
+    def __init__(self, rows: int, num: int, num_item: int, like: torch.Tensor):
+        self.logits = like.new_empty(rows, num)
+        self.probs = like.new_empty(rows, num)
+        self.item_probs = like.new_empty(rows, num_item) if num_item else None
 
 
 def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, torch.Tensor]:
     """``(U / T, C)``, each with one more column (``1`` and ``b``) when there is a bias.
 
     The bias then comes out of the matrix product itself (``[U/T, 1] . [C, b] = U C^T / T + b``):
-    one more term in each dot product instead of another pass over the ``[B, N]`` block.
+    one more term in each dot product instead of another pass over the logits.
     """
     num_fresh, dim = fresh.shape
     rows = num_fresh + (frozen.shape[0] if frozen is not None else 0)
@@ -122,23 +144,24 @@ def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, to
     return scaled, cand
 
 
-def _mean_nll(probs: torch.Tensor, logits: torch.Tensor, rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``mean_i -log probs[i, t_i]``; rows whose probability underflows use ``lse - logit``."""
+def _fresh_softmax(probs: torch.Tensor, logits: torch.Tensor, num_fresh: int, out: torch.Tensor) -> torch.Tensor:
+    """``softmax(logits[:, :Nf])`` from the full softmax: its first ``Nf`` columns renormalised.
+
+    A row whose fresh mass underflows is recomputed from its logits.
+    """
+    mass = probs[:, :num_fresh].sum(1, keepdim=True)
+    torch.div(probs[:, :num_fresh], mass, out=out)
+    small = (mass[:, 0] < _TINY).nonzero()[:, 0]
+    if len(small):
+        out[small] = torch.softmax(logits[small, :num_fresh], dim=1)
+    return out
+
+
+def _nll_sum(probs: torch.Tensor, logits: torch.Tensor, rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``sum_i -log probs[i, t_i]``; a row whose probability underflows uses ``lse - logit``."""
     picked = probs[rows, target]
     nll = -torch.log(picked)
-    small = picked < _TINY
-    if bool(small.any()):
-        r = rows[small]
-        nll[small] = torch.logsumexp(logits[r], dim=1) - logits[r, target[small]]
-    return nll.mean()
-
-
-@contextmanager
-def _minus_one_hot(m: torch.Tensor, rows: torch.Tensor, target: torch.Tensor):
-    """``m[rows, target] -= 1`` inside the block, the original values restored after it."""
-    kept = m[rows, target]
-    m.index_put_((rows, target), kept - 1)
-    try:
-        yield
-    finally:
-        m.index_put_((rows, target), kept)
+    small = (picked < _TINY).nonzero()[:, 0]
+    if len(small):
+        nll[small] = torch.logsumexp(logits[small], dim=1) - logits[small, target[small]]
+    return nll.sum()
