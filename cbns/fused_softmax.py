@@ -35,7 +35,7 @@ from cbns.runtime import block_rows
 #: fresh columns), so that a loss or an item-side softmax that underflows float32 stays exact.
 _TINY = 1e-30
 
-#: Bytes of the per-block buffers (logits, probabilities, fresh probabilities). Measured on the
+#: Bytes of the per-block buffers (logits and probabilities). Measured on the
 #: Gowalla shapes: blocks of 256 to 2048 rows run alike; much smaller blocks lose GEMM speed.
 BLOCK_BYTES = 64 * 2**20
 MIN_BLOCK_ROWS = 256
@@ -73,8 +73,8 @@ class _FusedSampledSoftmax(torch.autograd.Function):
         num_fresh, num = fresh.shape[0], cand.shape[0]
         grad_users = users.new_empty(batch, dim) if want_users else None
         grad_fresh = users.new_zeros(num_fresh, dim) if want_fresh else None
-        rows = block_rows(4 * (2 * num + (num_fresh if split else 0)), BLOCK_BYTES, MIN_BLOCK_ROWS)
-        blocks = _BlockBuffers(min(rows, batch), num, num_fresh if split else 0, users)
+        rows = min(batch, block_rows(2 * num * users.element_size(), BLOCK_BYTES, MIN_BLOCK_ROWS))
+        logits_buf, probs_buf = users.new_empty(rows, num), users.new_empty(rows, num)
         order = torch.argsort(hit_rows)
         hit_rows, hit_cols = hit_rows[order], hit_cols[order]
         starts = list(range(0, batch, rows)) + [batch]
@@ -82,23 +82,27 @@ class _FusedSampledSoftmax(torch.autograd.Function):
         total = users.new_zeros(())
         for j in range(len(starts) - 1):
             s, e = starts[j], starts[j + 1]
-            logits = torch.mm(scaled[s:e], cand.T, out=blocks.logits[:e - s])
+            logits = torch.mm(scaled[s:e], cand.T, out=logits_buf[:e - s])
             logits[hit_rows[bounds[j]:bounds[j + 1]] - s, hit_cols[bounds[j]:bounds[j + 1]]] = MASKED
-            local = torch.arange(e - s, device=users.device)
+            probs = torch.softmax(logits, dim=1, out=probs_buf[:e - s])
             t = target[s:e]
-            probs = torch.softmax(logits, dim=1, out=blocks.probs[:e - s])
-            total += _nll_sum(probs, logits, local, t)
-            item_probs = probs[:, :num_fresh]
+            picked = probs[torch.arange(e - s, device=probs.device), t]
+            total += _nll(picked, logits, t).sum()
+            # Item side: dF += (W P_f - Y)^T U with W = 1 (joint: the full softmax's fresh
+            # columns) or 1 / rowsum(P_f) (split: those columns renormalised, i.e. Q), so Q is
+            # never written out.
+            weight = None
             if split:
-                item_probs = _fresh_softmax(probs, logits, num_fresh, blocks.item_probs[:e - s])
-                total += _nll_sum(item_probs, logits[:, :num_fresh], local, t)
-            if want_users:
-                probs[local, t] -= 1  # P - Y
-                torch.mm(probs, cand[:, :dim], out=grad_users[s:e])
+                weight, item_nll = _renormalise(probs[:, :num_fresh], picked, logits[:, :num_fresh], t,
+                                                grad_fresh, scaled[s:e, :dim])
+                total += item_nll.sum()
             if want_fresh:
-                if split or not want_users:
-                    item_probs[local, t] -= 1
-                grad_fresh.addmm_(item_probs.T, scaled[s:e, :dim])
+                u = scaled[s:e, :dim] if weight is None else scaled[s:e, :dim] * weight[:, None]
+                grad_fresh.addmm_(probs[:, :num_fresh].T, u)
+                grad_fresh.index_add_(0, t, scaled[s:e, :dim], alpha=-1)
+            if want_users:  # dU = (P - Y) C = P C - C[t]
+                torch.mm(probs, cand[:, :dim], out=grad_users[s:e])
+                grad_users[s:e] -= cand[t, :dim]
         ctx.save_for_backward(grad_users, grad_fresh)
         ctx.scale_users = 1.0 / (batch * temperature)
         ctx.scale_fresh = 1.0 / batch
@@ -111,16 +115,6 @@ class _FusedSampledSoftmax(torch.autograd.Function):
         du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
         df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
         return du, df, None, None, None, None, None, None, None
-
-
-class _BlockBuffers:
-    """The per-block work space, allocated once per call: logits, probabilities, and the fresh
-    columns' own softmax (split only), each ``[rows, width]``."""
-
-    def __init__(self, rows: int, num: int, num_item: int, like: torch.Tensor):
-        self.logits = like.new_empty(rows, num)
-        self.probs = like.new_empty(rows, num)
-        self.item_probs = like.new_empty(rows, num_item) if num_item else None
 
 
 def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,24 +138,32 @@ def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, to
     return scaled, cand
 
 
-def _fresh_softmax(probs: torch.Tensor, logits: torch.Tensor, num_fresh: int, out: torch.Tensor) -> torch.Tensor:
-    """``softmax(logits[:, :Nf])`` from the full softmax: its first ``Nf`` columns renormalised.
+def _renormalise(fresh_probs: torch.Tensor, picked: torch.Tensor, fresh_logits: torch.Tensor,
+                 target: torch.Tensor, grad_fresh: torch.Tensor | None, users: torch.Tensor):
+    """The split item side of one block from the full softmax's fresh columns ``P_f [R, Nf]``.
 
-    A row whose fresh mass underflows is recomputed from its logits.
+    Returns ``(weight [R], nll [R])``: ``weight = 1 / rowsum(P_f)`` (so ``weight * P_f`` is the
+    softmax over the fresh columns) and ``nll = -log Q[i, t_i] = -log P[i, t_i] + log rowsum``.
+    A row whose fresh mass or target probability underflows gets weight 0 and is done exactly from
+    its logits instead, its gradient added to ``grad_fresh`` here.
     """
-    mass = probs[:, :num_fresh].sum(1, keepdim=True)
-    torch.div(probs[:, :num_fresh], mass, out=out)
-    small = (mass[:, 0] < _TINY).nonzero()[:, 0]
+    mass = fresh_probs.sum(1)
+    weight = 1.0 / mass
+    nll = -torch.log(picked) + torch.log(mass)
+    small = ((mass < _TINY) | (picked < _TINY)).nonzero()[:, 0]
     if len(small):
-        out[small] = torch.softmax(logits[small, :num_fresh], dim=1)
-    return out
+        weight[small] = 0.0
+        nll[small] = torch.logsumexp(fresh_logits[small], dim=1) - fresh_logits[small, target[small]]
+        if grad_fresh is not None:
+            grad_fresh.addmm_(torch.softmax(fresh_logits[small], dim=1).T, users[small])
+    return weight, nll
 
 
-def _nll_sum(probs: torch.Tensor, logits: torch.Tensor, rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``sum_i -log probs[i, t_i]``; a row whose probability underflows uses ``lse - logit``."""
-    picked = probs[rows, target]
+def _nll(picked: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``[R]`` ``-log P[i, t_i]`` from ``picked = P[i, t_i]``; a row whose probability underflows
+    uses ``lse - logit`` from its logits."""
     nll = -torch.log(picked)
     small = (picked < _TINY).nonzero()[:, 0]
     if len(small):
         nll[small] = torch.logsumexp(logits[small], dim=1) - logits[small, target[small]]
-    return nll.sum()
+    return nll
