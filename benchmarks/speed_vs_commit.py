@@ -4,7 +4,7 @@
 
 Checks the ``--before`` commit out into a temporary ``git worktree``, then alternates the two
 trees (a fresh process each time, in swapped order every other round) timing ``--steps`` steps of
-the default configuration (:class:`cbns.config.TrainConfig` defaults, same seed, same batches)
+the default configuration (:class:`cbns.config.TrainConfig` defaults, or another ``--memory-size``; same seed, same batches)
 after a warm-up. With ``--epochs`` it then trains both for that many epochs (``cbns train``) and
 compares the validation recall per epoch and the test metrics. Prints a table and one JSON line.
 """
@@ -27,11 +27,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process (default: %(default)s)")
+    parser.add_argument("--memory-size", type=int, help="time this bank size instead of the default M")
     parser.add_argument("--epochs", type=int, default=0, help="also train both this many epochs (default: none)")
     parser.add_argument("--worker", metavar="ROOT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(Path(args.worker), args.threads, args.steps)
+        return worker(Path(args.worker), args.threads, args.steps, args.memory_size)
     if not args.before:
         parser.error("--before is required")
 
@@ -42,23 +43,28 @@ def main(argv=None) -> int:
         try:
             trees = {"before": old, "after": HERE}
             times = {name: {"cpu": [], "wall": []} for name in trees}
+            peak = {name: 0 for name in trees}
             for r in range(args.rounds):
                 for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
-                    got = _time_tree(trees[name], args.threads, args.steps)
+                    got = _time_tree(trees[name], args.threads, args.steps, args.memory_size)
                     for clock in ("cpu", "wall"):
                         times[name][clock] += got[clock]
+                    peak[name] = max(peak[name], got["peak_rss"])
                     print(f"round {r + 1} {name:6s} cpu {statistics.median(got['cpu']) * 1e3:7.1f} ms/step  "
                           f"wall {statistics.median(got['wall']) * 1e3:7.1f} ms/step", flush=True)
             med = {n: {c: statistics.median(v) for c, v in t.items()} for n, t in times.items()}
             result = {"before": args.before, "threads": args.threads, "steps": args.rounds * args.steps,
+                      "memory_size": args.memory_size,
                       "before_step_ms_cpu": round(med["before"]["cpu"] * 1e3, 2),
                       "after_step_ms_cpu": round(med["after"]["cpu"] * 1e3, 2),
                       "speedup_cpu": round(med["before"]["cpu"] / med["after"]["cpu"], 3),
                       "before_step_ms_wall": round(med["before"]["wall"] * 1e3, 2),
                       "after_step_ms_wall": round(med["after"]["wall"] * 1e3, 2),
-                      "speedup_wall": round(med["before"]["wall"] / med["after"]["wall"], 3)}
-            print(f"default step: before {result['before_step_ms_cpu']} ms, after {result['after_step_ms_cpu']} ms "
-                  f"(CPU), speed-up {result['speedup_cpu']}x; wall {result['speedup_wall']}x", flush=True)
+                      "speedup_wall": round(med["before"]["wall"] / med["after"]["wall"], 3),
+                      "before_peak_rss_mb": round(peak["before"] / 2**20), "after_peak_rss_mb": round(peak["after"] / 2**20)}
+            print(f"step: before {result['before_step_ms_cpu']} ms, after {result['after_step_ms_cpu']} ms "
+                  f"(CPU), speed-up {result['speedup_cpu']}x; wall {result['speedup_wall']}x; peak RSS "
+                  f"{result['before_peak_rss_mb']} MB before, {result['after_peak_rss_mb']} MB after", flush=True)
             if args.epochs:
                 result.update(_compare_training(trees, args.threads, args.epochs, Path(tmp)))
         finally:
@@ -67,15 +73,17 @@ def main(argv=None) -> int:
     return 0
 
 
-def _time_tree(root: Path, threads: int, steps: int) -> dict:
+def _time_tree(root: Path, threads: int, steps: int, memory_size: int | None) -> dict:
+    extra = ["--memory-size", str(memory_size)] if memory_size is not None else []
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(root),
-                          "--threads", str(threads), "--steps", str(steps)],
+                          "--threads", str(threads), "--steps", str(steps), *extra],
                          check=True, capture_output=True, text=True, cwd=root)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(root: Path, threads: int, steps: int) -> int:
-    """Time ``steps`` default steps with the package of ``root`` (its public API of 12b0706 on)."""
+def worker(root: Path, threads: int, steps: int, memory_size: int | None) -> int:
+    """Time ``steps`` default steps (bank size ``memory_size`` if given) with the package of
+    ``root`` (its public API of 12b0706 on)."""
     import time
 
     sys.path.insert(0, str(root))
@@ -91,6 +99,8 @@ def worker(root: Path, threads: int, steps: int) -> int:
     set_threads(threads)
     tune_allocator()
     config = TrainConfig(threads=threads)
+    if memory_size is not None:
+        config.memory_size = memory_size
     data = load_data(config)
     trainer = Trainer(config, data, build_model(config, data.num_users, data.num_items),
                       build_sampler(config, data.item_counts()), build_loss(config), progress=False, verbose=False)
@@ -105,7 +115,10 @@ def worker(root: Path, threads: int, steps: int) -> int:
         if i >= warmup:
             cpu.append(time.process_time() - c)
             wall.append(time.perf_counter() - w)
-    print(json.dumps({"cpu": cpu, "wall": wall}))
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(json.dumps({"cpu": cpu, "wall": wall, "peak_rss": peak}))
     return 0
 
 
