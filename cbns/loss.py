@@ -58,17 +58,20 @@ class SampledSoftmaxLoss:
         return user_side + item_side
 
     def _fused(self, users: torch.Tensor, positive_ids: torch.Tensor, sources: Sequence[Candidates]) -> torch.Tensor:
-        # Columns: the gradient-carrying sources first (the in-batch block leads, so row i's
-        # positive is column i), then the frozen ones; the softmax does not depend on column order.
+        # Columns: the gradient-carrying sources first (the in-batch block leads), then the frozen
+        # ones; the softmax does not depend on the column order.
         fresh = [s for s in sources if s.item_grad]
         frozen = [s for s in sources if not s.item_grad]
         assert fresh and fresh[0] is sources[0], "the in-batch source carries item gradient"
         ordered = fresh + frozen
         ids = torch.cat([s.ids for s in ordered])
         bias = -torch.cat([s.logq for s in ordered]) if self.logq_correction else None
+        # Row i's positive is column o + i (o = positive_offset: 0 in one process, further in when
+        # the block was gathered over ranks); every other copy of its id is an accidental hit.
+        offset = sources[0].positive_offset
+        target = torch.arange(offset, offset + users.shape[0], device=users.device)
         rows, cols = hit_positions(positive_ids, ids)
-        keep = rows != cols  # row i's own positive (column i) is its target, not a hit
-        target = torch.arange(users.shape[0], device=users.device)
+        keep = cols != target[rows]
         return fused_sampled_softmax(users, _cat([s.emb for s in fresh]),
                                      _cat([s.emb for s in frozen]) if frozen else None, bias,
                                      rows[keep], cols[keep], target, self.temperature,
