@@ -129,6 +129,7 @@ def time_steps(base: TrainConfig, data, timer, batch: int, repeats: int, steps: 
         for name, trainer in trainers.items():
             step_times[name] += run(name, steps)
             floor_times[name] += [_timed(timer, floors[name]) for _ in range(steps)]
+    adam = statistics.median(_timed(timer, trainers["default"].optimizer.step) for _ in range(5))
     step = {name: statistics.median(v) for name, v in step_times.items()}
     floor = {name: statistics.median(v) for name, v in floor_times.items()}
     print(f"{'config':14s} {'N':>6s} {'step ms':>8s} {'floor ms':>9s} {'step/floor':>10s} {'/inbatch':>9s}")
@@ -139,7 +140,10 @@ def time_steps(base: TrainConfig, data, timer, batch: int, repeats: int, steps: 
               f"{step[name] / floor[name]:10.2f} {step[name] / step['inbatch']:9.2f}")
     examples = base.batch_size / step["default"]
     print(f"default configuration ({base.sampler}, B={base.batch_size}, M={base.memory_size}, "
-          f"item side {base.item_side}): {examples:,.0f} examples/s", flush=True)
+          f"item side {base.item_side}): {examples:,.0f} examples/s; its dense Adam update over both "
+          f"tables {adam * 1e3:.1f} ms of the {step['default'] * 1e3:.1f} ms step", flush=True)
+    bf16 = _bf16_over_fp32(timer, batch, 8 * batch, base.dim)
+    print(f"bank scores [B, D] x [D, 8B] in bfloat16 take {bf16:.2f}x the float32 time on this CPU", flush=True)
     return {
         "inbatch_step_ms": round(step["inbatch"] * 1e3, 2),
         "inbatch_step_over_floor": round(step["inbatch"] / floor["inbatch"], 3),
@@ -148,6 +152,8 @@ def time_steps(base: TrainConfig, data, timer, batch: int, repeats: int, steps: 
         "cbns_step_over_floor_by_m": {k: round(step[k] / floor[k], 3) for k in step if k.startswith("cbns")},
         "cbns_over_inbatch_by_m": {k: round(step[k] / step["inbatch"], 3) for k in step if k.startswith("cbns")},
         "default_step_ms": round(step["default"] * 1e3, 2),
+        "default_adam_ms": round(adam * 1e3, 2),
+        "bf16_over_fp32_bank_gemm": round(bf16, 3),
         "examples_per_second": round(examples, 1),
     }
 
@@ -172,6 +178,17 @@ def _floor(trainer: Trainer):
         grad[:, :b].T @ users
 
     return gemms
+
+
+def _bf16_over_fp32(timer, rows: int, cols: int, dim: int) -> float:
+    """Time of a bank-sized score GEMM in bfloat16 over the same in float32 (median of 3 each)."""
+    users, bank = torch.randn(rows, dim), torch.randn(cols, dim)
+    low_users, low_bank = users.bfloat16(), bank.bfloat16()
+    times = {"bf16": [], "fp32": []}
+    for _ in range(4):
+        times["bf16"].append(_timed(timer, lambda: low_users @ low_bank.T))
+        times["fp32"].append(_timed(timer, lambda: users @ bank.T))
+    return statistics.median(times["bf16"][1:]) / statistics.median(times["fp32"][1:])
 
 
 def _timed(timer, fn) -> float:
