@@ -20,9 +20,11 @@ users detached); here it costs one forward GEMM and one softmax instead of two o
 Why by hand: autograd through ``addmm``, an in-place mask and ``cross_entropy`` writes and rereads
 several more ``[B, N]`` blocks (the clone the in-place mask's backward makes, the zeros of the NLL
 backward, the log-softmax backward). Here, when a gradient is wanted, the forward also forms it
-(the loss is a scalar, so its backward only scales): rows are taken in blocks of ``[rows, N]``
-(:func:`block_rows`), and each block goes GEMM, mask, softmax, ``P - Y``, gradient GEMMs while it
-is still in cache. No ``[B, N]`` tensor is ever allocated, so memory does not grow with B x M.
+(the loss is a scalar, so its backward only scales). Rows are taken in blocks
+(:func:`cbns.runtime.block_rows`), each block going GEMM, mask, softmax, gradient GEMMs through two
+reused ``[rows, N]`` buffers: no ``[B, N]`` tensor is allocated, so memory stays flat as the bank
+grows, and the only ``[B, N]`` work besides the GEMMs is the softmax itself. The bias rides in the
+forward GEMM as one more column, and ``P - Y`` is never written (``(P - Y) C = P C - C[t]``).
 """
 from __future__ import annotations
 
