@@ -32,7 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cbns.build import build_loss, build_model, build_sampler  # noqa: E402
 from cbns.config import TrainConfig  # noqa: E402
 from cbns.evaluate import evaluate_split  # noqa: E402
-from cbns.metrics import default_chunk  # noqa: E402
+
+try:
+    from cbns.metrics import default_chunk
+except ImportError:  # trees before default_chunk (12b0706): its fixed 64M-float block; lets the
+    def default_chunk(num_items: int) -> int:  # script measure the "before" ratios too
+        return max(1, (64 * 2**20) // max(num_items, 1))
 from cbns.run_dir import load_data  # noqa: E402
 from cbns.runtime import set_threads, tune_allocator  # noqa: E402
 from cbns.train import Trainer  # noqa: E402
