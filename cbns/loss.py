@@ -7,7 +7,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from cbns.logits import sampled_softmax_logits
+from cbns.fused_softmax import fused_sampled_softmax
+from cbns.logits import hit_positions, sampled_softmax_logits
 from cbns.negatives.candidates import Candidates
 
 #: ``joint``: one softmax over every candidate, gradients wherever they flow (the paper's form;
@@ -41,7 +42,13 @@ class SampledSoftmaxLoss:
 
     def __call__(self, users: torch.Tensor, positives: torch.Tensor, positive_ids: torch.Tensor,
                  positive_logq: torch.Tensor, sources: Sequence[Candidates]) -> torch.Tensor:
-        """Scalar loss for users ``[B, D]``, positives ``[B, D]`` and the negative sources."""
+        """Scalar loss for users ``[B, D]``, positives ``[B, D]`` and the negative sources.
+
+        When the first source is the batch's positives (inbatch, mns, cbns) the loss runs as one
+        fused autograd node (:mod:`cbns.fused_softmax`); otherwise as the plain composition below.
+        """
+        if sources and sources[0].source == "inbatch":
+            return self._fused(users, positive_ids, sources)
         if self.item_side == "joint" or all(s.item_grad for s in sources):
             return self._cross_entropy(users, positives, positive_ids, positive_logq, sources)
         frozen = [replace(s, emb=s.emb.detach()) for s in sources]
@@ -50,7 +57,31 @@ class SampledSoftmaxLoss:
         item_side = self._cross_entropy(users.detach(), positives, positive_ids, positive_logq, fresh)
         return user_side + item_side
 
+    def _fused(self, users: torch.Tensor, positive_ids: torch.Tensor, sources: Sequence[Candidates]) -> torch.Tensor:
+        # Columns: the gradient-carrying sources first (the in-batch block leads), then the frozen
+        # ones; the softmax does not depend on the column order.
+        fresh = [s for s in sources if s.item_grad]
+        frozen = [s for s in sources if not s.item_grad]
+        assert fresh and fresh[0] is sources[0], "the in-batch source carries item gradient"
+        ordered = fresh + frozen
+        ids = torch.cat([s.ids for s in ordered])
+        bias = -torch.cat([s.logq for s in ordered]) if self.logq_correction else None
+        # Row i's positive is column o + i (o = positive_offset: 0 in one process, further in when
+        # the block was gathered over ranks); every other copy of its id is an accidental hit.
+        offset = sources[0].positive_offset
+        target = torch.arange(offset, offset + users.shape[0], device=users.device)
+        rows, cols = hit_positions(positive_ids, ids)
+        keep = cols != target[rows]
+        return fused_sampled_softmax(users, _cat([s.emb for s in fresh]),
+                                     _cat([s.emb for s in frozen]) if frozen else None, bias,
+                                     rows[keep], cols[keep], target, self.temperature,
+                                     self.item_side == "split")
+
     def _cross_entropy(self, users, positives, positive_ids, positive_logq, sources) -> torch.Tensor:
         logits, target = sampled_softmax_logits(users, positives, positive_ids, positive_logq, sources,
                                                 self.temperature, self.logq_correction)
         return F.cross_entropy(logits, target)
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -18,6 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from cbns.runtime import block_rows
+from cbns.topk import grouped_topk, padded_width
+
 METRIC_NAMES = ("recall", "ndcg", "hit", "precision")
 
 
@@ -43,10 +46,17 @@ def metrics_from_hits(hits: torch.Tensor, num_relevant: torch.Tensor, ks: Sequen
     return out
 
 
+#: Score of an excluded item: the lowest finite float, so it ranks below every real score but
+#: above the ``-inf`` padding of :func:`cbns.topk.grouped_topk`.
+EXCLUDED = torch.finfo(torch.float32).min
+#: The largest score block :func:`full_ranking` holds; less when memory is short.
+BLOCK_BYTES = 256 * 2**20
+
+
 def default_chunk(num_items: int) -> int:
     """Users scored at once by :func:`full_ranking` by default: a ``[chunk, num_items]`` float32
-    score block of ~256 MB."""
-    return max(1, (64 * 2**20) // max(num_items, 1))
+    score block of at most 256 MB and an eighth of the available memory."""
+    return block_rows(4 * max(num_items, 1), BLOCK_BYTES)
 
 
 @torch.no_grad()
@@ -60,19 +70,26 @@ def full_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.cs
         exclude: ``[U, I]`` CSR, items never ranked for the user (training, and validation when
             testing).
         ks: the cut-offs.
-        chunk_size: users scored at once; by default sized so the score block is ~256 MB.
+        chunk_size: users scored at once; by default :func:`default_chunk`.
+
+    One score block is allocated and reused; its columns are padded to whole groups of
+    :func:`cbns.topk.grouped_topk`, which finds the top-K through group maxima.
     """
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     num_items = item_emb.shape[0]
     kmax = min(max(ks), num_items)
-    chunk = chunk_size or default_chunk(num_items)
+    width = padded_width(num_items)
+    items = torch.cat([item_emb, item_emb.new_zeros(width - num_items, item_emb.shape[1])])
+    chunk = chunk_size or default_chunk(width)
+    block = user_emb.new_empty(min(chunk, len(users)), width)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in METRIC_NAMES}
     for start in range(0, len(users), chunk):
         batch = users[start:start + chunk]
-        score = user_emb[torch.from_numpy(batch)] @ item_emb.T
+        score = torch.mm(user_emb[torch.from_numpy(batch)], items.T, out=block[:len(batch)])
+        score[:, num_items:] = -torch.inf
         rows, cols = _coo(exclude, batch)
-        score[rows, cols] = -torch.inf
-        top = torch.topk(score, kmax, dim=1, sorted=True).indices
+        score[rows, cols] = EXCLUDED
+        top = grouped_topk(score, kmax, num_items)
         hits = _is_relevant(top, relevant, batch, num_items)
         num_relevant = torch.from_numpy(np.diff(relevant.indptr)[batch])
         for name, values in metrics_from_hits(hits, num_relevant, ks).items():

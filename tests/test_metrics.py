@@ -69,3 +69,22 @@ def test_known_numbers():
     m = full_ranking(users, items, to_csr([[2, 3]], 4), to_csr([[0]], 4), ks=[2])
     assert m["recall@2"] == 0.5 and m["precision@2"] == 0.5 and m["hit@2"] == 1.0
     assert abs(m["ndcg@2"] - (1 / math.log2(3)) / (1 + 1 / math.log2(3))) < 1e-6
+
+
+def test_wide_catalogue_uses_grouped_topk_and_equals_brute_force():
+    # 3,000 items and K = 20: 94 groups of 32 >= 4K, so the grouped top-K path runs.
+    rng = np.random.default_rng(5)
+    num_users, num_items = 40, 3000
+    users = rng.standard_normal((num_users, 8)).astype(np.float32)
+    items = rng.standard_normal((num_items, 8)).astype(np.float32)
+    relevant, exclude = [], []
+    for _ in range(num_users):
+        perm = rng.permutation(num_items)
+        n_ex = int(rng.integers(0, 2900))
+        exclude.append(sorted(perm[:n_ex]))
+        relevant.append(sorted(perm[n_ex:n_ex + int(rng.integers(1, 60))]))
+    got = full_ranking(torch.from_numpy(users), torch.from_numpy(items), to_csr(relevant, num_items),
+                       to_csr(exclude, num_items), [5, 20], chunk_size=7)
+    for k in (5, 20):
+        for name, value in brute_force(users @ items.T, relevant, exclude, k).items():
+            assert abs(got[name] - value) < 1e-5, (name, got[name], value)

@@ -1,0 +1,149 @@
+"""The default Gowalla training step of this tree against an earlier commit, side by side.
+
+    python benchmarks/speed_vs_commit.py --before 12b0706 --threads 1 --rounds 4 --steps 20 --epochs 3
+
+Checks the ``--before`` commit out into a temporary ``git worktree``, then alternates the two
+trees (a fresh process each time, in swapped order every other round) timing ``--steps`` steps of
+the default configuration (:class:`cbns.config.TrainConfig` defaults, or another ``--memory-size``; same seed, same batches)
+after a warm-up. With ``--epochs`` it then trains both for that many epochs (``cbns train``) and
+compares the validation recall per epoch and the test metrics. Prints a table and one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", help="the commit to compare against (required)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per process (default: %(default)s)")
+    parser.add_argument("--memory-size", type=int, help="time this bank size instead of the default M")
+    parser.add_argument("--epochs", type=int, default=0, help="also train both this many epochs (default: none)")
+    parser.add_argument("--worker", metavar="ROOT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(Path(args.worker), args.threads, args.steps, args.memory_size)
+    if not args.before:
+        parser.error("--before is required")
+
+    with tempfile.TemporaryDirectory(prefix="cbns-before-") as tmp:
+        old = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(HERE), "worktree", "add", "--detach", "--quiet", str(old), args.before],
+                       check=True)
+        try:
+            trees = {"before": old, "after": HERE}
+            times = {name: {"cpu": [], "wall": []} for name in trees}
+            peak = {name: 0 for name in trees}
+            for r in range(args.rounds):
+                for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
+                    got = _time_tree(trees[name], args.threads, args.steps, args.memory_size)
+                    for clock in ("cpu", "wall"):
+                        times[name][clock] += got[clock]
+                    peak[name] = max(peak[name], got["peak_rss"])
+                    print(f"round {r + 1} {name:6s} cpu {statistics.median(got['cpu']) * 1e3:7.1f} ms/step  "
+                          f"wall {statistics.median(got['wall']) * 1e3:7.1f} ms/step", flush=True)
+            med = {n: {c: statistics.median(v) for c, v in t.items()} for n, t in times.items()}
+            result = {"before": args.before, "threads": args.threads, "steps": args.rounds * args.steps,
+                      "memory_size": args.memory_size,
+                      "before_step_ms_cpu": round(med["before"]["cpu"] * 1e3, 2),
+                      "after_step_ms_cpu": round(med["after"]["cpu"] * 1e3, 2),
+                      "speedup_cpu": round(med["before"]["cpu"] / med["after"]["cpu"], 3),
+                      "before_step_ms_wall": round(med["before"]["wall"] * 1e3, 2),
+                      "after_step_ms_wall": round(med["after"]["wall"] * 1e3, 2),
+                      "speedup_wall": round(med["before"]["wall"] / med["after"]["wall"], 3),
+                      "before_peak_rss_mb": round(peak["before"] / 2**20), "after_peak_rss_mb": round(peak["after"] / 2**20)}
+            print(f"step: before {result['before_step_ms_cpu']} ms, after {result['after_step_ms_cpu']} ms "
+                  f"(CPU), speed-up {result['speedup_cpu']}x; wall {result['speedup_wall']}x; peak RSS "
+                  f"{result['before_peak_rss_mb']} MB before, {result['after_peak_rss_mb']} MB after", flush=True)
+            if args.epochs:
+                result.update(_compare_training(trees, args.threads, args.epochs, Path(tmp)))
+        finally:
+            subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)], check=False)
+    print(json.dumps(result))
+    return 0
+
+
+def _time_tree(root: Path, threads: int, steps: int, memory_size: int | None) -> dict:
+    extra = ["--memory-size", str(memory_size)] if memory_size is not None else []
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(root),
+                          "--threads", str(threads), "--steps", str(steps), *extra],
+                         check=True, capture_output=True, text=True, cwd=root)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worker(root: Path, threads: int, steps: int, memory_size: int | None) -> int:
+    """Time ``steps`` default steps (bank size ``memory_size`` if given) with the package of
+    ``root`` (its public API of 12b0706 on)."""
+    import time
+
+    sys.path.insert(0, str(root))
+    import torch
+
+    from cbns.build import build_loss, build_model, build_sampler
+    from cbns.config import TrainConfig
+    from cbns.run_dir import load_data
+    from cbns.runtime import set_threads, tune_allocator
+    from cbns.train import Trainer
+
+    assert Path(sys.modules["cbns"].__path__[0]).resolve() == (root / "cbns").resolve()
+    set_threads(threads)
+    tune_allocator()
+    config = TrainConfig(threads=threads)
+    if memory_size is not None:
+        config.memory_size = memory_size
+    data = load_data(config)
+    trainer = Trainer(config, data, build_model(config, data.num_users, data.num_items),
+                      build_sampler(config, data.item_counts()), build_loss(config), progress=False, verbose=False)
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+    batches = torch.split(order, config.batch_size)
+    warmup = config.memory_size // config.batch_size + 2
+    cpu, wall = [], []
+    for i in range(warmup + steps):
+        pairs = trainer.train_pairs[batches[i % len(batches)]]
+        c, w = time.process_time(), time.perf_counter()
+        trainer.step(pairs)
+        if i >= warmup:
+            cpu.append(time.process_time() - c)
+            wall.append(time.perf_counter() - w)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(json.dumps({"cpu": cpu, "wall": wall, "peak_rss": peak}))
+    return 0
+
+
+def _compare_training(trees: dict, threads: int, epochs: int, tmp: Path) -> dict:
+    """Train both trees ``epochs`` epochs (one after the other) and compare their metrics."""
+    metrics = {}
+    for name, root in trees.items():
+        out = tmp / f"run-{name}"
+        subprocess.run([sys.executable, "-m", "cbns", "train", "--epochs", str(epochs), "--patience", str(epochs),
+                        "--threads", str(threads), "--no-progress", "--out", str(out)],
+                       check=True, cwd=root, capture_output=True, text=True)
+        metrics[name] = json.loads((out / "metrics.json").read_text())
+    print(f"{'epoch':>5s} {'before R@20':>12s} {'after R@20':>11s} {'before s':>9s} {'after s':>8s}")
+    for b, a in zip(metrics["before"]["history"], metrics["after"]["history"]):
+        print(f"{b['epoch']:5d} {b['valid']['recall@20']:12.4f} {a['valid']['recall@20']:11.4f} "
+              f"{b['seconds']:9.1f} {a['seconds']:8.1f}")
+    key = "recall@20"
+    return {"epochs": epochs,
+            "before_valid_recall@20": [round(h["valid"][key], 4) for h in metrics["before"]["history"]],
+            "after_valid_recall@20": [round(h["valid"][key], 4) for h in metrics["after"]["history"]],
+            "before_test_recall@20": round(metrics["before"]["test"][key], 4),
+            "after_test_recall@20": round(metrics["after"]["test"][key], 4),
+            "before_epoch_seconds_wall": round(metrics["before"]["seconds_per_epoch"], 1),
+            "after_epoch_seconds_wall": round(metrics["after"]["seconds_per_epoch"], 1)}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
