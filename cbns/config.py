@@ -66,8 +66,8 @@ class TrainConfig:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise OptionError(name, f"must be >= 0, got {getattr(self, name)}")
-        if self.sampler in ("uniform", "popularity", "mns") and self.num_negatives < 1:
-            raise OptionError("num_negatives", f"must be >= 1 for the {self.sampler} sampler, got {self.num_negatives}")
+        if self.num_negatives < 1:
+            raise OptionError("num_negatives", f"must be >= 1, got {self.num_negatives}")
         for name in ("temperature", "lr"):
             if not getattr(self, name) > 0:
                 raise OptionError(name, f"must be > 0, got {getattr(self, name)}")

@@ -24,7 +24,19 @@ def read_options(path: Path, what: str = "--config") -> tuple[dict[str, Any], di
         raise CbnsError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except OSError as exc:
         raise CbnsError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
-    loader = yaml.SafeLoader(text)
+    try:
+        return _options(yaml.SafeLoader(text), path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CbnsError(f"{path}{at}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise CbnsError(f"{path}: not valid YAML (nested too deeply)") from None
+
+
+def _options(loader: yaml.SafeLoader, path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The top-level mapping, key by key (YAML errors propagate to :func:`read_options`)."""
     try:
         root = loader.get_single_node()
         if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
@@ -43,10 +55,5 @@ def read_options(path: Path, what: str = "--config") -> tuple[dict[str, Any], di
             values[key] = loader.construct_object(value_node, deep=True)
             lines[key] = line
         return values, lines
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        at = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CbnsError(f"{path}{at}: not valid YAML ({problem})") from None
     finally:
         loader.dispose()
