@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cbns.api import resume, train
-from cbns.checkpoint import LATEST, PREVIOUS, peek, read_checkpoint
+from cbns.checkpoint import LATEST, PREVIOUS, peek, read_checkpoint, read_latest
 from cbns.cli import main
 from cbns.config import TrainConfig
 from cbns.errors import CbnsError
@@ -90,7 +90,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, gowall
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "metrics.json").exists()
-    state = read_checkpoint(killed / LATEST)
+    state, _, problems = read_latest(killed)
+    assert not problems
     assert state["fit"]["batch"] > 0 and state["global_step"] >= 50  # mid-epoch
     if sampler == "cbns":
         assert int(state["sampler"]["bank.filled"]) == 512 and int(state["sampler"]["step"]) > 20
