@@ -256,6 +256,8 @@ def test_resume_refuses_changes_and_unfinished_or_finished_runs(tmp_path, gowall
     assert code == 2 and "--config x.yaml: not allowed with --resume" in err
     code, err = run_cli(capsys, "train", "--resume", str(out), "--out", str(tmp_path / "elsewhere"))
     assert code == 2 and "a resumed run writes to its own directory" in err
+    code, err = run_cli(capsys, "train", "--resume", str(out), "--nproc", "2")
+    assert code == 2 and "--nproc 2: --resume continues single-process runs only" in err
     code, err = run_cli(capsys, "train", "--data", str(gowalla_slice), "--out", str(out))
     assert code == 2 and f"--out {out}: holds an unfinished run (checkpoint at step 10); continue it with " \
                          f"`cbns train --resume {out}`" in err
