@@ -21,7 +21,8 @@ def read_options(path: Path, what: str = "--config") -> tuple[dict[str, Any], di
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise CbnsError(f"{path}: not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise CbnsError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
     except OSError as exc:
         raise CbnsError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
     try:

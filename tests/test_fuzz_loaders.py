@@ -365,8 +365,8 @@ def parquet_column(draw, name, n, wild):
         kind = draw(st.sampled_from(["int", "str", "dict"] + (["float", "bool", "binary", "list", "uint-big", "null",
                                                                  "null-entry", "bad-str"] if wild else [])))
         ints = draw(st.lists(st.integers(0, 2 if key == "user" else 5), min_size=n, max_size=n))
-        strs = draw(st.lists(st.sampled_from(GOOD_IDS[:3 if key == "user" else 6] + (BAD_IDS if kind == "bad-str" else [])),
-                             min_size=n, max_size=n))
+        pool = GOOD_IDS[:3 if key == "user" else 6] + (BAD_IDS if kind == "bad-str" else [])
+        strs = draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n))
         if kind == "null-entry":
             if n:
                 at = draw(st.integers(0, n - 1))

@@ -133,5 +133,6 @@ def _lookup(table: Table, column: str, originals: np.ndarray, train_path: Path) 
     found = originals[codes] == values
     if not found.all():
         row = int(np.argmin(found))
-        raise CbnsError(f"{table.where(row)}: {column} {values[row]!r} does not occur in the train table {train_path.name}")
+        raise CbnsError(f"{table.where(row)}: {column} {values[row]!r} does not occur in the train table "
+                        f"{train_path.name}")
     return codes.astype(np.int64)

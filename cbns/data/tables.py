@@ -4,13 +4,14 @@ The grammar, strictly enforced (anything else is a :class:`CbnsError` naming fil
 
 * CSV/TSV: UTF-8 (a BOM is allowed), fields separated by ``,`` or a tab, RFC 4180 quoting with
   ``"`` (a quote right after the separator and spaces opens a quoted field). Blank and
-  whitespace-only lines are skipped. The first record is the header; every later record has exactly as many fields.
+  whitespace-only lines are skipped. The first record is the header; every later record has
+  exactly as many fields.
 * Columns are named case-insensitively, surrounding spaces ignored; ``user`` and ``item`` are
   required, ``timestamp`` and ``rating`` are optional and must be finite numbers, others are
   ignored. A name may occur once.
-* Ids keep their text (CSV) or type (Parquet: integers or strings, dictionary-encoded allowed),
-  minus surrounding whitespace; they may not be empty or contain line breaks or other control
-  characters (``user_ids.txt`` stores one id per line).
+* Ids keep their text (CSV) or type (Parquet, read by :mod:`cbns.data.parquet`: integers or
+  strings, dictionary-encoded allowed), minus surrounding whitespace; they may not be empty or
+  contain line breaks or other control characters (``user_ids.txt`` stores one id per line).
 """
 from __future__ import annotations
 
@@ -64,7 +65,12 @@ def read_table(path: Path) -> Table:
         raise CbnsError(f"{path}: unknown table format {suffix!r}; use .csv, .tsv or .parquet")
     if not path.is_file():
         raise CbnsError(f"{path}: no such file")
-    table = _read_parquet(path) if suffix == ".parquet" else _read_delimited(path, TABLE_SUFFIXES[suffix])
+    if suffix == ".parquet":
+        from cbns.data.parquet import read_parquet
+
+        table = read_parquet(path)
+    else:
+        table = _read_delimited(path, TABLE_SUFFIXES[suffix])
     if len(table) == 0:
         raise CbnsError(f"{path}: the table has a header but no rows")
     return table
@@ -97,7 +103,7 @@ def _read_delimited(path: Path, sep: str) -> Table:
             if not record or record == [""]:  # a blank or whitespace-only line
                 continue
             if header is None:
-                header = _columns(f"{path}:{start}", record)
+                header = columns(f"{path}:{start}", record)
                 numbers = {c: [] for c in NUMERIC if c in header}
                 user_at, item_at = header.index("user"), header.index("item")
                 number_at = {c: header.index(c) for c in numbers}
@@ -117,7 +123,7 @@ def _read_delimited(path: Path, sep: str) -> Table:
     table = Table(path, np.array(users, dtype=object), np.array(items, dtype=object),
                   np.array(lines, dtype=np.int64))
     for column in REQUIRED:
-        _check_string_ids(table, column, getattr(table, column))
+        check_string_ids(table, column, getattr(table, column))
     for column, values in numbers.items():
         _check_numbers(table, column, values)
     return table
@@ -130,7 +136,7 @@ def _read_bytes(path: Path) -> bytes:
         raise CbnsError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _columns(where: str, record: list[str]) -> list[str]:
+def columns(where: str, record: list[str]) -> list[str]:
     """The header's column names, normalised; ``where`` names the header in errors."""
     names = [name.strip().lower() for name in record]
     for name in sorted(set(names)):
@@ -142,7 +148,7 @@ def _columns(where: str, record: list[str]) -> list[str]:
     return names
 
 
-def _check_string_ids(table: Table, column: str, values: np.ndarray) -> None:
+def check_string_ids(table: Table, column: str, values: np.ndarray) -> None:
     """Strip ``values`` (object array of str) in place; no empty ids, no control characters."""
     values[:] = [v.strip() for v in values]
     bad = {v for v in pd.unique(values) if v == "" or _CONTROL.search(v)}
@@ -168,64 +174,6 @@ def _finite(value) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError, OverflowError):
         return False
-
-
-def _read_parquet(path: Path) -> Table:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        data = pq.read_table(path)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CbnsError(f"{path}: cannot read the Parquet file: {first}") from None
-    names = _columns(f"{path}: schema", [str(name) for name in data.schema.names])
-    rows = np.arange(1, data.num_rows + 1, dtype=np.int64)
-    table = Table(path, np.empty(0), np.empty(0), rows)
-    table.user = _parquet_ids(table, "user", data.column(names.index("user")))
-    table.item = _parquet_ids(table, "item", data.column(names.index("item")))
-    for column in NUMERIC:
-        if column in names:
-            _parquet_numbers(table, column, data.column(names.index(column)))
-    return table
-
-
-def _parquet_ids(table: Table, column: str, values) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = values.type
-    if pa.types.is_dictionary(kind):
-        values, kind = values.cast(kind.value_type), kind.value_type
-    if values.null_count:
-        row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
-        raise CbnsError(f"{table.where(row)}: empty {column} id (null)")
-    if pa.types.is_integer(kind):
-        if pa.types.is_unsigned_integer(kind) and len(values) and pc.max(values).as_py() > np.iinfo(np.int64).max:
-            raise CbnsError(f"{table.path}: column {column} holds ids above {np.iinfo(np.int64).max}")
-        return values.to_numpy().astype(np.int64)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        ids = np.array(values.to_pylist(), dtype=object)
-        _check_string_ids(table, column, ids)
-        return ids
-    raise CbnsError(f"{table.path}: column {column} has type {kind}; ids must be integers or strings")
-
-
-def _parquet_numbers(table: Table, column: str, values) -> None:
-    import pyarrow as pa
-
-    kind = values.type
-    if column == "timestamp" and (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
-        numbers, bad = None, values.is_null().to_numpy(zero_copy_only=False)
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        numbers = values.to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = ~np.isfinite(numbers)
-    else:
-        raise CbnsError(f"{table.path}: column {column} has type {kind}; it must hold numbers")
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        shown = "null" if values[row].as_py() is None else repr(float(numbers[row]))
-        raise CbnsError(f"{table.where(row)}: {column} {shown} is not a finite number")
 
 
 def _short(text: str, limit: int = 60) -> str:
