@@ -1,21 +1,31 @@
-"""The Python entry points: ``train(config, out)`` and ``evaluate_run(run_dir)``."""
+"""The Python entry points: ``train(config, out)``, ``resume(run_dir)`` and ``evaluate_run(run_dir)``."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
 from cbns.build import build_loss, build_model, build_sampler
-from cbns.config import TrainConfig
-from cbns.distributed import build_trainer, init_distributed
+from cbns.checkpoint import checkpoint_files, peek, read_latest
+from cbns.checkpointer import Checkpointer
+from cbns.config import TrainConfig, save_yaml
+from cbns.distributed import DistContext, build_trainer, init_distributed
+from cbns.errors import CbnsError
 from cbns.evaluate import evaluate_split
+from cbns.guards import NonFiniteError, check_free_space, estimate_state_bytes
+from cbns.resume import check_same_run, data_fingerprint, refuse_changes, refuse_unfinished
 from cbns.runtime import set_threads, tune_allocator
-from cbns.run_dir import load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved, save_run
-from cbns.train import Callback, TrainResult
+from cbns.run_dir import (CHECKPOINT, load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved,
+                          save_run)
+from cbns.train import Callback, Trainer, TrainResult
 
 
 def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True,
           verbose: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`).
+    """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`),
+    checkpointing every ``config.checkpoint_every`` steps and after every epoch (single process;
+    see docs/resume.md).
 
     Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
     rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
@@ -24,21 +34,101 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
     ctx = init_distributed()
     try:
         out_dir = prepare_out_dir(Path(out)) if out is not None and ctx.is_main else None
-        set_threads(ctx.threads(config.threads))
-        tune_allocator()
-        data = load_data(config)
-        model = build_model(config, data.num_users, data.num_items)
-        sampler = build_sampler(config, data.item_counts())
-        trainer = build_trainer(ctx, config, data, model, sampler, build_loss(config), progress=progress,
-                                verbose=verbose, callbacks=callbacks)
-        result = trainer.fit()
         if out_dir is not None:
-            metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size}
-            save_run(out_dir, config, data, model, sampler, metrics)
+            refuse_unfinished(out_dir)
+        result = _run(ctx, config, out_dir, progress, verbose, callbacks, resume=False)
         ctx.barrier()
     finally:
         ctx.close()
     return result
+
+
+def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbacks: Sequence[Callback] = (),
+           **options) -> TrainResult:
+    """Continue the run in directory ``run`` from its latest checkpoint, with its saved configuration.
+
+    ``options`` may set ``threads`` and ``checkpoint_every``; any other option that differs from the
+    saved run raises :class:`CbnsError`. The finished run equals the uninterrupted one (see
+    docs/resume.md for when this holds bit for bit). Single-process runs only.
+    """
+    run = Path(run)
+    saved = load_run_config(run)
+    if not checkpoint_files(run) and (run / "metrics.json").is_file():
+        raise CbnsError(f"--resume {run}: this run finished already (metrics.json is there); nothing to resume")
+    config = refuse_changes(run, saved, options)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise CbnsError(f"--resume {run}: resuming works in a single process; distributed runs are not "
+                        f"checkpointed (run without torchrun/--nproc)")
+    return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True)
+
+
+def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: bool, verbose: bool,
+         callbacks: Sequence[Callback], resume: bool) -> TrainResult:
+    set_threads(ctx.threads(config.threads))
+    tune_allocator()
+    data = load_data(config)
+    model = build_model(config, data.num_users, data.num_items)
+    sampler = build_sampler(config, data.item_counts())
+    callbacks = list(callbacks)
+    checkpointer = None
+    if out_dir is not None and not ctx.distributed:
+        meta = {"config": config.to_dict(), "data": data_fingerprint(data)}
+        checkpointer = Checkpointer(out_dir, config.checkpoint_every, meta)
+        callbacks.append(checkpointer)
+    trainer = build_trainer(ctx, config, data, model, sampler, build_loss(config), progress=progress,
+                            verbose=verbose, callbacks=callbacks)
+    if checkpointer is not None:
+        if resume:
+            _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
+        check_free_space(out_dir, _bytes_needed(out_dir, model, sampler))
+        save_yaml(config, out_dir / "config.yaml")
+    try:
+        result = trainer.fit()
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{exc}; {_last_good(out_dir)}") from None
+    if out_dir is not None:
+        metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size}
+        save_run(out_dir, config, data, model, sampler, metrics)
+        for path in checkpoint_files(out_dir):
+            path.unlink()
+    return result
+
+
+def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict, verbose: bool) -> None:
+    """Load the newest readable checkpoint of ``run`` into ``trainer`` (none: start at step 0)."""
+    found = read_latest(run)
+    if found is None:
+        _say(verbose, f"resuming {run}: no checkpoint was written yet, starting from step 0")
+        return
+    payload, path, problems = found
+    for problem in problems:
+        print(f"cbns: warning: {problem}; using {path.name} instead", file=sys.stderr)
+    check_same_run(path, payload, config, fingerprint)
+    trainer.load_state_dict(payload)
+    s = trainer.state
+    where = "training done, testing" if s.done else f"epoch {s.epoch + 1}, batch {s.batch}"
+    _say(verbose, f"resuming {run} from {path.name}: step {trainer.global_step} ({where})")
+
+
+def _bytes_needed(out: Path, model, sampler) -> int:
+    """Peak disk use still to come: three training states (previous, latest, one being written) and
+    the final outputs, minus what the files about to be replaced already take."""
+    weights = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    needed = 3 * estimate_state_bytes(model, sampler) + 2 * weights
+    existing = [*checkpoint_files(out), out / CHECKPOINT, out / "user_embeddings.npy", out / "item_embeddings.npy"]
+    return max(needed - sum(p.stat().st_size for p in existing if p.is_file()), 0)
+
+
+def _last_good(out_dir: Path | None) -> str:
+    files = checkpoint_files(out_dir) if out_dir is not None else []
+    if not files:
+        return "no checkpoint had been written" if out_dir is not None else "nothing was saved (no --out)"
+    return f"the last good checkpoint {files[0]} (step {peek(files[0])['step']}) is intact"
+
+
+def _say(verbose: bool, message: str) -> None:
+    if verbose:
+        print(message, file=sys.stderr)
 
 
 def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cbns.atomic import atomic_write_text
 from cbns.errors import CbnsError
 from cbns.loss import ITEM_SIDES
 from cbns.negatives import BANK_MODES, SAMPLERS
+from cbns.yaml_options import read_options
 
 
 @dataclass
@@ -40,30 +44,37 @@ class TrainConfig:
     patience: int = 3
     ks: list[int] = field(default_factory=lambda: [20, 50])
     threads: int = 0
+    checkpoint_every: int = 500
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`CbnsError` naming the option and the value for anything out of range."""
+        for f in fields(self):
+            coerce(f.name, getattr(self, f.name), _flag(f.name))
+            _check_bounds(f.name, f.type, getattr(self, f.name))
+        if not self.data:
+            raise OptionError("data", "must name a dataset, got an empty string")
         choice = {"sampler": SAMPLERS, "bank_mode": BANK_MODES, "item_side": ITEM_SIDES}
         for name, options in choice.items():
             if getattr(self, name) not in options:
-                raise CbnsError(f"{_flag(name)}: must be one of {', '.join(options)}, got {getattr(self, name)!r}")
+                raise OptionError(name, f"must be one of {', '.join(options)}, got {getattr(self, name)!r}")
         positive = ("batch_size", "dim", "epochs", "eval_every")
         for name in positive:
             if getattr(self, name) < 1:
-                raise CbnsError(f"{_flag(name)}: must be >= 1, got {getattr(self, name)}")
-        non_negative = ("memory_size", "warmup_steps", "weight_decay", "patience", "threads", "init_std")
+                raise OptionError(name, f"must be >= 1, got {getattr(self, name)}")
+        non_negative = ("memory_size", "warmup_steps", "weight_decay", "patience", "threads", "init_std",
+                        "checkpoint_every", "seed")
         for name in non_negative:
             if getattr(self, name) < 0:
-                raise CbnsError(f"{_flag(name)}: must be >= 0, got {getattr(self, name)}")
-        if self.sampler in ("uniform", "popularity", "mns") and self.num_negatives < 1:
-            raise CbnsError(f"--num-negatives: must be >= 1 for the {self.sampler} sampler, got {self.num_negatives}")
+                raise OptionError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.num_negatives < 1:
+            raise OptionError("num_negatives", f"must be >= 1, got {self.num_negatives}")
         for name in ("temperature", "lr"):
             if not getattr(self, name) > 0:
-                raise CbnsError(f"{_flag(name)}: must be > 0, got {getattr(self, name)}")
+                raise OptionError(name, f"must be > 0, got {getattr(self, name)}")
         if not 0 <= self.valid_fraction < 1:
-            raise CbnsError(f"--valid-fraction: must be in [0, 1), got {self.valid_fraction}")
+            raise OptionError("valid_fraction", f"must be in [0, 1), got {self.valid_fraction}")
         if not self.ks or any(k < 1 for k in self.ks):
-            raise CbnsError(f"--ks: must be a non-empty list of cut-offs >= 1, got {self.ks}")
+            raise OptionError("ks", f"must be a non-empty list of cut-offs >= 1, got {self.ks}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,12 +85,47 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class OptionError(CbnsError):
+    """An option's value is out of range; ``option`` and ``detail`` let a caller name its source
+    (the flag, or the file and line it came from)."""
+
+    def __init__(self, option: str, detail: str):
+        super().__init__(f"{_flag(option)}: {detail}")
+        self.option, self.detail = option, detail
+
+
+class FileOptions(dict):
+    """Options read from a file; ``where[name]`` is ``"path:line"`` of each, for error messages."""
+
+    def __init__(self, values: dict[str, Any], where: dict[str, str]):
+        super().__init__(values)
+        self.where = where
+
+
+#: Largest integer option: tensor sizes and thread counts beyond it fail deep inside torch.
+MAX_INT = 2**31 - 1
+#: Largest seed: seed + 2 must fit torch's and numpy's seed types.
+MAX_SEED = 2**62
+
+
+def _check_bounds(name: str, kind: str, value: Any) -> None:
+    """No NaN or infinity in a float option, no integer too large for the tensors it sizes."""
+    if kind == "float" and not math.isfinite(value):
+        raise OptionError(name, f"must be a finite number, got {value}")
+    limit = MAX_SEED if name == "seed" else MAX_INT
+    values = value if kind == "list[int]" else [value] if kind == "int" else []
+    for v in values:
+        if v > limit:
+            raise OptionError(name, f"must be <= {limit}, got {v}")
+
+
 def coerce(name: str, value: Any, where: str) -> Any:
     """``value`` converted to the type of field ``name``; :class:`CbnsError` naming ``where``."""
     kinds = {f.name: f.type for f in fields(TrainConfig)}
     if name not in kinds:
-        known = ", ".join(sorted(kinds))
-        raise CbnsError(f"{where}: unknown option {name!r}; known options: {known}")
+        close = difflib.get_close_matches(name, kinds, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise CbnsError(f"{where}: unknown option {name!r}; {hint}known options: {', '.join(sorted(kinds))}")
     kind = kinds[name]
     ok = {
         "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -89,35 +135,40 @@ def coerce(name: str, value: Any, where: str) -> Any:
         "list[int]": lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
     }[kind]
     if not ok(value):
-        raise CbnsError(f"{where}: option {name} must be {kind}, got {value!r}")
-    return float(value) if kind == "float" else value
+        raise CbnsError(f"{where}: option {name} must be {kind}, got {_short(value)}")
+    if kind == "float":
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for a float
+            raise CbnsError(f"{where}: option {name} must be a finite number, got {_short(value)}") from None
+    return value
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The options in a YAML file, type-checked (not yet range-checked)."""
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def load_yaml(path: str | Path) -> FileOptions:
+    """The options in a YAML file, type-checked (ranges are checked by :func:`build_config`)."""
     path = Path(path)
-    if not path.is_file():
-        raise CbnsError(f"--config {path}: no such file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise CbnsError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    except UnicodeDecodeError:
-        raise CbnsError(f"{path}: not a text file") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise CbnsError(f"{path}: expected a mapping of option: value, got {type(raw).__name__}")
-    return {str(k): coerce(str(k), v, str(path)) for k, v in raw.items()}
+    values, lines = read_options(path)
+    where = {name: f"{path}:{line}" for name, line in lines.items()}
+    return FileOptions({name: coerce(name, value, where[name]) for name, value in values.items()}, where)
 
 
 def build_config(file_options: dict[str, Any], flag_options: dict[str, Any]) -> TrainConfig:
-    """Defaults, then the file, then the flags (flags win); validated."""
-    merged = {**file_options, **{k: v for k, v in flag_options.items() if v is not None}}
-    return TrainConfig(**merged).validate()
+    """Defaults, then the file, then the flags (flags win); validated. A range error in an option
+    that came from the file names the file and line."""
+    flags = {k: v for k, v in flag_options.items() if v is not None}
+    try:
+        return TrainConfig(**{**file_options, **flags}).validate()
+    except OptionError as exc:
+        where = getattr(file_options, "where", {}).get(exc.option)
+        if where is None or exc.option in flags:
+            raise
+        raise CbnsError(f"{where}: option {exc.option} {exc.detail}") from None
 
 
 def save_yaml(config: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -4,19 +4,23 @@ Layout:
     config.yaml           the resolved configuration
     metrics.json          valid/test metrics, best epoch, timings, per-epoch history
     checkpoint.pt         model and sampler state_dicts (the CBNS bank included) and the config
+    train_state.ckpt      while training: the state to resume from (see cbns.checkpoint); removed
+                          once the run has finished
     user_embeddings.npy   [num_users, D] float32, row r = user r (normalised when scoring by cosine)
     item_embeddings.npy   [num_items, D] float32, row r = item r
     user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cbns.atomic import atomic_write_bytes, atomic_write_text
+from cbns.atomic import atomic_write_bytes, atomic_write_text
 from cbns.config import TrainConfig, build_config, save_yaml
 from cbns.data import Interactions, carve_validation, load_dataset
 from cbns.errors import CbnsError
@@ -54,22 +58,35 @@ def resolved(config: TrainConfig) -> TrainConfig:
 
 def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower,
              sampler: NegativeSampler, metrics: dict) -> None:
+    """Write the run's outputs, each file atomically; ``metrics.json`` last, so its presence means
+    the run finished and every other file is complete."""
     save_yaml(config, out / "config.yaml")
-    torch.save({"config": config.to_dict(), "model": model.state_dict(), "sampler": sampler.state_dict(),
-                "num_users": data.num_users, "num_items": data.num_items}, out / CHECKPOINT)
-    np.save(out / "user_embeddings.npy", model.all_users(data.num_users).numpy().astype(np.float32))
-    np.save(out / "item_embeddings.npy", model.all_items(data.num_items).numpy().astype(np.float32))
+    _atomic_torch(out / CHECKPOINT, {"config": config.to_dict(), "model": model.state_dict(),
+                                     "sampler": sampler.state_dict(), "num_users": data.num_users,
+                                     "num_items": data.num_items})
+    _atomic_npy(out / "user_embeddings.npy", model.all_users(data.num_users).numpy().astype(np.float32))
+    _atomic_npy(out / "item_embeddings.npy", model.all_items(data.num_items).numpy().astype(np.float32))
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
         if ids is not None:
-            (out / name).write_text("".join(f"{x}\n" for x in ids))
+            atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))
     write_json(out / "metrics.json", metrics)
 
 
 def write_json(path: Path, payload: dict) -> None:
     """Write atomically: a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def _atomic_torch(path: Path, payload: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def _atomic_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def load_run_config(run: Path) -> TrainConfig:

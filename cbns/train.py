@@ -14,6 +14,8 @@ from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.loss import SampledSoftmaxLoss
 from cbns.evaluate import evaluate_split
+from cbns.fit_state import FitState
+from cbns.guards import check_finite
 from cbns.model import TwoTower
 from cbns.negatives import NegativeSampler
 
@@ -44,10 +46,11 @@ class Callback:
     optimizer steps over the whole run."""
 
     def on_step_end(self, trainer: "Trainer") -> None:
-        """After the optimizer step and the sampler's observe."""
+        """After the optimizer step, the sampler's observe, and the epoch's running sums."""
 
     def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
-        """After an epoch (and its validation, when one ran); ``record`` joins the history."""
+        """After an epoch, its validation (when one ran) and the early-stopping decision;
+        ``record`` is already the last entry of ``trainer.state.history``."""
 
 
 class Trainer:
@@ -75,6 +78,7 @@ class Trainer:
                                           fused=True)
         self.train_pairs = torch.from_numpy(data.train)
         self.shuffle = torch.Generator().manual_seed(config.seed + 2)
+        self.state = FitState(order=self.shuffle.get_state())
 
     def epoch_batches(self) -> list[torch.Tensor]:
         """Index tensors into the training pairs, one per step: a seeded permutation cut into batches."""
@@ -82,18 +86,29 @@ class Trainer:
         return list(torch.split(order, self.config.batch_size))
 
     def train_epoch(self, epoch: int) -> dict:
+        """Train epoch ``epoch``, or the rest of it when ``state.batch`` batches are already done."""
+        s = self.state
         self.model.train()
+        self.shuffle.set_state(s.order)
         batches = self.epoch_batches()
-        bar = tqdm(batches, desc=f"epoch {epoch}", disable=not self.progress, leave=False,
-                   unit="batch", dynamic_ncols=True)
-        total, seen, start = 0.0, 0, time.perf_counter()
+        bar = tqdm(batches[s.batch:], desc=f"epoch {epoch}", disable=not self.progress, leave=False,
+                   unit="batch", dynamic_ncols=True, initial=s.batch, total=len(batches))
+        start, done_before, seen_before = time.perf_counter(), s.seconds, s.examples
         for index in bar:
             loss = self.step(self.train_pairs[index])
-            total += loss * len(index)
-            seen += len(index)
-            bar.set_postfix(loss=f"{loss:.4f}", ex_per_s=f"{seen / (time.perf_counter() - start):,.0f}")
+            s.loss_sum += loss * len(index)
+            s.examples += len(index)
+            s.batch += 1
+            s.seconds = done_before + time.perf_counter() - start
+            for callback in self.callbacks:
+                callback.on_step_end(self)
+            bar.set_postfix(loss=f"{loss:.4f}",
+                            ex_per_s=f"{(s.examples - seen_before) / (time.perf_counter() - start):,.0f}")
         bar.close()
-        return {"epoch": epoch, "loss": total / max(seen, 1), "seconds": time.perf_counter() - start}
+        record = {"epoch": epoch, "loss": s.loss_sum / max(s.examples, 1),
+                  "seconds": done_before + time.perf_counter() - start}
+        s.start_next_epoch(self.shuffle.get_state())
+        return record
 
     def step(self, batch: torch.Tensor) -> float:
         users, items = batch[:, 0], batch[:, 1]
@@ -101,47 +116,61 @@ class Trainer:
         item_emb = self.model.item_embeddings(items)
         sources = self.sampler.negatives(items, item_emb, self.model.item_embeddings)
         loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
+        check_finite(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
+                     item_embeddings=item_emb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.sampler.observe(items, item_emb.detach())
         self.global_step += 1
-        for callback in self.callbacks:
-            callback.on_step_end(self)
         return loss.item()
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run exactly: weights, optimizer moments, sampler
+        (bank and generator), step counter, the global torch RNG, and the loop's :class:`FitState`."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.state_dict(), "global_step": self.global_step,
+                "torch_rng": torch.get_rng_state(), "fit": self.state.to_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.global_step = state["global_step"]
+        torch.set_rng_state(state["torch_rng"])
+        self.state = FitState.from_dict(state["fit"])
 
     def evaluate(self, part: str) -> dict[str, float]:
         return evaluate_split(self.model, self.data, part, self.config.ks)
 
     def fit(self) -> TrainResult:
-        cfg = self.config
+        """Train until the last epoch or early stopping, from wherever :attr:`state` stands."""
+        cfg, s = self.config, self.state
         key = f"recall@{cfg.ks[0]}"
-        best, best_epoch, best_state, stale = -1.0, 0, None, 0
-        history, train_seconds, epoch = [], 0.0, 0
         has_valid = len(self.data.valid) > 0
-        for epoch in range(1, cfg.epochs + 1):
+        while not s.done:
+            epoch = s.epoch + 1
             record = self.train_epoch(epoch)
-            train_seconds += record["seconds"]
+            s.train_seconds += record["seconds"]
             if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 record["valid"] = self.evaluate("valid")
                 if self.verbose:
                     tqdm.write(f"epoch {epoch:3d}  loss {record['loss']:.4f}  valid {key} "
                                f"{record['valid'][key]:.4f}  ({record['seconds']:.1f}s)")
-                if record["valid"][key] > best:
-                    best, best_epoch, stale = record["valid"][key], epoch, 0
-                    best_state = copy.deepcopy(self.model.state_dict())
+                if record["valid"][key] > s.best:
+                    s.best, s.best_epoch, s.stale = record["valid"][key], epoch, 0
+                    s.best_state = copy.deepcopy(self.model.state_dict())
                 else:
-                    stale += 1
+                    s.stale += 1
+            s.history.append(record)
+            s.epoch = epoch
+            s.done = epoch >= cfg.epochs or (has_valid and s.stale >= cfg.patience)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
-            history.append(record)
-            if has_valid and stale >= cfg.patience:
-                break
-        valid_metrics = {}
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
-            valid_metrics = next(h["valid"] for h in history if h["epoch"] == best_epoch)
-        else:
-            best_epoch = epoch
+        valid_metrics, best_epoch = {}, s.epoch
+        if s.best_state is not None:
+            self.model.load_state_dict(s.best_state)
+            best_epoch = s.best_epoch
+            valid_metrics = next(h["valid"] for h in s.history if h["epoch"] == best_epoch)
         test = self.evaluate("test")
-        return TrainResult(valid_metrics, test, best_epoch, epoch, train_seconds, history)
+        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history)

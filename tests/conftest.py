@@ -43,3 +43,15 @@ def brute_force_metrics(user_emb, item_emb, relevant_pairs, exclude_pairs, k):
         recall.append(hits.sum() / len(items))
         ndcg.append((hits / np.log2(np.arange(2, k + 2))).sum() / (1 / np.log2(np.arange(2, min(len(items), k) + 2))).sum())
     return float(np.mean(recall)), float(np.mean(ndcg))
+
+
+def fuzz_settings(default_examples: int = 100):
+    """Hypothesis settings for the fuzz tests: ``default_examples`` per test in CI (derandomised, so
+    CI is reproducible), or ``CBNS_FUZZ_EXAMPLES`` random ones for a long exploratory run."""
+    from hypothesis import HealthCheck, settings
+
+    long_run = os.environ.get("CBNS_FUZZ_EXAMPLES")
+    return settings(max_examples=int(long_run) if long_run else default_examples, deadline=None,
+                    derandomize=not long_run, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much])

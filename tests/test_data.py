@@ -81,8 +81,8 @@ def test_table_pair_directory_maps_test_ids_through_train(tmp_path):
     ("user,item\n", "header but no rows"),
     ("user,thing\n1,2\n", "missing column\\(s\\) item"),
     ("user,item\n1,2\n,3\n", r"t.csv:3: empty user id"),
-    ("user,item,rating\n1,2,5\n1,3,five\n", r"t.csv:3: rating 'five' is not a number"),
-    ('user,item\n1,2\n"3,4\n', "cannot parse the table"),
+    ("user,item,rating\n1,2,5\n1,3,five\n", r"t.csv:3: rating 'five' is not a finite number"),
+    ('user,item\n1,2\n"3,4\n', "t.csv:3: cannot parse the table"),
 ])
 def test_malformed_tables(tmp_path, content, message):
     path = tmp_path / "t.csv"

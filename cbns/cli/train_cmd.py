@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cbns.config import TrainConfig, build_config, load_yaml
 from cbns.distributed.context import launched_rank
+from cbns.errors import CbnsError
 from cbns.negatives import BANK_MODES, SAMPLERS
 from cbns.loss import ITEM_SIDES
 
 DEFAULTS = TrainConfig()
+DEFAULT_OUT = "runs/latest"
 
 
 def _bool(text: str) -> bool:
@@ -34,7 +37,10 @@ def register(commands) -> None:
                                         "unset flags keep the file's value or the default shown.")
     d = DEFAULTS
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as below, with _ for -)")
-    p.add_argument("--out", metavar="DIR", default="runs/latest", help="run directory to write (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help=f"run directory to write (default: {DEFAULT_OUT})")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the interrupted run in DIR from its latest checkpoint, with its saved "
+                        "configuration (only --threads and --checkpoint-every may be given)")
     p.add_argument("--data", help=f"bundled name (gowalla), LightGCN directory, or CSV/TSV/Parquet table (default: {d.data})")
     p.add_argument("--sampler", choices=SAMPLERS, help=f"negative sampler (default: {d.sampler})")
     p.add_argument("--batch-size", type=int, metavar="B", help=f"training batch size (default: {d.batch_size})")
@@ -68,6 +74,9 @@ def register(commands) -> None:
                    help=f"stop after P validations without improvement (default: {d.patience})")
     p.add_argument("--ks", type=_ks, metavar="K,K", help=f"metric cut-offs (default: {','.join(map(str, d.ks))})")
     p.add_argument("--threads", type=int, metavar="N", help=f"torch threads, 0 = all cores (default: {d.threads})")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help=f"also checkpoint every N steps, not only after each epoch; 0 = epoch ends only "
+                        f"(default: {d.checkpoint_every})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N", default=1,
                    help="train on N local processes (DDP; gloo on CPU, NCCL on GPU); --batch-size stays "
@@ -82,16 +91,43 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cbns.api import train
+    from cbns.api import resume, train
     from cbns.report import results_table
+    from cbns.run_dir import load_run_config
 
-    config = config_from_args(args)
-    if args.nproc != 1:
-        from cbns.distributed.launch import launch
+    if args.resume is not None:
+        _check_resume_args(args)
+        out = Path(args.resume)
+        result = resume(out, progress=not args.no_progress, **_given(args))
+        config = load_run_config(out)
+    else:
+        config, out = config_from_args(args), Path(args.out or DEFAULT_OUT)
+        if args.nproc != 1:
+            from cbns.distributed.launch import launch
 
-        return launch(config, Path(args.out), args.nproc, progress=not args.no_progress)
-    result = train(config, args.out, progress=not args.no_progress)
+            return launch(config, out, args.nproc, progress=not args.no_progress)
+        try:
+            result = train(config, out, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print(f"cbns: interrupted; continue with: cbns train --resume {out}", file=sys.stderr)
+            raise
     if launched_rank() == 0:
         print(results_table(result, config))
-        print(f"run directory: {args.out}")
+        print(f"run directory: {out}")
     return 0
+
+
+def _given(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+
+
+def _check_resume_args(args: argparse.Namespace) -> None:
+    """--resume takes its configuration from the run directory: --config and a different --out are refused."""
+    if args.config is not None:
+        raise CbnsError(f"--config {args.config}: not allowed with --resume (the run's configuration is "
+                        f"{Path(args.resume) / 'config.yaml'})")
+    if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise CbnsError(f"--out {args.out}: a resumed run writes to its own directory {args.resume}; drop --out")
+    if args.nproc != 1:
+        raise CbnsError(f"--nproc {args.nproc}: --resume continues single-process runs only (distributed runs "
+                        f"are not checkpointed)")

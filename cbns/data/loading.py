@@ -9,7 +9,7 @@ from cbns.data.bundled import BUNDLED, load_bundled
 from cbns.data.interactions import Interactions
 from cbns.data.lightgcn import read_lightgcn_file
 from cbns.data.split import holdout_mask
-from cbns.data.tables import TABLE_SUFFIXES, read_table, remap_ids
+from cbns.data.tables import TABLE_SUFFIXES, Table, read_table, remap_ids
 from cbns.errors import CbnsError
 
 #: Share of each user's pairs held out as test when a single table is given.
@@ -53,28 +53,40 @@ def load_lightgcn_dir(path: Path) -> Interactions:
 
 
 def load_table_pair(train_path: Path, test_path: Path) -> Interactions:
-    train_frame, test_frame = read_table(train_path), read_table(test_path)
-    user_codes, user_ids = remap_ids(train_frame["user"])
-    item_codes, item_ids = remap_ids(train_frame["item"])
+    train_table, test_table = read_table(train_path), read_table(test_path)
+    for column in ("user", "item"):
+        kinds = [_kind(getattr(t, column)) for t in (train_table, test_table)]
+        if kinds[0] != kinds[1]:
+            raise CbnsError(f"{test_path}: {column} ids are {kinds[1]}, but those of {train_path.name} are "
+                            f"{kinds[0]}; both tables must use the same id type")
+    user_codes, user_ids = remap_ids(train_table.user)
+    item_codes, item_ids = remap_ids(train_table.item)
     train = np.stack([user_codes, item_codes], axis=1)
-    test = np.stack([_lookup(test_frame["user"], user_ids, test_path, "user"),
-                     _lookup(test_frame["item"], item_ids, test_path, "item")], axis=1)
+    test = np.stack([_lookup(test_table, "user", user_ids, train_path),
+                     _lookup(test_table, "item", item_ids, train_path)], axis=1)
     data = finish(train_path.parent.name, len(user_ids), len(item_ids), train, test, train_path, test_path)
     data.user_ids, data.item_ids = user_ids, item_ids
     return data
 
 
 def load_single_table(path: Path, seed: int) -> Interactions:
-    frame = read_table(path)
-    user_codes, user_ids = remap_ids(frame["user"])
-    item_codes, item_ids = remap_ids(frame["item"])
+    table = read_table(path)
+    user_codes, user_ids = remap_ids(table.user)
+    item_codes, item_ids = remap_ids(table.item)
     pairs = _dedupe(np.stack([user_codes, item_codes], axis=1))
     mask = holdout_mask(pairs, TABLE_TEST_FRACTION, seed)
     if not mask.any():
-        raise CbnsError(f"{path}: no user has two or more items, so no test pairs can be held out")
+        raise CbnsError(f"{path}: no test pairs: the test split holds out round({TABLE_TEST_FRACTION} * n) of "
+                        f"each user's n distinct items, and no user has 3 or more")
     data = Interactions(path.stem, len(user_ids), len(item_ids), pairs[~mask], pairs[mask])
     data.user_ids, data.item_ids = user_ids, item_ids
     return data
+
+
+#: A LightGCN id range more than this many times the number of ids that occur (and larger than
+#: SPARSE_MIN) is refused: a typo such as 10000000 would otherwise allocate a huge embedding table.
+SPARSE_FACTOR = 10
+SPARSE_MIN = 100_000
 
 
 def finish(name, num_users, num_items, train, test, train_path, test_path) -> Interactions:
@@ -84,6 +96,11 @@ def finish(name, num_users, num_items, train, test, train_path, test_path) -> In
         if bad.any():
             raise CbnsError(f"{test_path}: {what} id {int(test[bad][0, col])} is outside the id range of "
                             f"{train_path.name} (0..{size - 1})")
+        distinct = len(np.unique(train[:, col]))
+        if size > SPARSE_MIN and size > SPARSE_FACTOR * distinct:
+            raise CbnsError(f"{train_path}: {what} ids run up to {size - 1} but only {distinct:,} distinct "
+                            f"{what}s occur; ids must be numbered from 0 without large gaps (a CSV table "
+                            f"has its ids renumbered for you)")
     train, test = _dedupe(train), _dedupe(test)
     key = lambda pairs: pairs[:, 0] * num_items + pairs[:, 1]  # noqa: E731
     overlap = np.isin(key(test), key(train))
@@ -99,17 +116,23 @@ def _dedupe(pairs: np.ndarray) -> np.ndarray:
 
 
 def _find_table(path: Path, stem: str) -> Path | None:
-    for suffix in TABLE_SUFFIXES:
-        if (path / f"{stem}{suffix}").is_file():
-            return path / f"{stem}{suffix}"
-    return None
+    found = [path / f"{stem}{suffix}" for suffix in TABLE_SUFFIXES if (path / f"{stem}{suffix}").is_file()]
+    if len(found) > 1:
+        raise CbnsError(f"{path}: both {' and '.join(p.name for p in found)}; keep one {stem} table")
+    return found[0] if found else None
 
 
-def _lookup(values, originals: np.ndarray, path: Path, what: str) -> np.ndarray:
-    codes = np.searchsorted(originals, values.to_numpy())
-    codes = np.minimum(codes, len(originals) - 1)
-    found = originals[codes] == values.to_numpy()
+def _kind(ids: np.ndarray) -> str:
+    return "integers" if ids.dtype.kind in "iu" else "strings"
+
+
+def _lookup(table: Table, column: str, originals: np.ndarray, train_path: Path) -> np.ndarray:
+    """``[N]`` codes of ``table``'s ids in the sorted train ids ``originals``; every id must occur."""
+    values = getattr(table, column)
+    codes = np.minimum(np.searchsorted(originals, values), len(originals) - 1)
+    found = originals[codes] == values
     if not found.all():
         row = int(np.argmin(found))
-        raise CbnsError(f"{path}:{row + 2}: {what} {values.iloc[row]!r} does not occur in the train table")
+        raise CbnsError(f"{table.where(row)}: {column} {values[row]!r} does not occur in the train table "
+                        f"{train_path.name}")
     return codes.astype(np.int64)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cbns.config import TrainConfig, save_yaml
 from cbns.errors import CbnsError
+from cbns.resume import refuse_unfinished
 from cbns.run_dir import load_data, prepare_out_dir
 
 
@@ -34,6 +35,7 @@ def launch(config: TrainConfig, out: Path, nproc: int, progress: bool = True) ->
         raise CbnsError(f"--nproc {nproc}: this process already runs under a launcher "
                         f"(WORLD_SIZE={os.environ['WORLD_SIZE']}); use either torchrun or --nproc")
     out = prepare_out_dir(out)
+    refuse_unfinished(out)  # an interrupted single-process run there is continued with --resume
     load_data(config)  # once here, so that a bad --data ends in one error line before any rank starts
     package_root = str(Path(__file__).resolve().parents[2])  # the directory holding cbns/
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}

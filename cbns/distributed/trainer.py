@@ -108,8 +108,6 @@ class DistributedTrainer(Trainer):
         self.optimizer.step()
         self.sampler.observe(pool_ids, pool_emb.detach())
         self.global_step += 1
-        for callback in self.callbacks:
-            callback.on_step_end(self)
         return loss.item()
 
     def evaluate(self, part: str) -> dict[str, float]:

@@ -1,0 +1,95 @@
+"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half.
+
+The bytes go to a temporary file in the same directory, are flushed and fsync'ed, and the
+temporary file is renamed over the target with :func:`os.replace` (atomic on POSIX and Windows
+when both names are on one filesystem); then the directory is fsync'ed so that the rename itself
+survives a power cut. A crash at any point leaves either the previous file or the new one, plus
+at worst a ``<name>.tmp-*`` leftover that :func:`remove_leftovers` deletes.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from cbns.errors import CbnsError
+
+TMP_INFIX = ".tmp-"
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` atomically; :class:`CbnsError` naming the file if the disk refuses."""
+    path = Path(path)
+    atomic_rename(write_temp(path, data), path)
+
+
+def write_temp(path: Path, data: bytes | memoryview) -> Path:
+    """``data`` in a new fsync'ed ``<path>.tmp-*`` file beside ``path``, ready to be renamed over it."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + TMP_INFIX)
+    except OSError as exc:
+        raise CbnsError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        _unlink_quietly(Path(tmp))
+        raise CbnsError(f"{path}: cannot write ({exc.strerror or exc}); the previous version, if any, "
+                        f"is left as it was") from None
+    return Path(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_rename(src: Path, dst: Path, sync: bool = True) -> None:
+    """``os.replace(src, dst)`` (both in one directory), then fsync the directory unless ``sync``
+    is False (when another rename follows at once)."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        raise CbnsError(f"{src}: cannot rename to {Path(dst).name} ({exc.strerror or exc})") from None
+    if sync:
+        fsync_dir(Path(dst).parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new name in ``directory`` durable (a no-op where directories cannot be
+    opened, e.g. Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (network, FUSE) refuse fsync on a directory; the rename still happened
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Delete the ``<name>.tmp-*`` files a crash mid-write left next to ``path``; returns them."""
+    path = Path(path)
+    found = sorted(path.parent.glob(path.name + TMP_INFIX + "*"))
+    for tmp in found:
+        _unlink_quietly(tmp)
+    return found
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
