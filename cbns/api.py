@@ -7,6 +7,7 @@ from typing import Sequence
 from cbns.build import build_loss, build_model, build_sampler
 from cbns.config import TrainConfig
 from cbns.distributed import build_trainer, init_distributed
+from cbns.drift import drift_callback, save_drift
 from cbns.evaluate import evaluate_split
 from cbns.runtime import set_threads, tune_allocator
 from cbns.run_dir import load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved, save_run
@@ -19,6 +20,8 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
 
     Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
     rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
+    With ``config.drift_every`` > 0 the run also records item-embedding drift
+    (:mod:`cbns.drift`) into ``drift.json`` and ``drift.png``.
     """
     config = resolved(config.validate())
     ctx = init_distributed()
@@ -29,10 +32,14 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
         data = load_data(config)
         model = build_model(config, data.num_users, data.num_items)
         sampler = build_sampler(config, data.item_counts())
+        drift = drift_callback(config, data.num_items)
+        callbacks = [*callbacks, drift] if drift is not None else list(callbacks)
         trainer = build_trainer(ctx, config, data, model, sampler, build_loss(config), progress=progress,
                                 verbose=verbose, callbacks=callbacks)
         result = trainer.fit()
         if out_dir is not None:
+            if drift is not None:
+                save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
             metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size}
             save_run(out_dir, config, data, model, sampler, metrics)
         ctx.barrier()

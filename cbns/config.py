@@ -40,6 +40,9 @@ class TrainConfig:
     patience: int = 3
     ks: list[int] = field(default_factory=lambda: [20, 50])
     threads: int = 0
+    drift_every: int = 0
+    drift_sample: int = 1024
+    drift_deltas: list[int] = field(default_factory=lambda: [1, 5, 10])
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`CbnsError` naming the option and the value for anything out of range."""
@@ -64,6 +67,12 @@ class TrainConfig:
             raise CbnsError(f"--valid-fraction: must be in [0, 1), got {self.valid_fraction}")
         if not self.ks or any(k < 1 for k in self.ks):
             raise CbnsError(f"--ks: must be a non-empty list of cut-offs >= 1, got {self.ks}")
+        if self.drift_every < 0:
+            raise CbnsError(f"--drift-every: must be >= 0 (0 = off), got {self.drift_every}")
+        if self.drift_sample < 1:
+            raise CbnsError(f"--drift-sample: must be >= 1, got {self.drift_sample}")
+        if not self.drift_deltas or any(d < 1 for d in self.drift_deltas):
+            raise CbnsError(f"--drift-deltas: must be a non-empty list of step distances >= 1, got {self.drift_deltas}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

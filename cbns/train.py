@@ -43,6 +43,9 @@ class Callback:
     """Hooks into the training loop; override what you need. ``trainer.global_step`` counts
     optimizer steps over the whole run."""
 
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        """Before the first step of :meth:`Trainer.fit` (the model as initialised)."""
+
     def on_step_end(self, trainer: "Trainer") -> None:
         """After the optimizer step and the sampler's observe."""
 
@@ -119,6 +122,8 @@ class Trainer:
         best, best_epoch, best_state, stale = -1.0, 0, None, 0
         history, train_seconds, epoch = [], 0.0, 0
         has_valid = len(self.data.valid) > 0
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
         for epoch in range(1, cfg.epochs + 1):
             record = self.train_epoch(epoch)
             train_seconds += record["seconds"]
