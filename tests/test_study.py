@@ -80,7 +80,7 @@ def test_bundled_specs_parse():
     assert load_spec("default").datasets["gowalla"].source == "gowalla"
 
 
-def test_user_subset_keeps_whole_users_and_renumbers():
+def test_user_subset_keeps_whole_users_and_renumbers(tmp_path):
     from cbns.data import load_dataset
     from cbns.data.subset import user_subset, write_lightgcn_dir
 
@@ -94,6 +94,9 @@ def test_user_subset_keeps_whole_users_and_renumbers():
     assert all((kept[u], items[i]) in original for u, i in part.train)
     assert len(part.train) == np.isin(full.train[:, 0], kept).sum()
     assert set(part.test[:, 1]) <= set(part.train[:, 1])
+    again = load_dataset(str(write_lightgcn_dir(part, tmp_path / "slice")))
+    for name in ("train", "test"):
+        assert np.array_equal(np.unique(getattr(again, name), axis=0), np.unique(getattr(part, name), axis=0))
 
 
 def tiny_spec(tmp_path, epochs=2):

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
-from cbns.run_dir import prepare_out_dir, write_json
+from cbns.run_dir import prepare_out_dir
 from cbns.study.cells import NOT_HASHED, Cell, expand
 from cbns.study.datasets import data_path
 from cbns.study.results import METRICS_FILE, CellResult, read_cell
@@ -44,7 +44,8 @@ def run_study(spec: StudySpec, out: str | Path, threads: int | None = None, prog
     write ``report.md``, ``results.json`` and the plots from every finished cell.
 
     ``threads`` overrides every cell's thread count (it is not part of a cell's identity).
-    On Ctrl-C the report of the cells finished so far is written before the interrupt propagates.
+    If training stops (Ctrl-C, a failing cell), the report of the cells finished so far is
+    written before the exception propagates.
     """
     from cbns.study.report import write_outputs
 
@@ -54,7 +55,7 @@ def run_study(spec: StudySpec, out: str | Path, threads: int | None = None, prog
     try:
         if train_missing:
             trained = _train_pending(cells, out, threads, progress)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C or a failing cell: report what finished, then stop
         write_outputs(spec, out, [_read(c, out) for c in cells], command, threads)
         raise
     results = [_read(c, out) for c in cells]

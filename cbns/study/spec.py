@@ -25,7 +25,8 @@ Layout (every key optional except ``sections``)::
         drift_plot: true             # draw these cells' drift curves (default: kind samplers)
 
 A cell's options are, later winning: base, dataset, tower, sampler, section options, vary,
-then batch size, memory size and seed.
+then batch size, memory size and seed. A ``batch`` section also runs, for every CBNS cell at
+(B, M), its section's in-batch sampler at batch size B + M: the same negatives per row.
 """
 from __future__ import annotations
 

@@ -135,7 +135,7 @@ def section_table(groups: list[list[CellResult]], setting: Setting, index: InBat
                     + [fmt(stat(done, "test", n)) for n in names]
                     + ["(reference)" if is_ref else fmt(paired_delta(done, refs, "test", key), signed=True),
                        fmt(seconds, 1), "1.00×" if is_ref else ratio(seconds, ref_seconds),
-                       f"{best.mean:.1f} / {run.mean:.1f}"])
+                       f"{best.mean:.3g} / {run.mean:.3g}"])
     return md_table(head, rows)
 
 
