@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.ticker import FuncFormatter
+
 from cbns.plots.canvas import COLORS, figure, save
+
+_PLAIN = FuncFormatter(lambda y, _: f"{y:g}")  # 30, not 3 x 10^1, on the log axis
 
 
 def draw_drift(ax, payload: dict, title: str) -> None:
@@ -24,10 +28,13 @@ def draw_drift(ax, payload: dict, title: str) -> None:
         top.set_xlabel("epoch")
     if plotted:
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_PLAIN)
+        ax.yaxis.set_minor_formatter(_PLAIN)
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.legend(fontsize=8)
     ax.set_xlabel("training step t (optimizer steps)")
     ax.set_ylabel(f"D(t, dt) = sum over {payload['sample']} items of L2 shift (log)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, pad=8)
 
 
 def save_drift_figure(payload: dict, path: Path, title: str) -> Path:

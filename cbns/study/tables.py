@@ -123,7 +123,7 @@ def section_table(groups: list[list[CellResult]], setting: Setting, index: InBat
         done = [r for r in group if r.done]
         seeds = f"{len(done)}/{len(group)}"
         if not done:
-            rows.append(setting.cells(first) + [seeds] + ["pending"] * (len(head) - len(setting.head()) - 1))
+            rows.append(setting.cells(first) + [seeds, "pending"] + [""] * (len(head) - len(setting.head()) - 2))
             continue
         refs = index.at(first, first.cell.batch_size, done)
         is_ref = first.cell.sampler_name == "inbatch"
