@@ -134,10 +134,20 @@ def test_study_end_to_end_resumes_and_reports_the_cells_numbers(tmp_path, monkey
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
 
+    import cbns.study.report
+
+    real_write, writes = cbns.study.report.write_outputs, []
+
+    def counting_write(*args, **kwargs):
+        writes.append(len(calls))
+        return real_write(*args, **kwargs)
+
     monkeypatch.setattr(cbns.api, "train", flaky_train)
+    monkeypatch.setattr(cbns.study.report, "write_outputs", counting_write)
     with pytest.raises(KeyboardInterrupt):
-        run_study(spec, out, threads=1, progress=False)
+        run_study(spec, out, threads=1, progress=False, refresh_seconds=0)
     assert "cells finished: 2 of 7" in (out / "report.md").read_text()
+    assert writes == [1, 2, 3]  # refreshed after each finished cell, and once more on the interrupt
 
     first = run_study(spec, out, threads=1, progress=False)
     assert len(first.trained) == 5 and not first.pending

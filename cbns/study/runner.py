@@ -21,6 +21,8 @@ from cbns.study.results import METRICS_FILE, CellResult, read_cell
 from cbns.study.spec import StudySpec
 
 CELLS_DIR = "cells"
+#: while training, rewrite the report after a cell once this many seconds have passed
+REFRESH_SECONDS = 600.0
 
 
 @dataclass
@@ -39,28 +41,34 @@ class StudyRun:
 
 
 def run_study(spec: StudySpec, out: str | Path, threads: int | None = None, progress: bool = True,
-              train_missing: bool = True, command: str | None = None) -> StudyRun:
+              train_missing: bool = True, command: str | None = None,
+              refresh_seconds: float = REFRESH_SECONDS) -> StudyRun:
     """Train the pending cells of ``spec`` into ``out`` (unless ``train_missing`` is False), then
     write ``report.md``, ``results.json`` and the plots from every finished cell.
 
-    ``threads`` overrides every cell's thread count (it is not part of a cell's identity).
-    If training stops (Ctrl-C, a failing cell), the report of the cells finished so far is
-    written before the exception propagates.
+    ``threads`` overrides every cell's thread count (it is not part of a cell's identity). While
+    cells train, the outputs are rewritten after a cell whenever ``refresh_seconds`` have passed
+    since the last write, so a long study always shows how far it got. If training stops
+    (Ctrl-C, a failing cell), the outputs of the cells finished so far are written before the
+    exception propagates.
     """
     from cbns.study.report import write_outputs
 
     out = prepare_out_dir(Path(out))
     cells = expand(spec)
+
+    def write():
+        return write_outputs(spec, out, [_read(c, out) for c in cells], command, threads)
+
     trained: list[str] = []
     try:
         if train_missing:
-            trained = _train_pending(cells, out, threads, progress)
+            trained = _train_pending(cells, out, threads, progress, write, refresh_seconds)
     except BaseException:  # Ctrl-C or a failing cell: report what finished, then stop
-        write_outputs(spec, out, [_read(c, out) for c in cells], command, threads)
+        write()
         raise
-    results = [_read(c, out) for c in cells]
-    report, results_json, plots = write_outputs(spec, out, results, command, threads)
-    return StudyRun(results, trained, report, results_json, plots)
+    report, results_json, plots = write()
+    return StudyRun([_read(c, out) for c in cells], trained, report, results_json, plots)
 
 
 def cell_dir(out: Path, cell: Cell) -> Path:
@@ -85,9 +93,11 @@ def _read(cell: Cell, out: Path) -> CellResult:
     return read_cell(cell, cell_dir(out, cell)) if is_finished(cell, out) else CellResult(cell, cell_dir(out, cell))
 
 
-def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: bool) -> list[str]:
+def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: bool, write,
+                   refresh_seconds: float) -> list[str]:
     from cbns.api import train
 
+    written = time.monotonic()
     pending = [c for c in cells if not is_finished(c, out)]
     trained = []
     bar = tqdm(total=len(cells), initial=len(cells) - len(pending), unit="cell", desc="study",
@@ -105,5 +115,8 @@ def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: 
         bar.write(f"{cell.name}: test recall@20 {result.test.get('recall@20', float('nan')):.4f}, "
                   f"{result.seconds_per_epoch:.1f} s/epoch, best epoch {result.best_epoch}/{result.epochs_run}, "
                   f"{time.perf_counter() - start:.0f} s")
+        if cell is not pending[-1] and time.monotonic() - written >= refresh_seconds:
+            write()
+            written = time.monotonic()
     bar.close()
     return trained
