@@ -21,7 +21,7 @@ from cbns.run_dir import write_json
 from cbns.study.anchors import anchors_for
 from cbns.study.results import CellResult, Stat, group_by_setting
 from cbns.study.spec import Section, StudySpec
-from cbns.study.tables import (InBatchIndex, Setting, drift_table, equal_negatives_table, md_table,
+from cbns.study.tables import (InBatchIndex, Setting, cost, drift_table, equal_negatives_table, md_table,
                                metric_names, negatives_per_row, option, section_table, short, stat)
 
 PLOTS_DIR = "plots"
@@ -65,8 +65,9 @@ def _header(spec: StudySpec, results: list[CellResult], command: str | None, thr
               "How to read: every number is a test-set metric of the epoch with the best validation "
               "Recall (full ranking over all items, training items masked), as mean ± sample standard "
               "deviation over the seeds listed (`seeds` = finished/asked). Δ vs in-batch is paired by seed. "
-              f"s/epoch is training time only, with {threads or 'all'} torch thread{'s' if threads != 1 else ''} "
-              "per cell; compare times within one study run only."]
+              f"Times are per training epoch (validation excluded), with {threads or 'all'} torch "
+              f"thread{'s' if threads != 1 else ''} per cell: wall-clock, and the process's CPU time, which "
+              "a busy machine distorts far less; time ratios use CPU time where both cells recorded it."]
     return "\n".join(lines)
 
 
@@ -152,19 +153,22 @@ def _memory_plot(section, groups, setting: Setting, index: InBatchIndex, out: Pa
         m = first.cell.memory_size
         if m > 0:
             lines.setdefault(name, {})[m] = stat(done, "test", key)
-            seconds.setdefault(name, {})[m] = stat(done, "", "seconds_per_epoch")
+            seconds.setdefault(name, {})[m] = done
         ref = index.at(first, first.cell.batch_size, done)
         if ref:
             refs[(first.cell.context_key(), first.cell.batch_size)] = (
-                f"in-batch at B={first.cell.batch_size}", stat(ref, "test", key), stat(ref, "", "seconds_per_epoch"))
+                f"in-batch at B={first.cell.batch_size}", stat(ref, "test", key), ref)
     if not lines:
         return None
     hlines = [(s.mean, label) for label, s, _ in refs.values() if s is not None]
-    ref_seconds = [(t.mean, label) for label, _, t in refs.values() if t is not None]
+    clock = _clock([r for points in seconds.values() for g in points.values() for r in g]
+                   + [r for _, _, ref in refs.values() for r in ref])
+    seconds = {k: {m: cost(g, clock)[0] for m, g in v.items()} for k, v in seconds.items()}
+    ref_seconds = [(t.mean, label) for label, _, ref in refs.values() for t in [cost(ref, clock)[0]] if t]
     panels = [Panel(f"Test {short(key)} against the bank size", "memory size M (items, log scale)",
                     f"test {key}", [_line(v, k) for k, v in lines.items()], log2_x=True, hlines=hlines),
               Panel("Training time against the bank size", "memory size M (items, log scale)",
-                    "training seconds per epoch", [_line(v, k) for k, v in seconds.items()], log2_x=True,
+                    _TIME_LABEL[clock], [_line(v, k) for k, v in seconds.items()], log2_x=True,
                     hlines=ref_seconds)]
     return save_panels(panels, out / PLOTS_DIR / f"{section.name}_memory.png")
 
@@ -182,17 +186,27 @@ def _batch_plot(section, groups, setting: Setting, out: Path, key: str) -> Path 
         name += "".join(f" {k}={v}" for k, v in c.vary.items())
         by_b.setdefault(name, {})[c.batch_size] = stat(done, "test", key)
         by_neg.setdefault(name, {})[negatives_per_row(first)] = stat(done, "test", key)
-        secs.setdefault(name, {})[c.batch_size] = stat(done, "", "seconds_per_epoch")
+        secs.setdefault(name, {})[c.batch_size] = done
     if not by_b:
         return None
+    clock = _clock([r for points in secs.values() for g in points.values() for r in g])
+    secs = {k: {b: cost(g, clock)[0] for b, g in v.items()} for k, v in secs.items()}
     panels = [Panel(f"Test {short(key)} against the batch size", "batch size B (log scale)", f"test {key}",
                     [_line(v, k) for k, v in by_b.items()], log2_x=True),
               Panel(f"Test {short(key)} at equal negatives per row",
                     "negatives per row (B − 1 in-batch, B − 1 + M CBNS; log scale)", f"test {key}",
                     [_line(v, k) for k, v in by_neg.items()], log2_x=True),
               Panel("Training time against the batch size", "batch size B (log scale)",
-                    "training seconds per epoch", [_line(v, k) for k, v in secs.items()], log2_x=True)]
+                    _TIME_LABEL[clock], [_line(v, k) for k, v in secs.items()], log2_x=True)]
     return save_panels(panels, out / PLOTS_DIR / f"{section.name}_batch.png", cols=3)
+
+
+_TIME_LABEL = {"cpu": "process CPU seconds per training epoch", "wall": "wall-clock seconds per training epoch"}
+
+
+def _clock(results: list[CellResult]) -> str:
+    """``cpu`` when every one of ``results`` recorded CPU time, else ``wall``: one clock per plot."""
+    return cost(results)[1] if results else "wall"
 
 
 def _drift(section, groups, setting: Setting, out: Path) -> tuple[list[str], list[Path]]:

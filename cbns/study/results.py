@@ -27,11 +27,19 @@ class CellResult:
         return self.metrics is not None
 
     def value(self, part: str, name: str) -> float | None:
-        """``metrics[part][name]`` (``part`` = valid or test), or a top-level number for ``part=""``."""
+        """``metrics[part][name]`` (``part`` = valid or test), or for ``part=""`` a top-level
+        number or ``cpu_seconds_per_epoch`` (see :mod:`cbns.cpu_clock`; ``None`` if not recorded)."""
         if self.metrics is None:
             return None
+        if not part and name == "cpu_seconds_per_epoch":
+            return self.cpu_seconds_per_epoch
         value = self.metrics.get(part, {}).get(name) if part else self.metrics.get(name)
         return float(value) if value is not None else None
+
+    @property
+    def cpu_seconds_per_epoch(self) -> float | None:
+        cpu = [h["cpu_seconds"] for h in (self.metrics or {}).get("history", []) if "cpu_seconds" in h]
+        return sum(cpu) / len(cpu) if cpu else None
 
     def curve(self, metric: str = "recall@20") -> list[tuple[float, float]]:
         """``[(cumulative training seconds, validation metric)]`` at each validated epoch."""
@@ -51,6 +59,7 @@ class CellResult:
         if self.metrics is not None:
             keep = ("valid", "test", "best_epoch", "epochs_run", "train_seconds", "seconds_per_epoch", "history")
             entry.update({k: self.metrics[k] for k in keep if k in self.metrics})
+            entry["cpu_seconds_per_epoch"] = self.cpu_seconds_per_epoch
         return entry
 
 

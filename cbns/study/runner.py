@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
+from cbns.cpu_clock import CpuClock
 from cbns.run_dir import prepare_out_dir
 from cbns.study.cells import NOT_HASHED, Cell, expand
 from cbns.study.datasets import data_path
@@ -109,7 +110,7 @@ def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: 
             bar.write(f"{cell.name}: options changed since it ran; training it again")
         config = cell.config(data_path(cell.dataset, out), threads)
         start = time.perf_counter()
-        result = train(config, folder, progress=False, verbose=False)
+        result = train(config, folder, progress=False, verbose=False, callbacks=[CpuClock()])
         trained.append(cell.name)
         bar.update(1)
         bar.write(f"{cell.name}: test recall@20 {result.test.get('recall@20', float('nan')):.4f}, "

@@ -63,6 +63,25 @@ def ratio(a: Stat | None, b: Stat | None) -> str:
     return f"{a.mean / b.mean:.2f}×" if a and b and b.mean > 0 else "—"
 
 
+def cost(group: list[CellResult], clock: str | None = None) -> tuple[Stat | None, str]:
+    """Seconds per training epoch and which clock: ``cpu`` (process CPU time, see
+    :mod:`cbns.cpu_clock`) when every finished cell recorded it, else ``wall``; ``clock`` forces one."""
+    done = [r for r in group if r.done]
+    cpu = [r.value("", "cpu_seconds_per_epoch") for r in done]
+    if clock != "wall" and cpu and all(v is not None for v in cpu):
+        return Stat.of(cpu), "cpu"
+    return Stat.of(r.value("", "seconds_per_epoch") for r in done), "wall"
+
+
+def cost_ratio(group: list[CellResult], refs: list[CellResult]) -> str:
+    """Time per epoch of ``group`` over ``refs``, in CPU time where both have it (else wall, marked)."""
+    (a, clock_a), (b, clock_b) = cost(group), cost(refs)
+    if clock_a != clock_b:
+        (a, _), (b, _) = cost(group, "wall"), cost(refs, "wall")
+    text = ratio(a, b)
+    return text + (" (wall)" if "wall" in (clock_a, clock_b) and text != "—" else "")
+
+
 @dataclass
 class Setting:
     """How to name a setting in one section: only the axes that vary there get a column."""
@@ -116,7 +135,8 @@ def section_table(groups: list[list[CellResult]], setting: Setting, index: InBat
     the same batch size, seconds per epoch, its ratio to in-batch, and the best epoch."""
     key = names[0]
     head = setting.head() + ["seeds", f"valid {short(key)}"] + [f"test {short(n)}" for n in names] + [
-        f"Δ test {short(key)} vs in-batch, same B", "s/epoch", "time × in-batch", "best epoch / run"]
+        f"Δ test {short(key)} vs in-batch, same B", "s/epoch (wall)", "CPU s/epoch", "time × in-batch",
+        "best epoch / run"]
     rows = []
     for group in groups:
         first = group[0]
@@ -128,13 +148,14 @@ def section_table(groups: list[list[CellResult]], setting: Setting, index: InBat
         refs = index.at(first, first.cell.batch_size, done)
         is_ref = first.cell.sampler_name == "inbatch"
         seconds = stat(done, "", "seconds_per_epoch")
-        ref_seconds = stat(refs, "", "seconds_per_epoch")
+        cpu, clock = cost(done)
         best = Stat.of(r.value("", "best_epoch") for r in done)
         run = Stat.of(r.value("", "epochs_run") for r in done)
         rows.append(setting.cells(first) + [seeds, fmt(stat(done, "valid", key))]
                     + [fmt(stat(done, "test", n)) for n in names]
                     + ["(reference)" if is_ref else fmt(paired_delta(done, refs, "test", key), signed=True),
-                       fmt(seconds, 1), "1.00×" if is_ref else ratio(seconds, ref_seconds),
+                       fmt(seconds, 1), fmt(cpu, 1) if clock == "cpu" else "—",
+                       "1.00×" if is_ref else cost_ratio(done, refs),
                        f"{best.mean:.3g} / {run.mean:.3g}"])
     return md_table(head, rows)
 
@@ -158,7 +179,7 @@ def equal_negatives_table(groups: list[list[CellResult]], index: InBatchIndex, k
     and one sentence per pair."""
     head = ["sampler", "B", "M", "negatives / row", f"CBNS test {short(key)}", f"in-batch at B",
             f"in-batch at B+M", f"Δ CBNS − in-batch(B+M)", "CBNS s/epoch", "in-batch(B+M) s/epoch",
-            "time CBNS / in-batch(B+M)"]
+            "time CBNS / in-batch(B+M)"]  # seconds: CPU where recorded, else wall (marked)
     rows, notes = [], []
     for group in groups:
         first = group[0]
@@ -168,14 +189,18 @@ def equal_negatives_table(groups: list[list[CellResult]], index: InBatchIndex, k
         B, M = first.cell.batch_size, first.cell.memory_size
         at_b, at_bm = index.at(first, B, done), index.at(first, B + M, done)
         delta = paired_delta(done, at_bm, "test", key)
-        mine, theirs = stat(done, "", "seconds_per_epoch"), stat(at_bm, "", "seconds_per_epoch")
+        (mine, clock_a), (theirs, clock_b) = cost(done), cost(at_bm)
+        if clock_a != clock_b:
+            (mine, clock_a), (theirs, clock_b) = cost(done, "wall"), cost(at_bm, "wall")
+        unit = " CPU" if clock_a == "cpu" else " wall"
         rows.append([first.cell.sampler, str(B), str(M), str(B - 1 + M), fmt(stat(done, "test", key)),
                      fmt(stat(at_b, "test", key)), fmt(stat(at_bm, "test", key)) if at_bm else "not run",
-                     fmt(delta, signed=True), fmt(mine, 1), fmt(theirs, 1), ratio(mine, theirs)])
+                     fmt(delta, signed=True), fmt(mine, 1) + unit, (fmt(theirs, 1) + unit) if at_bm else "—",
+                     ratio(mine, theirs)])
         if at_bm and delta is not None:
             notes.append(f"{first.cell.sampler} at B={B} with M={M}: {verdict(delta)} in-batch at B={B + M} "
                          f"(Δ {fmt(delta, signed=True)}, {delta.n} seed{'s' if delta.n > 1 else ''}), "
-                         f"at {ratio(mine, theirs)} its training time per epoch.")
+                         f"at {ratio(mine, theirs)} its{unit} training time per epoch.")
     return md_table(head, rows), notes
 
 
