@@ -12,6 +12,7 @@ from cbns.checkpointer import Checkpointer
 from cbns.config import TrainConfig, save_yaml
 from cbns.distributed import DistContext, build_trainer, init_distributed
 from cbns.errors import CbnsError
+from cbns.drift import drift_callback, save_drift
 from cbns.evaluate import evaluate_split
 from cbns.guards import NonFiniteError, check_free_space, estimate_state_bytes
 from cbns.resume import check_same_run, data_fingerprint, refuse_changes, refuse_unfinished
@@ -29,6 +30,8 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
 
     Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
     rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
+    With ``config.drift_every`` > 0 the run also records item-embedding drift
+    (:mod:`cbns.drift`) into ``drift.json`` and ``drift.png``.
     """
     config = resolved(config.validate())
     ctx = init_distributed()
@@ -70,6 +73,9 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     model = build_model(config, data.num_users, data.num_items)
     sampler = build_sampler(config, data.item_counts())
     callbacks = list(callbacks)
+    drift = drift_callback(config, data.num_items)
+    if drift is not None:
+        callbacks.append(drift)
     checkpointer = None
     if out_dir is not None and not ctx.distributed:
         meta = {"config": config.to_dict(), "data": data_fingerprint(data)}
@@ -87,6 +93,8 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     except NonFiniteError as exc:
         raise NonFiniteError(f"{exc}; {_last_good(out_dir)}") from None
     if out_dir is not None:
+        if drift is not None:
+            save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
         metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size}
         save_run(out_dir, config, data, model, sampler, metrics)
         for path in checkpoint_files(out_dir):

@@ -45,6 +45,9 @@ class TrainConfig:
     ks: list[int] = field(default_factory=lambda: [20, 50])
     threads: int = 0
     checkpoint_every: int = 500
+    drift_every: int = 0
+    drift_sample: int = 1024
+    drift_deltas: list[int] = field(default_factory=lambda: [1, 5, 10])
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`CbnsError` naming the option and the value for anything out of range."""
@@ -75,6 +78,12 @@ class TrainConfig:
             raise OptionError("valid_fraction", f"must be in [0, 1), got {self.valid_fraction}")
         if not self.ks or any(k < 1 for k in self.ks):
             raise OptionError("ks", f"must be a non-empty list of cut-offs >= 1, got {self.ks}")
+        if self.drift_every < 0:
+            raise OptionError("drift_every", f"must be >= 0 (0 = off), got {self.drift_every}")
+        if self.drift_sample < 1:
+            raise OptionError("drift_sample", f"must be >= 1, got {self.drift_sample}")
+        if not self.drift_deltas or any(d < 1 for d in self.drift_deltas):
+            raise OptionError("drift_deltas", f"must be a non-empty list of step distances >= 1, got {self.drift_deltas}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

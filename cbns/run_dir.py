@@ -9,6 +9,7 @@ Layout:
     user_embeddings.npy   [num_users, D] float32, row r = user r (normalised when scoring by cosine)
     item_embeddings.npy   [num_items, D] float32, row r = item r
     user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
+    drift.json, drift.png with --drift-every: item-embedding drift (see cbns.drift)
 """
 from __future__ import annotations
 

@@ -45,6 +45,9 @@ class Callback:
     """Hooks into the training loop; override what you need. ``trainer.global_step`` counts
     optimizer steps over the whole run."""
 
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        """Before the first step of :meth:`Trainer.fit` (the model as initialised)."""
+
     def on_step_end(self, trainer: "Trainer") -> None:
         """After the optimizer step, the sampler's observe, and the epoch's running sums."""
 
@@ -148,6 +151,8 @@ class Trainer:
         cfg, s = self.config, self.state
         key = f"recall@{cfg.ks[0]}"
         has_valid = len(self.data.valid) > 0
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
         while not s.done:
             epoch = s.epoch + 1
             record = self.train_epoch(epoch)

@@ -49,12 +49,16 @@ RULES = {
     "ks": ("list", lambda v: len(v) > 0 and all(1 <= k <= BIG for k in v)),
     "threads": ("int", lambda v: 0 <= v <= BIG),
     "checkpoint_every": ("int", lambda v: 0 <= v <= BIG),
+    "drift_every": ("int", lambda v: 0 <= v <= BIG),
+    "drift_sample": ("int", lambda v: 1 <= v <= BIG),
+    "drift_deltas": ("list", lambda v: len(v) > 0 and all(1 <= k <= BIG for k in v)),
 }
 DEFAULTS = {"data": "gowalla", "sampler": "cbns", "batch_size": 2048, "memory_size": 4096, "warmup_steps": 0,
-            "bank_mode": "stale", "item_side": "split", "num_negatives": 2048, "popularity_alpha": 0.75, "dim": 64,
-            "normalize": True, "temperature": 0.1, "logq_correction": True, "init_std": 0.1, "epochs": 20,
-            "lr": 5e-3, "weight_decay": 0.0, "seed": 0, "valid_fraction": 0.1, "eval_every": 1, "patience": 3,
-            "ks": [20, 50], "threads": 0, "checkpoint_every": 500}
+            "bank_mode": "stale", "item_side": "split", "num_negatives": 2048, "popularity_alpha": 0.75, "dim": 128,
+            "normalize": True, "temperature": 0.1, "logq_correction": True, "init_std": 0.1, "epochs": 12,
+            "lr": 1e-2, "weight_decay": 0.0, "seed": 0, "valid_fraction": 0.1, "eval_every": 1, "patience": 3,
+            "ks": [20, 50], "threads": 0, "checkpoint_every": 500,
+            "drift_every": 0, "drift_sample": 1024, "drift_deltas": [1, 5, 10]}
 
 
 def is_int(v):

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cbns.cli import evaluate_cmd, index_cmd, recommend_cmd, train_cmd
+from cbns.cli import evaluate_cmd, index_cmd, recommend_cmd, study_cmd, train_cmd
 from cbns.errors import CbnsError
 
-COMMANDS = (train_cmd, evaluate_cmd, index_cmd, recommend_cmd)
+COMMANDS = (train_cmd, evaluate_cmd, index_cmd, recommend_cmd, study_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -73,6 +73,12 @@ def register(commands) -> None:
     p.add_argument("--patience", type=int, metavar="P",
                    help=f"stop after P validations without improvement (default: {d.patience})")
     p.add_argument("--ks", type=_ks, metavar="K,K", help=f"metric cut-offs (default: {','.join(map(str, d.ks))})")
+    p.add_argument("--drift-every", type=int, metavar="N",
+                   help=f"record item-embedding drift every N steps into drift.json, 0 = off (default: {d.drift_every})")
+    p.add_argument("--drift-sample", type=int, metavar="S",
+                   help=f"drift: number of fixed random items measured (default: {d.drift_sample})")
+    p.add_argument("--drift-deltas", type=_ks, metavar="DT,DT",
+                   help=f"drift: step distances dt (default: {','.join(map(str, d.drift_deltas))})")
     p.add_argument("--threads", type=int, metavar="N", help=f"torch threads, 0 = all cores (default: {d.threads})")
     p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help=f"also checkpoint every N steps, not only after each epoch; 0 = epoch ends only "

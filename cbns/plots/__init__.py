@@ -1,0 +1,1 @@
+"""PNG figures (matplotlib, headless Agg backend): drift curves and the study's sweeps."""
