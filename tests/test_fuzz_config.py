@@ -50,11 +50,9 @@ RULES = {
     "threads": ("int", lambda v: 0 <= v <= BIG),
     "checkpoint_every": ("int", lambda v: 0 <= v <= BIG),
 }
-DEFAULTS = {"data": "gowalla", "sampler": "cbns", "batch_size": 2048, "memory_size": 4096, "warmup_steps": 0,
-            "bank_mode": "stale", "item_side": "split", "num_negatives": 2048, "popularity_alpha": 0.75, "dim": 64,
-            "normalize": True, "temperature": 0.1, "logq_correction": True, "init_std": 0.1, "epochs": 20,
-            "lr": 5e-3, "weight_decay": 0.0, "seed": 0, "valid_fraction": 0.1, "eval_every": 1, "patience": 3,
-            "ks": [20, 50], "threads": 0, "checkpoint_every": 500}
+#: The defaults are data, not rules: taken from the dataclass so that a tuned default does not
+#: break the oracle (the rules above still have to accept them).
+DEFAULTS = TrainConfig().to_dict()
 
 
 def is_int(v):
