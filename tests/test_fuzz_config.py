@@ -53,12 +53,9 @@ RULES = {
     "drift_sample": ("int", lambda v: 1 <= v <= BIG),
     "drift_deltas": ("list", lambda v: len(v) > 0 and all(1 <= k <= BIG for k in v)),
 }
-DEFAULTS = {"data": "gowalla", "sampler": "cbns", "batch_size": 2048, "memory_size": 4096, "warmup_steps": 0,
-            "bank_mode": "stale", "item_side": "split", "num_negatives": 2048, "popularity_alpha": 0.75, "dim": 128,
-            "normalize": True, "temperature": 0.1, "logq_correction": True, "init_std": 0.1, "epochs": 12,
-            "lr": 1e-2, "weight_decay": 0.0, "seed": 0, "valid_fraction": 0.1, "eval_every": 1, "patience": 3,
-            "ks": [20, 50], "threads": 0, "checkpoint_every": 500,
-            "drift_every": 0, "drift_sample": 1024, "drift_deltas": [1, 5, 10]}
+#: The defaults are data, not rules: taken from the dataclass so that a tuned default does not
+#: break the oracle (the rules above still have to accept them).
+DEFAULTS = TrainConfig().to_dict()
 
 
 def is_int(v):
