@@ -99,7 +99,8 @@ def expand(spec: StudySpec) -> list[Cell]:
 
 
 def _resolved_key(cell: Cell) -> str:
-    resolved = {k: v for k, v in cell.config("").to_dict().items() if k not in (*NOT_HASHED, "data")}
+    resolved = {k: v for k, v in cell.config("-").to_dict().items()
+                if k not in (*NOT_HASHED, "data")}
     return json.dumps({"data": cell.dataset.identity, "tower": cell.tower, **resolved}, sort_keys=True)
 
 
