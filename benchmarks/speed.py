@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--clock", choices=("cpu", "wall"), help="cpu (default with 1 thread) or wall")
     parser.add_argument("--batch-size", type=int, default=2048, help="B (default: %(default)s)")
+    parser.add_argument("--dim", type=int, help="embedding width (default: TrainConfig's)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per config per round (default: %(default)s)")
     parser.add_argument("--eval-repeats", type=int, default=3, help="evaluation rounds (default: %(default)s)")
@@ -60,8 +61,10 @@ def main(argv=None) -> int:
     print(f"threads {torch.get_num_threads()}, clock {clock}, torch {torch.__version__}", flush=True)
 
     base = TrainConfig(threads=args.threads)
+    if args.dim is not None:
+        base = replace(base, dim=args.dim)
     data = load_data(base)
-    result: dict = {"threads": args.threads, "clock": clock, "batch_size": args.batch_size}
+    result: dict = {"threads": args.threads, "clock": clock, "batch_size": args.batch_size, "dim": base.dim}
     if not args.skip_eval:
         result.update(time_evaluation(base, data, timer, args.eval_repeats))
     result.update(time_steps(base, data, timer, args.batch_size, args.repeats, args.steps))

@@ -1,12 +1,14 @@
-"""The default Gowalla training step of this tree against an earlier commit, side by side.
+"""This tree's training step against an earlier commit's, same configuration, side by side.
 
     python benchmarks/speed_vs_commit.py --before 12b0706 --threads 1 --rounds 4 --steps 20 --epochs 3
 
-Checks the ``--before`` commit out into a temporary ``git worktree``, then alternates the two
-trees (a fresh process each time, in swapped order every other round) timing ``--steps`` steps of
-the default configuration (:class:`cbns.config.TrainConfig` defaults, or another ``--memory-size``; same seed, same batches)
-after a warm-up. With ``--epochs`` it then trains both for that many epochs (``cbns train``) and
-compares the validation recall per epoch and the test metrics. Prints a table and one JSON line.
+Checks the ``--before`` commit out into a temporary ``git worktree``. Both trees then run one
+configuration: this tree's :class:`cbns.config.TrainConfig` defaults for the options both know
+(:data:`SHARED`; defaults move between commits, so the earlier tree is given them explicitly),
+with ``--memory-size`` and ``--dim`` to override. The two alternate (a fresh process each time, in
+swapped order every other round), each timing ``--steps`` steps after a warm-up on the same seeded
+batches. With ``--epochs`` both then train that many epochs (``cbns train --config``) and the
+validation recall per epoch and the test metrics are compared. Prints a table and one JSON line.
 """
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 
+#: The options that define a step and a run, known to every tree from 12b0706 on.
+SHARED = ("sampler", "batch_size", "memory_size", "warmup_steps", "bank_mode", "item_side", "num_negatives",
+          "popularity_alpha", "dim", "normalize", "temperature", "logq_correction", "init_std", "lr",
+          "weight_decay", "seed", "valid_fraction", "eval_every", "ks")
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,14 +34,18 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process (default: %(default)s)")
-    parser.add_argument("--memory-size", type=int, help="time this bank size instead of the default M")
+    parser.add_argument("--memory-size", type=int, help="bank size M (default: this tree's default)")
+    parser.add_argument("--dim", type=int, help="embedding width (default: this tree's default)")
     parser.add_argument("--epochs", type=int, default=0, help="also train both this many epochs (default: none)")
     parser.add_argument("--worker", metavar="ROOT", help=argparse.SUPPRESS)
+    parser.add_argument("--options", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(Path(args.worker), args.threads, args.steps, args.memory_size)
+        return worker(Path(args.worker), args.threads, args.steps, json.loads(args.options))
     if not args.before:
         parser.error("--before is required")
+    options = shared_options(memory_size=args.memory_size, dim=args.dim)
+    print(f"configuration: {options}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="cbns-before-") as tmp:
         old = Path(tmp) / "tree"
@@ -46,7 +57,7 @@ def main(argv=None) -> int:
             peak = {name: 0 for name in trees}
             for r in range(args.rounds):
                 for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
-                    got = _time_tree(trees[name], args.threads, args.steps, args.memory_size)
+                    got = _time_tree(trees[name], args.threads, args.steps, options)
                     for clock in ("cpu", "wall"):
                         times[name][clock] += got[clock]
                     peak[name] = max(peak[name], got["peak_rss"])
@@ -54,7 +65,7 @@ def main(argv=None) -> int:
                           f"wall {statistics.median(got['wall']) * 1e3:7.1f} ms/step", flush=True)
             med = {n: {c: statistics.median(v) for c, v in t.items()} for n, t in times.items()}
             result = {"before": args.before, "threads": args.threads, "steps": args.rounds * args.steps,
-                      "memory_size": args.memory_size,
+                      "memory_size": options["memory_size"], "dim": options["dim"],
                       "before_step_ms_cpu": round(med["before"]["cpu"] * 1e3, 2),
                       "after_step_ms_cpu": round(med["after"]["cpu"] * 1e3, 2),
                       "speedup_cpu": round(med["before"]["cpu"] / med["after"]["cpu"], 3),
@@ -66,24 +77,34 @@ def main(argv=None) -> int:
                   f"(CPU), speed-up {result['speedup_cpu']}x; wall {result['speedup_wall']}x; peak RSS "
                   f"{result['before_peak_rss_mb']} MB before, {result['after_peak_rss_mb']} MB after", flush=True)
             if args.epochs:
-                result.update(_compare_training(trees, args.threads, args.epochs, Path(tmp)))
+                result.update(_compare_training(trees, args.threads, args.epochs, options, Path(tmp)))
         finally:
             subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)], check=False)
     print(json.dumps(result))
     return 0
 
 
-def _time_tree(root: Path, threads: int, steps: int, memory_size: int | None) -> dict:
-    extra = ["--memory-size", str(memory_size)] if memory_size is not None else []
+def shared_options(**overrides) -> dict:
+    """This tree's defaults for :data:`SHARED`, with the overrides that are not None."""
+    sys.path.insert(0, str(HERE))
+    from cbns.config import TrainConfig
+
+    defaults = TrainConfig()
+    options = {name: getattr(defaults, name) for name in SHARED}
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    return options
+
+
+def _time_tree(root: Path, threads: int, steps: int, options: dict) -> dict:
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(root),
-                          "--threads", str(threads), "--steps", str(steps), *extra],
+                          "--threads", str(threads), "--steps", str(steps), "--options", json.dumps(options)],
                          check=True, capture_output=True, text=True, cwd=root)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(root: Path, threads: int, steps: int, memory_size: int | None) -> int:
-    """Time ``steps`` default steps (bank size ``memory_size`` if given) with the package of
-    ``root`` (its public API of 12b0706 on)."""
+def worker(root: Path, threads: int, steps: int, options: dict) -> int:
+    """Time ``steps`` steps of ``options`` with the package of ``root`` (its API of 12b0706 on)."""
+    import resource
     import time
 
     sys.path.insert(0, str(root))
@@ -98,9 +119,7 @@ def worker(root: Path, threads: int, steps: int, memory_size: int | None) -> int
     assert Path(sys.modules["cbns"].__path__[0]).resolve() == (root / "cbns").resolve()
     set_threads(threads)
     tune_allocator()
-    config = TrainConfig(threads=threads)
-    if memory_size is not None:
-        config.memory_size = memory_size
+    config = TrainConfig(**options, threads=threads)
     data = load_data(config)
     trainer = Trainer(config, data, build_model(config, data.num_users, data.num_items),
                       build_sampler(config, data.item_counts()), build_loss(config), progress=False, verbose=False)
@@ -115,20 +134,22 @@ def worker(root: Path, threads: int, steps: int, memory_size: int | None) -> int
         if i >= warmup:
             cpu.append(time.process_time() - c)
             wall.append(time.perf_counter() - w)
-    import resource
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     print(json.dumps({"cpu": cpu, "wall": wall, "peak_rss": peak}))
     return 0
 
 
-def _compare_training(trees: dict, threads: int, epochs: int, tmp: Path) -> dict:
+def _compare_training(trees: dict, threads: int, epochs: int, options: dict, tmp: Path) -> dict:
     """Train both trees ``epochs`` epochs (one after the other) and compare their metrics."""
+    import yaml
+
+    spec = tmp / "config.yaml"
+    spec.write_text(yaml.safe_dump(options, sort_keys=False))
     metrics = {}
     for name, root in trees.items():
         out = tmp / f"run-{name}"
-        subprocess.run([sys.executable, "-m", "cbns", "train", "--epochs", str(epochs), "--patience", str(epochs),
-                        "--threads", str(threads), "--no-progress", "--out", str(out)],
+        subprocess.run([sys.executable, "-m", "cbns", "train", "--config", str(spec), "--epochs", str(epochs),
+                        "--patience", str(epochs), "--threads", str(threads), "--no-progress", "--out", str(out)],
                        check=True, cwd=root, capture_output=True, text=True)
         metrics[name] = json.loads((out / "metrics.json").read_text())
     print(f"{'epoch':>5s} {'before R@20':>12s} {'after R@20':>11s} {'before s':>9s} {'after s':>8s}")
