@@ -41,13 +41,15 @@ class CellResult:
         cpu = [h["cpu_seconds"] for h in (self.metrics or {}).get("history", []) if "cpu_seconds" in h]
         return sum(cpu) / len(cpu) if cpu else None
 
-    def curve(self, metric: str = "recall@20") -> list[tuple[float, float]]:
-        """``[(cumulative training seconds, validation metric)]`` at each validated epoch."""
-        points, clock = [], 0.0
+    def curve(self, metric: str = "recall@20", clock: str = "wall") -> list[tuple[float, float]]:
+        """``[(cumulative training seconds, validation metric)]`` at each validated epoch; seconds
+        of wall-clock, or of process CPU time for ``clock="cpu"``."""
+        field = "cpu_seconds" if clock == "cpu" else "seconds"
+        points, elapsed = [], 0.0
         for record in (self.metrics or {}).get("history", []):
-            clock += record.get("seconds", 0.0)
+            elapsed += record.get(field, 0.0)
             if "valid" in record:
-                points.append((clock, record["valid"][metric]))
+                points.append((elapsed, record["valid"][metric]))
         return points
 
     def to_json(self, out: Path) -> dict:
