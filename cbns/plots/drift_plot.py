@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from cbns.plots.canvas import COLORS, figure, save
 
@@ -29,8 +29,9 @@ def draw_drift(ax, payload: dict, title: str) -> None:
     if plotted:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_PLAIN)
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # 2, 5, 20, 50: enough to read, no crowding
         ax.yaxis.set_minor_formatter(_PLAIN)
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.tick_params(axis="y", which="both", labelsize=8)
         ax.legend(fontsize=8)
     ax.set_xlabel("training step t (optimizer steps)")
     ax.set_ylabel(f"D(t, dt) = sum over {payload['sample']} items of L2 shift (log)")
