@@ -20,7 +20,7 @@ from cbns.plots.panels import Panel, Series, save_drift_grid, save_panels
 from cbns.run_dir import write_json
 from cbns.study.anchors import anchors_for
 from cbns.study.results import CellResult, Stat, group_by_setting
-from cbns.study.spec import Section, StudySpec
+from cbns.study.spec import SPECS_DIR, Section, StudySpec
 from cbns.study.tables import (InBatchIndex, Setting, cost, drift_table, equal_negatives_table, md_table,
                                metric_names, negatives_per_row, option, section_table, short, stat)
 
@@ -46,6 +46,14 @@ def write_outputs(spec: StudySpec, out: Path, results: list[CellResult], command
     return report, results_json, plots
 
 
+def _spec_place(source: str) -> str:
+    """A bundled spec by its path in the package (the same on every machine), a user's file as given."""
+    path = Path(source)
+    if path.parent.resolve() == SPECS_DIR.resolve():
+        return f"bundled, `cbns/study/specs/{path.name}`"
+    return f"`{source}`"
+
+
 def _header(spec: StudySpec, results: list[CellResult], command: str | None, threads: int | None) -> str:
     done = [r for r in results if r.done]
     seconds = sum(r.value("", "train_seconds") or 0.0 for r in done)
@@ -55,7 +63,7 @@ def _header(spec: StudySpec, results: list[CellResult], command: str | None, thr
     if spec.description:
         lines += [spec.description, ""]
     lines += [f"- command: `{command or f'cbns study --spec {spec.source}'}`",
-              f"- spec: `{spec.source}`",
+              f"- spec: {_spec_place(spec.source)}",
               f"- cells finished: {len(done)} of {len(results)}"
               + ("" if len(done) == len(results) else " (rerun the command to finish the rest)"),
               f"- training time of the finished cells: {seconds / 60:.1f} min (validation and test excluded)",
