@@ -13,6 +13,7 @@ import yaml
 from cbns.atomic import atomic_write_text
 from cbns.errors import CbnsError
 from cbns.loss import ITEM_SIDES
+from cbns.lr_schedule import LR_SCHEDULES
 from cbns.negatives import BANK_MODES, SAMPLERS
 from cbns.yaml_options import read_options
 
@@ -37,6 +38,7 @@ class TrainConfig:
     init_std: float = 0.1
     epochs: int = 12
     lr: float = 1e-2
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     seed: int = 0
     valid_fraction: float = 0.1
@@ -56,7 +58,8 @@ class TrainConfig:
             _check_bounds(f.name, f.type, getattr(self, f.name))
         if not self.data:
             raise OptionError("data", "must name a dataset, got an empty string")
-        choice = {"sampler": SAMPLERS, "bank_mode": BANK_MODES, "item_side": ITEM_SIDES}
+        choice = {"sampler": SAMPLERS, "bank_mode": BANK_MODES, "item_side": ITEM_SIDES,
+                  "lr_schedule": LR_SCHEDULES}
         for name, options in choice.items():
             if getattr(self, name) not in options:
                 raise OptionError(name, f"must be one of {', '.join(options)}, got {getattr(self, name)!r}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -16,6 +17,7 @@ from cbns.loss import SampledSoftmaxLoss
 from cbns.evaluate import evaluate_split
 from cbns.fit_state import FitState
 from cbns.guards import check_finite
+from cbns.lr_schedule import lr_factor
 from cbns.model import TwoTower
 from cbns.negatives import NegativeSampler
 
@@ -123,10 +125,21 @@ class Trainer:
                      item_embeddings=item_emb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self._set_lr()
         self.optimizer.step()
         self.sampler.observe(items, item_emb.detach())
         self.global_step += 1
         return loss.item()
+
+    def _set_lr(self) -> None:
+        """The schedule's learning rate for this step (a function of the step counter alone)."""
+        cfg = self.config
+        if cfg.lr_schedule == "constant":
+            return
+        total = cfg.epochs * math.ceil(len(self.train_pairs) / cfg.batch_size)
+        lr = cfg.lr * lr_factor(cfg.lr_schedule, self.global_step, total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly: weights, optimizer moments, sampler

@@ -10,6 +10,7 @@ from cbns.distributed.context import launched_rank
 from cbns.errors import CbnsError
 from cbns.negatives import BANK_MODES, SAMPLERS
 from cbns.loss import ITEM_SIDES
+from cbns.lr_schedule import LR_SCHEDULES
 
 DEFAULTS = TrainConfig()
 DEFAULT_OUT = "runs/latest"
@@ -65,6 +66,9 @@ def register(commands) -> None:
     p.add_argument("--init-std", type=float, metavar="S", help=f"std of the embedding init (default: {d.init_std})")
     p.add_argument("--epochs", type=int, metavar="E", help=f"maximum epochs (default: {d.epochs})")
     p.add_argument("--lr", type=float, metavar="LR", help=f"Adam learning rate (default: {d.lr})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="constant, or decay per step to 0 at the last of --epochs: cosine or linear "
+                        f"(default: {d.lr_schedule})")
     p.add_argument("--weight-decay", type=float, metavar="WD", help=f"Adam weight decay (default: {d.weight_decay})")
     p.add_argument("--seed", type=int, metavar="S", help=f"seed of init, splits, shuffling, sampling (default: {d.seed})")
     p.add_argument("--valid-fraction", type=float, metavar="F",

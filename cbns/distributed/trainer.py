@@ -105,6 +105,7 @@ class DistributedTrainer(Trainer):
             objective = _zero_on_same_graph(user_emb, item_emb, sources)
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
+        self._set_lr()
         self.optimizer.step()
         self.sampler.observe(pool_ids, pool_emb.detach())
         self.global_step += 1
