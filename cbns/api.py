@@ -10,11 +10,13 @@ from cbns.build import build_loss, build_model, build_sampler
 from cbns.checkpoint import checkpoint_files, peek, read_latest
 from cbns.checkpointer import Checkpointer
 from cbns.config import TrainConfig, save_yaml
+from cbns.data.history import HistoryContext
 from cbns.distributed import DistContext, build_trainer, init_distributed
 from cbns.errors import CbnsError
 from cbns.drift import drift_callback, save_drift
 from cbns.evaluate import evaluate_split
 from cbns.guards import NonFiniteError, check_free_space, estimate_state_bytes
+from cbns.model import TwoTower
 from cbns.resume import check_same_run, data_fingerprint, refuse_changes, refuse_unfinished
 from cbns.runtime import set_threads, tune_allocator
 from cbns.run_dir import (CHECKPOINT, load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved,
@@ -70,8 +72,9 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     set_threads(ctx.threads(config.threads))
     tune_allocator()
     data = load_data(config)
-    model = build_model(config, data.num_users, data.num_items)
+    model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
     sampler = build_sampler(config, data.item_counts())
+    contexts = history_context(config, data, model)
     callbacks = list(callbacks)
     drift = drift_callback(config, data.num_items)
     if drift is not None:
@@ -82,7 +85,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         checkpointer = Checkpointer(out_dir, config.checkpoint_every, meta)
         callbacks.append(checkpointer)
     trainer = build_trainer(ctx, config, data, model, sampler, build_loss(config), progress=progress,
-                            verbose=verbose, callbacks=callbacks)
+                            verbose=verbose, callbacks=callbacks, contexts=contexts)
     if checkpointer is not None:
         if resume:
             _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
@@ -95,11 +98,20 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     if out_dir is not None:
         if drift is not None:
             save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
-        metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size}
-        save_run(out_dir, config, data, model, sampler, metrics)
+        metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size,
+                   "split": config.split, "towers": {"user": config.user_tower, "item": config.item_tower}}
+        save_run(out_dir, config, data, model, sampler, metrics,
+                 user_context=contexts.for_users("test") if contexts is not None else None)
         for path in checkpoint_files(out_dir):
             path.unlink()
     return result
+
+
+def history_context(config: TrainConfig, data, model: TwoTower) -> HistoryContext | None:
+    """The per-batch and evaluation histories, when the user tower reads one (else None)."""
+    if not model.user_tower.needs_history:
+        return None
+    return HistoryContext(data, config.max_history)
 
 
 def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict, verbose: bool) -> None:
@@ -146,7 +158,10 @@ def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:
     set_threads(config.threads)
     data = load_data(config)
     state = load_checkpoint(run)
-    model = build_model(config, data.num_users, data.num_items)
+    model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
     model.load_state_dict(state["model"])
+    contexts = history_context(config, data, model)
     parts = ("valid", "test") if len(data.valid) else ("test",)
-    return {part: evaluate_split(model, data, part, config.ks) for part in parts}
+    return {part: evaluate_split(model, data, part, config.ks,
+                                 user_context=contexts.for_users(part) if contexts is not None else None)
+            for part in parts}

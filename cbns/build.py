@@ -5,22 +5,35 @@ import numpy as np
 import torch
 
 from cbns.config import TrainConfig
+from cbns.data.features import FeatureTable
 from cbns.loss import SampledSoftmaxLoss
 from cbns.model import TwoTower
 from cbns.negatives import (CrossBatchSampler, InBatchSampler, MixedSampler, NegativeSampler,
-                            PopularitySampler, UniformSampler)
-from cbns.towers import IdTower
+                            PopularitySampler, StreamingFrequency, UniformSampler)
+from cbns.towers.choice import build_item_tower, build_user_tower
 
 
-def build_model(config: TrainConfig, num_users: int, num_items: int) -> TwoTower:
-    """Two ID towers of width ``config.dim``, seeded from ``config.seed``."""
+def build_model(config: TrainConfig, num_users: int, num_items: int, user_features: FeatureTable | None = None,
+                item_features: FeatureTable | None = None) -> TwoTower:
+    """The towers ``config.user_tower`` and ``config.item_tower`` of width ``config.dim``, seeded
+    from ``config.seed``; the feature towers read the attribute tables given here."""
     torch.manual_seed(config.seed)
-    return TwoTower(IdTower(num_users, config.dim, config.init_std),
-                    IdTower(num_items, config.dim, config.init_std),
+    return TwoTower(build_user_tower(config, num_users, num_items, user_features),
+                    build_item_tower(config, num_items, item_features),
                     normalize=config.normalize)
 
 
 def build_sampler(config: TrainConfig, item_counts: np.ndarray) -> NegativeSampler:
+    """The sampler ``config.sampler`` names. With ``item_frequency: streaming`` the counts are not
+    used: q starts uniform and follows a :class:`StreamingFrequency` estimate during training."""
+    if config.item_frequency == "streaming":
+        sampler = _sampler(config, np.ones_like(item_counts))
+        sampler.frequency = StreamingFrequency(config.frequency_slots, config.frequency_alpha)
+        return sampler
+    return _sampler(config, item_counts)
+
+
+def _sampler(config: TrainConfig, item_counts: np.ndarray) -> NegativeSampler:
     seed = config.seed + 1
     n = config.num_negatives
     if config.sampler == "inbatch":

@@ -11,10 +11,12 @@ from typing import Any
 import yaml
 
 from cbns.atomic import atomic_write_text
+from cbns.data.time_split import SPLITS
 from cbns.errors import CbnsError
 from cbns.loss import ITEM_SIDES
 from cbns.lr_schedule import LR_SCHEDULES
-from cbns.negatives import BANK_MODES, SAMPLERS
+from cbns.negatives import BANK_MODES, ITEM_FREQUENCIES, SAMPLERS
+from cbns.towers.choice import ITEM_TOWERS, USER_TOWERS
 from cbns.yaml_options import read_options
 
 
@@ -50,6 +52,20 @@ class TrainConfig:
     drift_every: int = 0
     drift_sample: int = 1024
     drift_deltas: list[int] = field(default_factory=lambda: [1, 5, 10])
+    split: str = "random"
+    user_tower: str = "id"
+    item_tower: str = "id"
+    max_history: int = 50
+    pool_decay: float = 1.0
+    hidden_dim: int = 128
+    dropout: float = 0.0
+    item_frequency: str = "static"
+    frequency_slots: int = 1 << 20
+    frequency_alpha: float = 0.05
+    user_features: str = ""
+    user_feature_columns: list[str] = field(default_factory=list)
+    item_features: str = ""
+    item_feature_columns: list[str] = field(default_factory=list)
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`CbnsError` naming the option and the value for anything out of range."""
@@ -58,12 +74,13 @@ class TrainConfig:
             _check_bounds(f.name, f.type, getattr(self, f.name))
         if not self.data:
             raise OptionError("data", "must name a dataset, got an empty string")
-        choice = {"sampler": SAMPLERS, "bank_mode": BANK_MODES, "item_side": ITEM_SIDES,
+        choice = {"sampler": SAMPLERS, "bank_mode": BANK_MODES, "item_side": ITEM_SIDES, "split": SPLITS,
+                  "user_tower": USER_TOWERS, "item_tower": ITEM_TOWERS, "item_frequency": ITEM_FREQUENCIES,
                   "lr_schedule": LR_SCHEDULES}
         for name, options in choice.items():
             if getattr(self, name) not in options:
                 raise OptionError(name, f"must be one of {', '.join(options)}, got {getattr(self, name)!r}")
-        positive = ("batch_size", "dim", "epochs", "eval_every")
+        positive = ("batch_size", "dim", "epochs", "eval_every", "max_history", "hidden_dim", "frequency_slots")
         for name in positive:
             if getattr(self, name) < 1:
                 raise OptionError(name, f"must be >= 1, got {getattr(self, name)}")
@@ -87,6 +104,14 @@ class TrainConfig:
             raise OptionError("drift_sample", f"must be >= 1, got {self.drift_sample}")
         if not self.drift_deltas or any(d < 1 for d in self.drift_deltas):
             raise OptionError("drift_deltas", f"must be a non-empty list of step distances >= 1, got {self.drift_deltas}")
+        for name in ("pool_decay", "frequency_alpha"):
+            if not 0 < getattr(self, name) <= 1:
+                raise OptionError(name, f"must be in (0, 1], got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise OptionError("dropout", f"must be in [0, 1), got {self.dropout}")
+        if self.item_frequency == "streaming" and self.sampler == "popularity":
+            raise OptionError("item_frequency", "streaming: the popularity sampler draws from known counts; "
+                              "use static, or the inbatch, uniform, mns or cbns sampler")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +170,7 @@ def coerce(name: str, value: Any, where: str) -> Any:
         "bool": lambda v: isinstance(v, bool),
         "str": lambda v: isinstance(v, str),
         "list[int]": lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     }[kind]
     if not ok(value):
         raise CbnsError(f"{where}: option {name} must be {kind}, got {_short(value)}")

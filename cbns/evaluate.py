@@ -1,7 +1,7 @@
 """Evaluate a model on one part of a dataset with the masking the protocol asks for."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import scipy.sparse as sp
 import torch
@@ -12,11 +12,16 @@ from cbns.model import TwoTower
 
 
 @torch.no_grad()
-def evaluate_split(model: TwoTower, data: Interactions, part: str, ks: Sequence[int]) -> dict[str, float]:
-    """Full-ranking metrics on ``valid`` (train items masked) or ``test`` (train and valid masked)."""
+def evaluate_split(model: TwoTower, data: Interactions, part: str, ks: Sequence[int],
+                   user_context: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """Full-ranking metrics on ``valid`` (train items masked) or ``test`` (train and valid masked).
+
+    ``user_context`` holds one row per user for towers that need one (the histories the user
+    tower may see when ``part`` is scored: :meth:`cbns.data.history.HistoryContext.for_users`).
+    """
     relevant, exclude = ranking_matrices(data, part)
     model.eval()
-    users = model.all_users(data.num_users)
+    users = model.all_users(data.num_users, user_context)
     items = model.all_items(data.num_items)
     return full_ranking(users, items, relevant, exclude, ks)
 

@@ -22,6 +22,7 @@ class FitState:
         order: ``[S]`` uint8 state of the shuffle generator before the current epoch's permutation.
         loss_sum, examples, seconds: running sums of the current epoch (``loss_sum`` adds
             ``loss * batch_len``, so the epoch's mean loss is ``loss_sum / examples``).
+        phases: the current epoch's seconds per training phase so far (:mod:`cbns.timing`).
         best, best_epoch, best_state: the best validation score so far, its epoch, and the model
             weights of that epoch (``None`` before the first validation).
         stale: validations since the last improvement (early stopping stops at ``patience``).
@@ -36,6 +37,7 @@ class FitState:
     loss_sum: float = 0.0
     examples: int = 0
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
     best: float = -1.0
     best_epoch: int = 0
     best_state: dict | None = None
@@ -47,10 +49,12 @@ class FitState:
     def start_next_epoch(self, order: torch.Tensor) -> None:
         """Reset the per-epoch sums; ``order`` is the shuffle state for the next permutation."""
         self.order, self.batch, self.loss_sum, self.examples, self.seconds = order, 0, 0.0, 0, 0.0
+        self.phases = {}
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, state: dict) -> "FitState":
-        return cls(**{f.name: state[f.name] for f in fields(cls)})
+        # ``phases`` came later: a checkpoint written before it resumes with the epoch's phases at 0.
+        return cls(**{f.name: state[f.name] for f in fields(cls) if f.name != "phases" or f.name in state})

@@ -40,14 +40,15 @@ class TwoTower(nn.Module):
         return self._finish(self.item_tower(ids, context))
 
     @torch.no_grad()
-    def all_items(self, num_items: int) -> torch.Tensor:
+    def all_items(self, num_items: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[num_items, D]`` every item vector, for ranking and export."""
-        return self._finish(self.item_tower.encode_all(num_items))
+        return self._finish(self.item_tower.encode_all(num_items, context))
 
     @torch.no_grad()
-    def all_users(self, num_users: int) -> torch.Tensor:
-        """``[num_users, D]`` every user vector, for ranking and export."""
-        return self._finish(self.user_tower.encode_all(num_users))
+    def all_users(self, num_users: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``[num_users, D]`` every user vector, for ranking and export; ``context`` holds one row
+        per user (e.g. the histories of :meth:`cbns.data.history.HistoryContext.for_users`)."""
+        return self._finish(self.user_tower.encode_all(num_users, context))
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x

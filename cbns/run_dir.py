@@ -6,7 +6,8 @@ Layout:
     checkpoint.pt         model and sampler state_dicts (the CBNS bank included) and the config
     train_state.ckpt      while training: the state to resume from (see cbns.checkpoint); removed
                           once the run has finished
-    user_embeddings.npy   [num_users, D] float32, row r = user r (normalised when scoring by cosine)
+    user_embeddings.npy   [num_users, D] float32, row r = user r (normalised when scoring by cosine;
+                          for history towers, the vector from the history as of the test)
     item_embeddings.npy   [num_items, D] float32, row r = item r
     user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
     drift.json, drift.png with --drift-every: item-embedding drift (see cbns.drift)
@@ -21,9 +22,9 @@ import numpy as np
 import torch
 
 from cbns.atomic import atomic_write_bytes, atomic_write_text
-from cbns.atomic import atomic_write_bytes, atomic_write_text
 from cbns.config import TrainConfig, build_config, save_yaml
 from cbns.data import Interactions, carve_validation, load_dataset
+from cbns.data.feature_files import read_feature_file
 from cbns.errors import CbnsError
 from cbns.model import TwoTower
 from cbns.negatives import NegativeSampler
@@ -44,28 +45,44 @@ def prepare_out_dir(out: Path) -> Path:
 
 
 def load_data(config: TrainConfig) -> Interactions:
-    """The dataset of ``config`` with its seeded validation split carved from train."""
-    data = load_dataset(config.data, seed=config.seed)
-    return carve_validation(data, config.valid_fraction, config.seed)
+    """The dataset of ``config`` split as ``config.split`` says, with its validation split (carved
+    from train for ``random``; made by the split itself for ``loo`` and ``temporal``), and the
+    attribute tables named by ``user_features`` / ``item_features`` added to the dataset's own."""
+    data = load_dataset(config.data, seed=config.seed, split=config.split, valid_fraction=config.valid_fraction)
+    if config.split == "random":
+        data = carve_validation(data, config.valid_fraction, config.seed)
+    for side, num in (("user", data.num_users), ("item", data.num_items)):
+        path = getattr(config, f"{side}_features")
+        if path:
+            table = read_feature_file(path, side, getattr(config, f"{side}_feature_columns"),
+                                      getattr(data, f"{side}_ids"), num)
+            own = getattr(data, f"{side}_features")
+            setattr(data, f"{side}_features", table if own is None else own.merged(table))
+    return data
 
 
 def resolved(config: TrainConfig) -> TrainConfig:
-    """``config`` with a dataset path made absolute, so the run directory can be read from anywhere."""
-    path = Path(config.data)
-    if path.exists():
-        return TrainConfig(**{**config.to_dict(), "data": str(path.resolve())})
-    return config
+    """``config`` with the dataset and attribute-table paths made absolute, so the run directory
+    can be read from anywhere."""
+    changes = {}
+    for name in ("data", "user_features", "item_features"):
+        value = getattr(config, name)
+        if value and Path(value).exists():
+            changes[name] = str(Path(value).resolve())
+    return TrainConfig(**{**config.to_dict(), **changes}) if changes else config
 
 
 def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower,
-             sampler: NegativeSampler, metrics: dict) -> None:
+             sampler: NegativeSampler, metrics: dict, user_context: dict | None = None) -> None:
     """Write the run's outputs, each file atomically; ``metrics.json`` last, so its presence means
-    the run finished and every other file is complete."""
+    the run finished and every other file is complete. ``user_context`` (one row per user, e.g. the
+    histories as of the test) is what the user tower reads when the user vectors are exported."""
     save_yaml(config, out / "config.yaml")
     _atomic_torch(out / CHECKPOINT, {"config": config.to_dict(), "model": model.state_dict(),
                                      "sampler": sampler.state_dict(), "num_users": data.num_users,
                                      "num_items": data.num_items})
-    _atomic_npy(out / "user_embeddings.npy", model.all_users(data.num_users).numpy().astype(np.float32))
+    _atomic_npy(out / "user_embeddings.npy",
+                model.all_users(data.num_users, user_context).numpy().astype(np.float32))
     _atomic_npy(out / "item_embeddings.npy", model.all_items(data.num_items).numpy().astype(np.float32))
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
         if ids is not None:

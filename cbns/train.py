@@ -20,6 +20,7 @@ from cbns.guards import check_finite
 from cbns.lr_schedule import lr_factor
 from cbns.model import TwoTower
 from cbns.negatives import NegativeSampler
+from cbns.timing import PHASES, PhaseTimer
 
 
 @dataclass
@@ -37,10 +38,17 @@ class TrainResult:
     def seconds_per_epoch(self) -> float:
         return self.train_seconds / max(self.epochs_run, 1)
 
+    @property
+    def phase_seconds_per_epoch(self) -> dict[str, float]:
+        """Mean seconds per epoch in each phase of :data:`cbns.timing.PHASES`."""
+        records = [h["phases"] for h in self.history if "phases" in h]
+        return {p: round(sum(r.get(p, 0.0) for r in records) / max(len(records), 1), 3) for p in PHASES}
+
     def to_dict(self) -> dict:
         return {"valid": self.valid, "test": self.test, "best_epoch": self.best_epoch,
                 "epochs_run": self.epochs_run, "train_seconds": round(self.train_seconds, 3),
-                "seconds_per_epoch": round(self.seconds_per_epoch, 3), "history": self.history}
+                "seconds_per_epoch": round(self.seconds_per_epoch, 3),
+                "phase_seconds_per_epoch": self.phase_seconds_per_epoch, "history": self.history}
 
 
 class Callback:
@@ -63,7 +71,9 @@ class Trainer:
 
     One step: encode the batch's users and positive items, ask the sampler for the negative
     sources, compute the sampled-softmax loss, take an optimizer step, then let the sampler observe
-    the step's (detached) item vectors, which is when the CBNS bank enqueues. Validation runs
+    the step's (detached) item vectors, which is when the CBNS bank enqueues. ``contexts`` (a
+    :class:`cbns.data.history.HistoryContext`, for user towers that read a history) supplies the
+    user tower's context for each batch and for evaluation. Validation runs
     every ``eval_every`` epochs; training stops after ``patience`` validations without a better
     Recall@K (K = the first cut-off), and the best weights are restored before the test.
     """
@@ -74,8 +84,10 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower,
                  sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True,
-                 verbose: bool = True, callbacks: Sequence[Callback] = ()):
+                 verbose: bool = True, callbacks: Sequence[Callback] = (), contexts=None):
         self.config, self.data, self.model, self.sampler, self.loss = config, data, model, sampler, loss
+        self.contexts = contexts
+        self.timer = PhaseTimer()
         self.progress, self.verbose = progress, verbose
         self.callbacks = list(callbacks)
         self.global_step = 0
@@ -99,35 +111,47 @@ class Trainer:
         bar = tqdm(batches[s.batch:], desc=f"epoch {epoch}", disable=not self.progress, leave=False,
                    unit="batch", dynamic_ncols=True, initial=s.batch, total=len(batches))
         start, done_before, seen_before = time.perf_counter(), s.seconds, s.examples
+        self.timer.reset(s.phases)
         for index in bar:
-            loss = self.step(self.train_pairs[index])
+            with self.timer("data"):
+                batch = self.train_pairs[index]
+                context = self.contexts.for_pairs(index) if self.contexts is not None else None
+            loss = self.step(batch, context)
             s.loss_sum += loss * len(index)
             s.examples += len(index)
             s.batch += 1
             s.seconds = done_before + time.perf_counter() - start
+            s.phases = dict(self.timer.seconds)
             for callback in self.callbacks:
                 callback.on_step_end(self)
             bar.set_postfix(loss=f"{loss:.4f}",
                             ex_per_s=f"{(s.examples - seen_before) / (time.perf_counter() - start):,.0f}")
         bar.close()
         record = {"epoch": epoch, "loss": s.loss_sum / max(s.examples, 1),
-                  "seconds": done_before + time.perf_counter() - start}
+                  "seconds": done_before + time.perf_counter() - start, "phases": self.timer.rounded()}
         s.start_next_epoch(self.shuffle.get_state())
         return record
 
-    def step(self, batch: torch.Tensor) -> float:
+    def step(self, batch: torch.Tensor, context=None) -> float:
+        """One optimizer step on ``batch [B, 2]`` (user, item); ``context`` goes to the user tower."""
+        timer = self.timer
         users, items = batch[:, 0], batch[:, 1]
-        user_emb = self.model.user_embeddings(users)
-        item_emb = self.model.item_embeddings(items)
-        sources = self.sampler.negatives(items, item_emb, self.model.item_embeddings)
-        loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
+        with timer("encode"):
+            user_emb = self.model.user_embeddings(users, context)
+            item_emb = self.model.item_embeddings(items)
+        with timer("loss"):
+            self.sampler.update_frequency(items)
+            sources = self.sampler.negatives(items, item_emb, self.model.item_embeddings)
+            loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
         check_finite(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
                      item_embeddings=item_emb)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self._set_lr()
-        self.optimizer.step()
-        self.sampler.observe(items, item_emb.detach())
+        with timer("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        with timer("optimizer"):
+            self._set_lr()
+            self.optimizer.step()
+            self.sampler.observe(items, item_emb.detach())
         self.global_step += 1
         return loss.item()
 
@@ -157,7 +181,8 @@ class Trainer:
         self.state = FitState.from_dict(state["fit"])
 
     def evaluate(self, part: str) -> dict[str, float]:
-        return evaluate_split(self.model, self.data, part, self.config.ks)
+        context = self.contexts.for_users(part) if self.contexts is not None else None
+        return evaluate_split(self.model, self.data, part, self.config.ks, user_context=context)
 
     def fit(self) -> TrainResult:
         """Train until the last epoch or early stopping, from wherever :attr:`state` stands."""

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cbns.cli.tower_flags import add_tower_flags
 from cbns.config import TrainConfig, build_config, load_yaml
 from cbns.distributed.context import launched_rank
 from cbns.errors import CbnsError
@@ -42,7 +43,8 @@ def register(commands) -> None:
     p.add_argument("--resume", metavar="DIR",
                    help="continue the interrupted run in DIR from its latest checkpoint, with its saved "
                         "configuration (only --threads and --checkpoint-every may be given)")
-    p.add_argument("--data", help=f"bundled name (gowalla), LightGCN directory, or CSV/TSV/Parquet table (default: {d.data})")
+    p.add_argument("--data", help=f"bundled name (gowalla), LightGCN directory, MovieLens-100k directory, "
+                                  f".txt sequence file, or CSV/TSV/Parquet table (default: {d.data})")
     p.add_argument("--sampler", choices=SAMPLERS, help=f"negative sampler (default: {d.sampler})")
     p.add_argument("--batch-size", type=int, metavar="B", help=f"training batch size (default: {d.batch_size})")
     p.add_argument("--memory-size", type=int, metavar="M", help=f"cbns: bank size in items (default: {d.memory_size})")
@@ -87,6 +89,7 @@ def register(commands) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help=f"also checkpoint every N steps, not only after each epoch; 0 = epoch ends only "
                         f"(default: {d.checkpoint_every})")
+    add_tower_flags(p, d)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N", default=1,
                    help="train on N local processes (DDP; gloo on CPU, NCCL on GPU); --batch-size stays "

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from cbns.data.features import FeatureTable
+
 
 @dataclass
 class Interactions:
@@ -20,6 +22,11 @@ class Interactions:
             :func:`cbns.data.split.carve_validation` runs).
         user_ids, item_ids: the original id of each internal id (row r holds the id of r), or
             ``None`` when the dataset's own ids already are the internal ids.
+        train_time, valid_time, test_time: ``[N]`` float64 event times aligned with the rows of
+            each part, or ``None`` when the source has no times (history towers then use file
+            order; see :mod:`cbns.data.history`).
+        user_features, item_features: attribute tables (row r = internal id r), or ``None``.
+        split: how test (and validation) were held out: ``random``, ``loo`` or ``temporal``.
     """
 
     name: str
@@ -30,6 +37,12 @@ class Interactions:
     valid: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
     user_ids: np.ndarray | None = None
     item_ids: np.ndarray | None = None
+    train_time: np.ndarray | None = None
+    valid_time: np.ndarray | None = None
+    test_time: np.ndarray | None = None
+    user_features: FeatureTable | None = None
+    item_features: FeatureTable | None = None
+    split: str = "random"
 
     def item_counts(self) -> np.ndarray:
         """``[num_items]`` int64: how often each item occurs in train (the unigram counts)."""
@@ -43,6 +56,10 @@ class Interactions:
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
+
+    def times(self, part: str) -> np.ndarray | None:
+        """``[N]`` the event times of one part (train, valid, test), or None without timestamps."""
+        return getattr(self, f"{part}_time")
 
     def summary(self) -> str:
         return (f"{self.name}: {self.num_users:,} users, {self.num_items:,} items, "

@@ -5,42 +5,78 @@ from pathlib import Path
 
 import numpy as np
 
+from cbns.data.amazon_seq import SEQUENCE_SUFFIX, load_sequences
 from cbns.data.bundled import BUNDLED, load_bundled
+from cbns.data.events import EventLog
 from cbns.data.interactions import Interactions
 from cbns.data.lightgcn import read_lightgcn_file
+from cbns.data.ml100k import is_ml100k_dir, load_ml100k
 from cbns.data.split import holdout_mask
 from cbns.data.tables import TABLE_SUFFIXES, Table, read_table, remap_ids
+from cbns.data.time_split import split_events
 from cbns.errors import CbnsError
 
 #: Share of each user's pairs held out as test when a single table is given.
 TABLE_TEST_FRACTION = 0.2
 
 
-def load_dataset(spec: str, seed: int = 0) -> Interactions:
+def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction: float = 0.1) -> Interactions:
     """Load ``spec``: a bundled name (``gowalla``), a LightGCN directory (``train.txt`` and
-    ``test.txt``), a directory with ``train`` and ``test`` tables, or one table file (CSV, TSV,
-    Parquet) whose test part is a seeded 20% of each user's pairs.
+    ``test.txt``), a directory with ``train`` and ``test`` tables, a MovieLens-100k directory
+    (``u.data``), a sequence file (``.txt``, one ``user item item ...`` line per user in time
+    order), or one table file (CSV, TSV, Parquet) whose test part is a seeded 20% of each user's
+    pairs.
 
-    The validation split is not carved here; see :func:`cbns.data.split.carve_validation`.
+    ``split`` (see :mod:`cbns.data.time_split`) applies to the sources with event times
+    (MovieLens-100k, sequence files, a table with a ``timestamp`` column); the others come with
+    their own test split and accept ``random`` only. With ``random`` the validation split is not
+    carved here (see :func:`cbns.data.split.carve_validation`); ``loo`` and ``temporal`` return it.
     """
     if spec in BUNDLED:
-        return load_bundled(spec)
+        return _presplit(load_bundled(spec), split, spec)
     path = Path(spec)
     if not path.exists():
         names = ", ".join(sorted(BUNDLED))
         raise CbnsError(f"--data {spec}: no such file or directory, and not a bundled dataset ({names})")
     if path.is_dir():
+        if is_ml100k_dir(path):
+            return split_events(load_ml100k(path), split, valid_fraction, seed)
         if (path / "train.txt").exists() or (path / "test.txt").exists():
-            return load_lightgcn_dir(path)
+            return _presplit(load_lightgcn_dir(path), split, spec)
         tables = {stem: _find_table(path, stem) for stem in ("train", "test")}
         if all(tables.values()):
-            return load_table_pair(tables["train"], tables["test"])
-        raise CbnsError(f"{path}: expected train.txt and test.txt (LightGCN text) or train/test "
-                        f"tables ({', '.join(TABLE_SUFFIXES)})")
+            return _presplit(load_table_pair(tables["train"], tables["test"]), split, spec)
+        raise CbnsError(f"{path}: expected train.txt and test.txt (LightGCN text), train/test "
+                        f"tables ({', '.join(TABLE_SUFFIXES)}) or u.data (MovieLens-100k)")
+    if path.suffix.lower() == SEQUENCE_SUFFIX:
+        if split == "temporal":
+            raise CbnsError(f"--split temporal: {path} orders each user's items but has no global clock; "
+                            f"use --split loo or random")
+        return split_events(load_sequences(path), split, valid_fraction, seed)
     if path.suffix.lower() in TABLE_SUFFIXES:
-        return load_single_table(path, seed)
-    raise CbnsError(f"{path}: unknown dataset file type {path.suffix!r}; give a directory or a "
-                    f".csv, .tsv or .parquet table")
+        if split == "random":
+            return load_single_table(path, seed)
+        return split_events(table_events(path, split), split, valid_fraction, seed)
+    raise CbnsError(f"{path}: unknown dataset file type {path.suffix!r}; give a directory, a .txt "
+                    f"sequence file or a .csv, .tsv or .parquet table")
+
+
+def _presplit(data: Interactions, split: str, spec: str) -> Interactions:
+    if split != "random":
+        raise CbnsError(f"--split {split}: {spec} comes with its own test split and no event times; "
+                        f"use --split random")
+    return data
+
+
+def table_events(path: Path, split: str) -> EventLog:
+    """A table with a ``timestamp`` column as an :class:`EventLog` (for the time-based splits)."""
+    table = read_table(path)
+    if table.timestamp is None:
+        raise CbnsError(f"--split {split}: {path} has no timestamp column; use --split random")
+    user_codes, user_ids = remap_ids(table.user)
+    item_codes, item_ids = remap_ids(table.item)
+    return EventLog(path.stem, len(user_ids), len(item_ids), user_codes, item_codes, table.timestamp,
+                    user_ids, item_ids)
 
 
 def load_lightgcn_dir(path: Path) -> Interactions:

@@ -66,3 +66,14 @@ def _parquet_numbers(table: Table, column: str, values) -> None:
         row = int(np.flatnonzero(bad)[0])
         shown = "null" if values[row].as_py() is None else repr(float(numbers[row]))
         raise CbnsError(f"{table.where(row)}: {column} {shown} is not a finite number")
+    if column == "timestamp":
+        table.timestamp = numbers if numbers is not None else _epoch_seconds(values)
+
+
+def _epoch_seconds(values) -> np.ndarray:
+    """``[N]`` float64 seconds since the epoch of a (null-free) timestamp or date column."""
+    kind = values.type
+    if pa.types.is_date(kind):
+        return values.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.float64) * 86400.0
+    seconds = values.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return seconds.astype(np.float64) / 1e6

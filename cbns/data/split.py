@@ -27,8 +27,14 @@ def holdout_mask(pairs: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 
 
 def carve_validation(data, fraction: float = 0.1, seed: int = 0):
-    """Move ``fraction`` of each user's train pairs into ``data.valid`` (in place; returns data)."""
+    """Move ``fraction`` of each user's train pairs into ``data.valid`` (in place; returns data).
+
+    Event times, when the data has them, move with their pairs.
+    """
     mask = holdout_mask(data.train, fraction, seed)
     data.valid = data.train[mask]
     data.train = data.train[~mask]
+    if data.train_time is not None:
+        data.valid_time = data.train_time[mask]
+        data.train_time = data.train_time[~mask]
     return data

@@ -41,12 +41,15 @@ class Table:
         path: the file.
         user, item: ``[N]`` ids as read: an object array of ``str``, or int64.
         lines: ``[N]`` where each row starts: the line number (CSV/TSV) or the row number (Parquet).
+        timestamp: ``[N]`` float64 event times when the table has a ``timestamp`` column (Parquet
+            timestamp and date types as seconds since the epoch), else ``None``.
     """
 
     path: Path
     user: np.ndarray
     item: np.ndarray
     lines: np.ndarray
+    timestamp: np.ndarray | None = None
 
     def where(self, row: int) -> str:
         """``path:line`` of CSV/TSV row ``row``, ``path: row n`` for Parquet."""
@@ -126,6 +129,8 @@ def _read_delimited(path: Path, sep: str) -> Table:
         check_string_ids(table, column, getattr(table, column))
     for column, values in numbers.items():
         _check_numbers(table, column, values)
+    if "timestamp" in numbers:
+        table.timestamp = np.array(numbers["timestamp"], dtype=np.float64)
     return table
 
 

@@ -9,7 +9,7 @@ the same everywhere.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,17 +24,19 @@ from cbns.model import TwoTower
 
 @torch.no_grad()
 def evaluate_sharded(model: TwoTower, data: Interactions, part: str, ks: Sequence[int], ctx: DistContext,
-                     chunk_size: int | None = None) -> dict[str, float]:
+                     chunk_size: int | None = None,
+                     user_context: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
     """Metrics of ``part`` (``valid`` or ``test``), each rank scoring its share of the users.
 
     ``chunk_size`` defaults to the single-process chunk, which is what keeps the sums aligned.
+    ``user_context`` is as in :func:`cbns.evaluate.evaluate_split` (one row per user).
     In a single process this is :func:`cbns.evaluate.evaluate_split`.
     """
     if not ctx.distributed:
-        return evaluate_split(model, data, part, ks)
+        return evaluate_split(model, data, part, ks, user_context=user_context)
     relevant, exclude = ranking_matrices(data, part)
     model.eval()
-    users = model.all_users(data.num_users).cpu()
+    users = model.all_users(data.num_users, user_context).cpu()
     items = model.all_items(data.num_items).cpu()
     chunk = chunk_size or default_chunk(data.num_items)
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)

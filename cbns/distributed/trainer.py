@@ -2,12 +2,14 @@
 
 A step on rank r, with ``n_r`` rows of a global batch of ``b = sum_r n_r`` rows:
 
-1. encode the local users and items through the DDP-wrapped towers;
+1. encode the local users (with their history context, for history towers) and items through the
+   DDP-wrapped towers;
 2. gather every rank's positive item ids and vectors (:mod:`cbns.distributed.gather`; the vectors
    with the exact gradient), so the sampler sees the whole global batch: in-batch negatives come
    from all ranks, and the in-batch block's rows ``[o_r, o_r + n_r)`` are this rank's positives
    (``o_r = sum_{s<r} n_s``, set as the block's ``positive_offset``), so the target column, the
-   accidental-hit mask and the logQ correction all see every rank's items;
+   accidental-hit mask and the logQ correction all see every rank's items; a streaming frequency
+   estimate (``--item-frequency streaming``) is fed the gathered ids, the same on every rank;
 3. take the local mean loss ``L_r``, scaled by ``W n_r / b`` so that DDP's average of the ranks'
    gradients is the gradient of the global mean over the b rows, also for an uneven last batch;
 4. step the (fused) optimizer on the all-reduced gradients, identical on every rank;
@@ -40,15 +42,16 @@ from cbns.train import Callback, Trainer, TrainResult
 
 
 class PairEncoder(nn.Module):
-    """``forward(users [n], items [n]) -> (user vectors [n, D], item vectors [n, D])``: the towers
-    behind one ``forward``, which is what DDP needs to arm its gradient all-reduce."""
+    """``forward(users [n], items [n], context) -> (user vectors [n, D], item vectors [n, D])``: the
+    towers behind one ``forward``, which is what DDP needs to arm its gradient all-reduce."""
 
     def __init__(self, model: TwoTower):
         super().__init__()
         self.model = model
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.user_embeddings(users), self.model.item_embeddings(items)
+    def forward(self, users: torch.Tensor, items: torch.Tensor,
+                context: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.user_embeddings(users, context), self.model.item_embeddings(items)
 
 
 class DistributedTrainer(Trainer):
@@ -63,11 +66,11 @@ class DistributedTrainer(Trainer):
 
     def __init__(self, ctx: DistContext, config: TrainConfig, data: Interactions, model: TwoTower,
                  sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True,
-                 verbose: bool = True, callbacks: Sequence[Callback] = ()):
+                 verbose: bool = True, callbacks: Sequence[Callback] = (), contexts=None):
         model.to(ctx.device)
         sampler.to(ctx.device)
         super().__init__(config, data, model, sampler, loss, progress=progress and ctx.is_main,
-                         verbose=verbose and ctx.is_main, callbacks=callbacks)
+                         verbose=verbose and ctx.is_main, callbacks=callbacks, contexts=contexts)
         self.ctx = ctx
         self.rank = ctx.rank
         self.encoder = DistributedDataParallel(PairEncoder(model),
@@ -86,33 +89,42 @@ class DistributedTrainer(Trainer):
         record["loss"] = total / max(rows, 1)  # the mean over every rank's rows
         return record
 
-    def step(self, batch: torch.Tensor) -> float:
-        """One synchronised step; returns this rank's mean loss over its rows (0 with none)."""
-        ctx = self.ctx
+    def step(self, batch: torch.Tensor, context: dict[str, torch.Tensor] | None = None) -> float:
+        """One synchronised step on this rank's rows ``batch [n, 2]`` (``context``: their user-tower
+        context); returns this rank's mean loss over its rows (0 with none)."""
+        ctx, timer = self.ctx, self.timer
         batch = batch.to(ctx.device)
+        if context is not None:
+            context = {k: v.to(ctx.device) for k, v in context.items()}
         users, items = batch[:, 0], batch[:, 1]
-        user_emb, item_emb = self.encoder(users, items)
-        counts = ctx.row_counts(len(items))
-        pool_ids = all_gather_rows(items, counts, ctx.rank, ctx.group)
-        pool_emb = gather_rows_with_grad(item_emb, counts, ctx.rank, ctx.group)
-        sources = self.sampler.negatives(pool_ids, pool_emb, self.model.item_embeddings)
-        sources = at_offset(sources, sum(counts[:ctx.rank]))
-        if len(items):
-            loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
-            objective = loss * (ctx.world_size * len(items) / sum(counts))
-        else:
-            loss = user_emb.new_zeros(())
-            objective = _zero_on_same_graph(user_emb, item_emb, sources)
-        self.optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        self._set_lr()
-        self.optimizer.step()
-        self.sampler.observe(pool_ids, pool_emb.detach())
+        with timer("encode"):
+            user_emb, item_emb = self.encoder(users, items, context)
+        with timer("loss"):
+            counts = ctx.row_counts(len(items))
+            pool_ids = all_gather_rows(items, counts, ctx.rank, ctx.group)
+            pool_emb = gather_rows_with_grad(item_emb, counts, ctx.rank, ctx.group)
+            self.sampler.update_frequency(pool_ids)
+            sources = self.sampler.negatives(pool_ids, pool_emb, self.model.item_embeddings)
+            sources = at_offset(sources, sum(counts[:ctx.rank]))
+            if len(items):
+                loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
+                objective = loss * (ctx.world_size * len(items) / sum(counts))
+            else:
+                loss = user_emb.new_zeros(())
+                objective = _zero_on_same_graph(user_emb, item_emb, sources)
+        with timer("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+        with timer("optimizer"):
+            self._set_lr()
+            self.optimizer.step()
+            self.sampler.observe(pool_ids, pool_emb.detach())
         self.global_step += 1
         return loss.item()
 
     def evaluate(self, part: str) -> dict[str, float]:
-        return evaluate_sharded(self.model, self.data, part, self.config.ks, self.ctx)
+        context = self.contexts.for_users(part) if self.contexts is not None else None
+        return evaluate_sharded(self.model, self.data, part, self.config.ks, self.ctx, user_context=context)
 
     def fit(self) -> TrainResult:
         result = super().fit()

@@ -21,7 +21,10 @@ class NegativeSampler(nn.Module):
     Subclasses implement :meth:`negatives` (pure: it may encode sampled items, but changes no
     state other than advancing its random generator) and, where they keep state, :meth:`observe`.
     ``log_q`` is the ``[I]`` log-probability of the positives' stream (unigram counts from train):
-    the correction applied to the positive column.
+    the correction applied to the positive column. With a streaming estimate attached as
+    ``frequency`` (:class:`cbns.negatives.streaming_frequency.StreamingFrequency`), the trainer calls
+    :meth:`update_frequency` at the start of every step and ``log_q`` of the batch's items follows
+    the estimate (the bank stores whatever ``log_q`` holds at enqueue time).
     """
 
     name = "base"
@@ -32,6 +35,14 @@ class NegativeSampler(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.num_items = len(item_counts)
         self.generator = torch.Generator().manual_seed(seed)
+        self.frequency = None
+
+    @torch.no_grad()
+    def update_frequency(self, item_ids: torch.Tensor) -> None:
+        """Feed the step's positives to the streaming estimate and refresh their ``log_q`` (no-op
+        with static counts)."""
+        if self.frequency is not None:
+            self.log_q[item_ids] = self.frequency.update(item_ids)
 
     def positive_logq(self, item_ids: torch.Tensor) -> torch.Tensor:
         """``[B]`` log q of each positive."""

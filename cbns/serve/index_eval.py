@@ -43,7 +43,7 @@ class IndexReport:
 
 
 def evaluate_index(index: ItemIndex, users: np.ndarray, items: np.ndarray, data: Interactions,
-                   ks: Sequence[int]) -> IndexReport:
+                   ks: Sequence[int], parts: Sequence[str] = ("valid", "test")) -> IndexReport:
     """Compare ``index`` with exact scoring on ``data``'s valid (if carved) and test parts.
 
     Args:
@@ -51,13 +51,16 @@ def evaluate_index(index: ItemIndex, users: np.ndarray, items: np.ndarray, data:
         users: ``[U, D]`` float32; items: ``[I, D]`` float32, the run's exported embeddings.
         data: the run's dataset with its validation split (:func:`cbns.run_dir.load_data`).
         ks: metric cut-offs; lists of ``max(ks)`` items are retrieved.
+        parts: the parts to evaluate (``valid`` is skipped when not carved). A history user tower
+            exports its vectors as of the test, so only ``test`` is meaningful for it.
     """
     kmax = min(max(ks), len(items))
     train = data.matrix("train")
-    parts = {"valid": train} if len(data.valid) else {}
-    parts["test"] = (train + data.matrix("valid")).tocsr() if len(data.valid) else train
+    excludes = {"valid": train} if len(data.valid) and "valid" in parts else {}
+    if "test" in parts:
+        excludes["test"] = (train + data.matrix("valid")).tocsr() if len(data.valid) else train
     report = IndexReport(index.spec.describe(), {}, {}, {}, {})
-    for part, exclude in parts.items():
+    for part, exclude in excludes.items():
         relevant = data.matrix(part)
         query = np.flatnonzero(np.diff(relevant.indptr) > 0)
         vectors, excluded = users[query], exclude[query]

@@ -19,7 +19,8 @@ SEEN_FILE = "seen_items.npz"
 
 
 def _source_key(config: TrainConfig) -> str:
-    return f"{config.data}|seed={config.seed}|valid_fraction={config.valid_fraction}"
+    key = f"{config.data}|seed={config.seed}|valid_fraction={config.valid_fraction}"
+    return key if config.split == "random" else f"{key}|split={config.split}"
 
 
 def seen_items(run: Path, config: TrainConfig, shape: tuple[int, int]) -> sp.csr_matrix:

@@ -18,13 +18,24 @@ class Tower(nn.Module):
 
     #: width D of the returned embeddings
     out_dim: int
+    #: True for towers that read a user's history from the context (see :mod:`cbns.data.history`)
+    needs_history: bool = False
 
     def forward(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
-    def encode_all(self, num: int, chunk: int = 65536) -> torch.Tensor:
-        """``[num, D]``: every id ``0..num-1`` encoded, in chunks, without gradient."""
+    def encode_all(self, num: int, context: Mapping[str, torch.Tensor] | None = None,
+                   chunk: int = 8192) -> torch.Tensor:
+        """``[num, D]``: every id ``0..num-1`` encoded, in chunks, without gradient.
+
+        ``context`` (when given) holds one row per id: ``context[k][r]`` belongs to id r, and each
+        chunk of ids gets the matching rows.
+        """
         device = next(self.parameters()).device
-        parts = [self(torch.arange(s, min(s + chunk, num), device=device)) for s in range(0, num, chunk)]
+        parts = []
+        for s in range(0, num, chunk):
+            rows = slice(s, min(s + chunk, num))
+            part = None if context is None else {k: v[rows].to(device) for k, v in context.items()}
+            parts.append(self(torch.arange(rows.start, rows.stop, device=device), part))
         return torch.cat(parts)

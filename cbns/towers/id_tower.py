@@ -22,5 +22,6 @@ class IdTower(Tower):
         return self.embedding(ids)
 
     @torch.no_grad()
-    def encode_all(self, num: int, chunk: int = 65536) -> torch.Tensor:
+    def encode_all(self, num: int, context: Mapping[str, torch.Tensor] | None = None,
+                   chunk: int = 65536) -> torch.Tensor:
         return self.embedding.weight[:num].detach().clone()

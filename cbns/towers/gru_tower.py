@@ -1,0 +1,39 @@
+"""The sequence tower (GRU4Rec): a GRU over the user's time-ordered history."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from cbns.towers.base import Tower
+from cbns.towers.history_input import history_input
+
+
+class GruTower(Tower):
+    """``f(u, H) = W h_n + b`` with ``h_n`` the last GRU state over ``E[h_1], ..., E[h_n]``.
+
+    The history (oldest first, :mod:`cbns.data.history`) is packed by length, so padded entries
+    are never read and cost nothing. An empty history leaves the zero initial state. ``E`` is a
+    ``[num_items, D]`` table of the tower's own; dropout applies to the inputs and the last state.
+    """
+
+    needs_history = True
+
+    def __init__(self, num_items: int, dim: int, hidden: int = 128, dropout: float = 0.0, init_std: float = 0.1):
+        super().__init__()
+        self.out_dim = dim
+        self.items = nn.Embedding(num_items, dim)
+        nn.init.normal_(self.items.weight, std=init_std)
+        self.gru = nn.GRU(dim, hidden, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, dim)
+
+    def forward(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        history, length = history_input(context, type(self).__name__)
+        inputs = self.dropout(self.items(history))
+        packed = pack_padded_sequence(inputs, length.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        _, last = self.gru(packed)                                   # [1, B, hidden]
+        state = last[0] * (length > 0)[:, None].to(last.dtype)
+        return self.out(self.dropout(state))
