@@ -37,6 +37,14 @@ CASES = [
 ]
 
 
+# A GRU user tower reading each pair's history (the user's earlier train pairs in file order),
+# with the streaming frequency estimate: steps over rows of the training pairs, given by index so
+# that each rank can build its rows' history context.
+HISTORY_CASE = dict(sampler="cbns", item_side="split", memory_size=6, warmup_steps=1, user_tower="gru",
+                    hidden_dim=6, max_history=3, item_frequency="streaming", frequency_slots=16)
+HISTORY_STEPS = [(list(range(0, 8)), 4), (list(range(8, 13)), 3), ([13], 1)]
+
+
 def toy_data() -> Interactions:
     rng = np.random.default_rng(1)
     pairs = np.stack([rng.integers(0, 12, 60), rng.integers(0, 9, 60)], 1)
@@ -82,8 +90,29 @@ def _two_rank_worker(rank: int, port: int, out: str) -> None:
         results.append({"losses": losses, "model": model.state_dict(), "sampler": sampler.state_dict(),
                         "restored": restored.state_dict()})
     metrics = evaluate_sharded(model, data, "test", [2, 5], ctx, chunk_size=3)
-    torch.save({"cases": results, "metrics": metrics}, Path(out) / f"rank{rank}.pt")
+    history = _history_steps(ctx, rank, data)
+    torch.save({"cases": results, "metrics": metrics, "history": history}, Path(out) / f"rank{rank}.pt")
     ctx.close()
+
+
+def _history_steps(ctx, rank: int, data: Interactions) -> dict:
+    """:data:`HISTORY_CASE` on this rank: its share of each step, with its rows' history context."""
+    from cbns.data.history import HistoryContext
+    from cbns.distributed import DistributedTrainer, evaluate_sharded
+
+    config = toy_config(HISTORY_CASE)
+    model = build_model(config, data.num_users, data.num_items)
+    sampler = build_sampler(config, data.item_counts())
+    contexts = HistoryContext(data, config.max_history)
+    trainer = DistributedTrainer(ctx, config, data, model, sampler, build_loss(config), progress=False,
+                                 contexts=contexts)
+    losses = []
+    for rows, first in HISTORY_STEPS:
+        index = torch.tensor(rows[:first] if rank == 0 else rows[first:], dtype=torch.long)
+        losses.append((len(index), trainer.step(trainer.train_pairs[index], contexts.for_pairs(index))))
+    metrics = evaluate_sharded(model, data, "test", [2, 5], ctx, chunk_size=3,
+                               user_context=contexts.for_users("test"))
+    return {"losses": losses, "model": model.state_dict(), "sampler": sampler.state_dict(), "metrics": metrics}
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +268,33 @@ def _layout(value):
     if isinstance(value, list):
         return [_layout(v) for v in value]
     return type(value).__name__
+
+
+def test_history_tower_and_streaming_frequency_on_two_ranks_equal_one_rank(two_ranks):
+    """Each rank encodes its rows with their own histories (a rank with no rows included); the
+    estimate sees the gathered global batch; evaluation reads the users' test histories."""
+    from cbns.data.history import HistoryContext
+
+    config = toy_config(HISTORY_CASE)
+    data = toy_data()
+    model = build_model(config, data.num_users, data.num_items)
+    sampler = build_sampler(config, data.item_counts())
+    contexts = HistoryContext(data, config.max_history)
+    single = Trainer(config, data, model, sampler, build_loss(config), progress=False, verbose=False,
+                     contexts=contexts)
+    want = [single.step(single.train_pairs[rows], contexts.for_pairs(torch.tensor(rows))) for rows, _ in HISTORY_STEPS]
+    ranks = [r["history"] for r in two_ranks]
+    for step, (rows, _) in enumerate(HISTORY_STEPS):
+        (n0, l0), (n1, l1) = ranks[0]["losses"][step], ranks[1]["losses"][step]
+        assert n0 + n1 == len(rows)
+        assert abs((n0 * l0 + n1 * l1) / len(rows) - want[step]) < 1e-5, (step, l0, l1, want[step])
+    for name, value in model.state_dict().items():
+        assert torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]), name
+        assert torch.allclose(ranks[0]["model"][name], value, atol=1e-6), name
+    assert int(sampler.frequency.step) == len(HISTORY_STEPS)
+    for name in ("frequency.last_seen", "frequency.gap", "log_q", "bank.ids"):
+        for r in ranks:
+            assert torch.allclose(r["sampler"][name].double(), sampler.state_dict()[name].double(), atol=1e-6), name
+    want_metrics = evaluate_split(model, data, "test", [2, 5], user_context=contexts.for_users("test"))
+    for r in ranks:
+        assert all(abs(r["metrics"][k] - want_metrics[k]) < 1e-6 for k in want_metrics), (r["metrics"], want_metrics)

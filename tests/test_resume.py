@@ -20,7 +20,7 @@ from cbns.errors import CbnsError
 from cbns.train import Callback
 
 REPO = Path(__file__).resolve().parents[1]
-TIMING = ("train_seconds", "seconds_per_epoch", "seconds")
+TIMING = ("train_seconds", "seconds_per_epoch", "seconds", "phases", "phase_seconds_per_epoch")
 
 
 def small_args(data, sampler):
@@ -291,3 +291,53 @@ def test_resume_refuses_changed_data(tmp_path, gowalla_slice):
     (data / "train.txt").write_text("\n".join(lines) + "\n")
     with pytest.raises(CbnsError, match=r"the dataset changed since the checkpoint .* was written \(train: "):
         resume(out, progress=False, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory):
+    """200 users with 8 time-ordered items each (of 60), as a sequence file."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("seq") / "Seq.txt"
+    path.write_text("".join(" ".join(map(str, [u, *rng.choice(60, 8, replace=False)])) + "\n" for u in range(200)))
+    return path
+
+
+def history_config(data, **kw):
+    """GRU user tower, CBNS with the streaming frequency estimate, leave-one-out: 1,200 train events,
+    19 steps per epoch, a checkpoint every 5 steps."""
+    return TrainConfig(**{**dict(data=str(data), split="loo", user_tower="gru", sampler="cbns",
+                                 item_frequency="streaming", frequency_slots=64, dim=8, hidden_dim=16,
+                                 max_history=5, batch_size=64, memory_size=128, epochs=2, lr=0.02, threads=1,
+                                 checkpoint_every=5), **kw})
+
+
+def test_history_tower_and_streaming_frequency_resume_exactly(tmp_path, sequences):
+    reference = tmp_path / "reference"
+    train(history_config(sequences), reference, progress=False, verbose=False)
+    out = tmp_path / "run"
+    with pytest.raises(Crash.Boom):
+        train(history_config(sequences), out, progress=False, verbose=False, callbacks=[Crash(step=13)])
+    state, _, _ = read_latest(out)
+    assert state["global_step"] == 10 and state["fit"]["batch"] == 10
+    # the estimator is part of the sampler's state: 10 steps seen, some slots written
+    assert int(state["sampler"]["frequency.step"]) == 10 and (state["sampler"]["frequency.last_seen"] >= 0).any()
+    resume(out, progress=False, verbose=False)
+    assert_same_run(reference, out)
+
+
+def test_a_resumed_epoch_keeps_the_phase_seconds_of_its_first_part(sequences):
+    """The epoch's phase sums are loop state: an epoch resumed half-way adds to the saved ones."""
+    from cbns.api import history_context
+    from cbns.build import build_loss, build_model, build_sampler
+    from cbns.run_dir import load_data
+    from cbns.train import Trainer
+
+    config = history_config(sequences, epochs=1)
+    data = load_data(config)
+    model = build_model(config, data.num_users, data.num_items)
+    trainer = Trainer(config, data, model, build_sampler(config, data.item_counts()), build_loss(config),
+                      progress=False, verbose=False, contexts=history_context(config, data, model))
+    trainer.state.batch, trainer.state.phases = 17, {"encode": 1000.0, "data": 500.0}
+    record = trainer.train_epoch(1)
+    assert record["phases"]["encode"] >= 1000.0 and record["phases"]["data"] >= 500.0
+    assert record["phases"]["encode"] < 1000.0 + record["seconds"] and trainer.state.phases == {}

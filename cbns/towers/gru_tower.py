@@ -15,7 +15,8 @@ class GruTower(Tower):
     """``f(u, H) = W h_n + b`` with ``h_n`` the last GRU state over ``E[h_1], ..., E[h_n]``.
 
     The history (oldest first, :mod:`cbns.data.history`) is packed by length, so padded entries
-    are never read and cost nothing. An empty history leaves the zero initial state. ``E`` is a
+    are never read and cost nothing. An empty history leaves the zero initial state; an empty
+    batch gives ``[0, D]`` still on the graph of every parameter (DDP waits for each). ``E`` is a
     ``[num_items, D]`` table of the tower's own; dropout applies to the inputs and the last state.
     """
 
@@ -33,7 +34,10 @@ class GruTower(Tower):
     def forward(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         history, length = history_input(context, type(self).__name__)
         inputs = self.dropout(self.items(history))
-        packed = pack_padded_sequence(inputs, length.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        _, last = self.gru(packed)                                   # [1, B, hidden]
+        if len(length):
+            packed = pack_padded_sequence(inputs, length.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            _, last = self.gru(packed)                               # [1, B, hidden]
+        else:  # no rows (a rank's share of a distributed step): packing refuses empty batches
+            _, last = self.gru(inputs)
         state = last[0] * (length > 0)[:, None].to(last.dtype)
         return self.out(self.dropout(state))
