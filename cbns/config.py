@@ -15,6 +15,7 @@ from cbns.data.time_split import SPLITS
 from cbns.errors import CbnsError
 from cbns.loss import ITEM_SIDES
 from cbns.lr_schedule import LR_SCHEDULES
+from cbns.popularity_prior import parse_prior
 from cbns.negatives import BANK_MODES, ITEM_FREQUENCIES, SAMPLERS
 from cbns.towers.choice import ITEM_TOWERS, USER_TOWERS
 from cbns.yaml_options import read_options
@@ -37,6 +38,7 @@ class TrainConfig:
     normalize: bool = True
     temperature: float = 0.1
     logq_correction: bool = True
+    popularity_prior: str = "auto"
     init_std: float = 0.1
     epochs: int = 12
     lr: float = 1e-2
@@ -109,6 +111,10 @@ class TrainConfig:
                 raise OptionError(name, f"must be in (0, 1], got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise OptionError("dropout", f"must be in [0, 1), got {self.dropout}")
+        try:
+            parse_prior(self.popularity_prior)
+        except ValueError:
+            raise OptionError("popularity_prior", f"must be auto, off or a number >= 0, got {self.popularity_prior!r}") from None
         if self.item_frequency == "streaming" and self.sampler == "popularity":
             raise OptionError("item_frequency", "streaming: the popularity sampler draws from known counts; "
                               "use static, or the inbatch, uniform, mns or cbns sampler")
@@ -138,6 +144,9 @@ class FileOptions(dict):
         super().__init__(values)
         self.where = where
 
+
+#: Text options that also take a number (``auto``, ``off`` or a value).
+NUMBER_OR_WORD = ("popularity_prior",)
 
 #: Largest integer option: tensor sizes and thread counts beyond it fail deep inside torch.
 MAX_INT = 2**31 - 1
@@ -172,6 +181,8 @@ def coerce(name: str, value: Any, where: str) -> Any:
         "list[int]": lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
         "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     }[kind]
+    if name in NUMBER_OR_WORD and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # popularity_prior: 0.3 in a YAML file
     if not ok(value):
         raise CbnsError(f"{where}: option {name} must be {kind}, got {_short(value)}")
     if kind == "float":

@@ -23,6 +23,7 @@ def evaluate_split(model: TwoTower, data: Interactions, part: str, ks: Sequence[
     model.eval()
     users = model.all_users(data.num_users, user_context)
     items = model.all_items(data.num_items)
+    users, items = model.ranking_vectors(users, items)
     return full_ranking(users, items, relevant, exclude, ks)
 
 

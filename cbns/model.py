@@ -19,13 +19,16 @@ class TwoTower(nn.Module):
     not change a ranking).
     """
 
-    def __init__(self, user_tower: Tower, item_tower: Tower, normalize: bool = True):
+    def __init__(self, user_tower: Tower, item_tower: Tower, normalize: bool = True, num_items: int = 0):
         super().__init__()
         if user_tower.out_dim != item_tower.out_dim:
             raise ValueError(f"tower widths differ: user {user_tower.out_dim}, item {item_tower.out_dim}")
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.normalize = normalize
+        # Ranking-time popularity prior in dot-product units, one per item (cbns.popularity_prior);
+        # all zero = none. A buffer, so the checkpoint keeps the value chosen on validation.
+        self.register_buffer("item_prior", torch.zeros(num_items))
 
     @property
     def dim(self) -> int:
@@ -49,6 +52,23 @@ class TwoTower(nn.Module):
         """``[num_users, D]`` every user vector, for ranking and export; ``context`` holds one row
         per user (e.g. the histories of :meth:`cbns.data.history.HistoryContext.for_users`)."""
         return self._finish(self.user_tower.encode_all(num_users, context))
+
+    @property
+    def has_prior(self) -> bool:
+        return bool(self.item_prior.numel()) and bool(self.item_prior.any())
+
+    def set_prior(self, prior: torch.Tensor) -> None:
+        """Set the ``[num_items]`` ranking prior (dot-product units; zeros remove it)."""
+        self.item_prior.copy_(prior)
+
+    def ranking_vectors(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``users [U, D]``, ``items [I, D]`` with the prior folded in when there is one:
+        ``[U, D + 1]`` (a column of ones) and ``[I, D + 1]`` (the prior), so that the dot product
+        is the ranking score."""
+        if not self.has_prior:
+            return users, items
+        ones = users.new_ones(users.shape[0], 1)
+        return torch.cat([users, ones], 1), torch.cat([items, self.item_prior.to(items)[:, None]], 1)
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x

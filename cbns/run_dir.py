@@ -81,9 +81,12 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
     _atomic_torch(out / CHECKPOINT, {"config": config.to_dict(), "model": model.state_dict(),
                                      "sampler": sampler.state_dict(), "num_users": data.num_users,
                                      "num_items": data.num_items})
-    _atomic_npy(out / "user_embeddings.npy",
-                model.all_users(data.num_users, user_context).numpy().astype(np.float32))
-    _atomic_npy(out / "item_embeddings.npy", model.all_items(data.num_items).numpy().astype(np.float32))
+    # With a popularity prior both matrices carry one more column (cbns.popularity_prior), so
+    # that user . item is still the ranking score.
+    users, items = model.ranking_vectors(model.all_users(data.num_users, user_context).cpu(),
+                                         model.all_items(data.num_items).cpu())
+    _atomic_npy(out / "user_embeddings.npy", users.numpy().astype(np.float32))
+    _atomic_npy(out / "item_embeddings.npy", items.numpy().astype(np.float32))
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
         if ids is not None:
             atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))

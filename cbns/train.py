@@ -18,6 +18,7 @@ from cbns.evaluate import evaluate_split
 from cbns.fit_state import FitState
 from cbns.guards import check_finite
 from cbns.lr_schedule import lr_factor
+from cbns.popularity_prior import choose_prior, parse_prior, prior_column
 from cbns.model import TwoTower
 from cbns.negatives import NegativeSampler
 from cbns.timing import PHASES, PhaseTimer
@@ -33,6 +34,7 @@ class TrainResult:
     epochs_run: int
     train_seconds: float
     history: list[dict] = field(default_factory=list)
+    popularity_prior: dict = field(default_factory=dict)
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -48,7 +50,8 @@ class TrainResult:
         return {"valid": self.valid, "test": self.test, "best_epoch": self.best_epoch,
                 "epochs_run": self.epochs_run, "train_seconds": round(self.train_seconds, 3),
                 "seconds_per_epoch": round(self.seconds_per_epoch, 3),
-                "phase_seconds_per_epoch": self.phase_seconds_per_epoch, "history": self.history}
+                "phase_seconds_per_epoch": self.phase_seconds_per_epoch,
+                "popularity_prior": self.popularity_prior, "history": self.history}
 
 
 class Callback:
@@ -189,6 +192,8 @@ class Trainer:
         cfg, s = self.config, self.state
         key = f"recall@{cfg.ks[0]}"
         has_valid = len(self.data.valid) > 0
+        beta = parse_prior(cfg.popularity_prior)  # None: auto, chosen on validation after training
+        self.set_prior(beta or 0.0)
         for callback in self.callbacks:
             callback.on_fit_start(self)
         while not s.done:
@@ -215,5 +220,29 @@ class Trainer:
             self.model.load_state_dict(s.best_state)
             best_epoch = s.best_epoch
             valid_metrics = next(h["valid"] for h in s.history if h["epoch"] == best_epoch)
+        if beta is not None:
+            prior = {"beta": beta, "chosen_on": "fixed by popularity_prior"}
+        elif not has_valid:
+            prior = {"beta": 0.0, "chosen_on": "none: auto needs a validation split"}
+        else:
+            tried = {}
+
+            def valid_with(b: float) -> float:
+                self.set_prior(b)
+                tried[b] = self.evaluate("valid")
+                return tried[b][key]
+
+            best_beta, _ = choose_prior(valid_with)
+            self.set_prior(best_beta)
+            valid_metrics = tried[best_beta]
+            prior = {"beta": best_beta, "chosen_on": f"valid {key}",
+                     f"valid {key} by beta": {str(b): round(m[key], 6) for b, m in tried.items()}}
+            if self.verbose:
+                tqdm.write(f"popularity prior: beta {best_beta} (valid {key} {tried[0.0][key]:.4f} -> "
+                           f"{tried[best_beta][key]:.4f})")
         test = self.evaluate("test")
-        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history)
+        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior)
+
+    def set_prior(self, beta: float) -> None:
+        """Rank with the popularity prior of strength ``beta`` (0: none); see :mod:`cbns.popularity_prior`."""
+        self.model.set_prior(prior_column(self.data.item_counts(), beta, self.config.temperature))

@@ -64,8 +64,10 @@ def test_train_then_evaluate_on_a_real_slice(capsys, tmp_path, gowalla_slice):
     # Independent check: rebuild the split, rank with numpy from the exported embeddings.
     data = carve_validation(load_dataset(str(gowalla_slice)), 0.1, 0)
     users, items = np.load(out / "user_embeddings.npy"), np.load(out / "item_embeddings.npy")
-    assert users.dtype == np.float32 and users.shape == (data.num_users, 16) and items.shape == (data.num_items, 16)
-    assert np.allclose(np.linalg.norm(items, axis=1), 1, atol=1e-5)
+    beta = metrics["popularity_prior"]["beta"]  # auto: chosen on validation; > 0 adds one column
+    width = 16 + (beta > 0)
+    assert users.dtype == np.float32 and users.shape == (data.num_users, width) and items.shape == (data.num_items, width)
+    assert np.allclose(np.linalg.norm(items[:, :16], axis=1), 1, atol=1e-5)
     recall, ndcg = brute_force_metrics(users, items, data.test, np.concatenate([data.train, data.valid]), 20)
     assert abs(metrics["test"]["recall@20"] - recall) < 1e-5 and abs(metrics["test"]["ndcg@20"] - ndcg) < 1e-5
     assert metrics["test"]["recall@20"] > 0.01  # chance is ~20 / 9,000 = 0.002

@@ -65,6 +65,10 @@ def register(commands) -> None:
     p.add_argument("--temperature", type=float, metavar="T", help=f"softmax temperature (default: {d.temperature})")
     p.add_argument("--logq-correction", type=_bool, metavar="BOOL",
                    help=f"subtract log q from every logit (default: {d.logq_correction})")
+    p.add_argument("--popularity-prior", metavar="auto|off|BETA",
+                   help="rank by score / T + BETA * log(1 + train count): a popularity prior the cosine "
+                        "score cannot hold; auto = BETA chosen on validation after training from "
+                        f"0..1 (default: {d.popularity_prior})")
     p.add_argument("--init-std", type=float, metavar="S", help=f"std of the embedding init (default: {d.init_std})")
     p.add_argument("--epochs", type=int, metavar="E", help=f"maximum epochs (default: {d.epochs})")
     p.add_argument("--lr", type=float, metavar="LR", help=f"Adam learning rate (default: {d.lr})")

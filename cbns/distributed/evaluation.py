@@ -38,6 +38,7 @@ def evaluate_sharded(model: TwoTower, data: Interactions, part: str, ks: Sequenc
     model.eval()
     users = model.all_users(data.num_users, user_context).cpu()
     items = model.all_items(data.num_items).cpu()
+    users, items = model.ranking_vectors(users, items)
     chunk = chunk_size or default_chunk(data.num_items)
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
     mine = np.concatenate([rows[start:start + chunk]

@@ -7,6 +7,7 @@ batched index search or chunked matrix product for all queries, no loop over use
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -32,11 +33,15 @@ class Recommender:
         user_map, item_map: original id <-> row maps.
         index: an :class:`ItemIndex` over ``items``, or ``None`` for exact scoring.
         load_seen: returns the ``[U, I]`` CSR of seen items; called once, on first need.
+        prior_column: the last column is the popularity prior (:mod:`cbns.popularity_prior`):
+            similar-item queries leave it out, so they rank by the towers' similarity alone.
     """
 
     def __init__(self, users: np.ndarray, items: np.ndarray, user_map: IdMap, item_map: IdMap,
-                 index: ItemIndex | None = None, load_seen: Callable[[], sp.csr_matrix] | None = None):
+                 index: ItemIndex | None = None, load_seen: Callable[[], sp.csr_matrix] | None = None,
+                 prior_column: bool = False):
         self.users, self.items = users, items
+        self.prior_column = prior_column
         self.user_map, self.item_map = user_map, item_map
         self.index = index
         self._load_seen, self._seen = load_seen, None
@@ -51,7 +56,7 @@ class Recommender:
         shape = (len(users), len(items))
         return cls(users, items, IdMap.from_file(run / "user_ids.txt", len(users)),
                    IdMap.from_file(run / "item_ids.txt", len(items)), index,
-                   lambda: seen_items(run, config, shape))
+                   lambda: seen_items(run, config, shape), prior_column=has_prior_column(run))
 
     @property
     def seen(self) -> sp.csr_matrix:
@@ -84,7 +89,11 @@ class Recommender:
         rows = self.item_map.to_rows(item_ids, "item")
         itself = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), rows, np.arange(len(rows) + 1)),
                                shape=(len(rows), len(self.items)))
-        scores, item_rows = self._top_k(self.items[rows], k, itself)
+        queries = self.items[rows]
+        if self.prior_column:
+            queries = queries.copy()
+            queries[:, -1] = 0.0
+        scores, item_rows = self._top_k(queries, k, itself)
         return self._ranked(self.item_map.to_ids(rows), scores, item_rows)
 
     def _top_k(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +103,15 @@ class Recommender:
 
     def _ranked(self, queries: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> Ranked:
         return Ranked(queries, self.item_map.to_ids(rows), rows, scores)
+
+
+def has_prior_column(run: Path) -> bool:
+    """Whether run ``run`` exported its vectors with the popularity-prior column (metrics.json)."""
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool((metrics.get("popularity_prior") or {}).get("beta", 0) > 0)
 
 
 def _check_k(k: int) -> None:

@@ -26,6 +26,10 @@ SAMPLER_OPTIONS = ("sampler", "memory_size", "warmup_steps", "bank_mode", "item_
                    "popularity_alpha")
 #: options that change the measurement but not the trained model
 NOT_HASHED = ("threads",)
+#: Options at the value that reproduces what the library did before the option existed: left out
+#: of the hash, so that cells finished before it existed keep their directory.
+LEGACY_VALUES = {"popularity_prior": "off"}
+_NONE = object()
 
 
 @dataclass
@@ -144,7 +148,7 @@ def _cell(spec, section, dataset: DatasetSpec, tower: str, sampler: str, options
         TrainConfig(**options).validate()
     except CbnsError as exc:
         raise CbnsError(f"{spec.source}: sections.{section.name}: cell {dataset.label}/{tower}/{sampler}: {exc}") from None
-    hashed = {k: v for k, v in options.items() if k not in NOT_HASHED}
+    hashed = {k: v for k, v in options.items() if k not in NOT_HASHED and LEGACY_VALUES.get(k, _NONE) != v}
     digest = hashlib.sha1(json.dumps({"data": dataset.identity, **hashed}, sort_keys=True).encode()).hexdigest()[:8]
     parts = [dataset.label, tower, sampler, f"B{options['batch_size']}"]
     if options.get("sampler", TrainConfig.sampler) == "cbns":
