@@ -38,20 +38,42 @@ def main(argv=None) -> int:
             train(TrainConfig(**merged), out, progress=False)
         metrics = json.loads((out / "metrics.json").read_text())
         config = yaml.safe_load((out / "config.yaml").read_text())
-        rows.append((label, config, metrics))
+        rows.append((label, config, metrics, without_prior(out, config, metrics)))
     print(table(rows))
     return 0
 
 
+def without_prior(out: Path, config: dict, metrics: dict) -> dict | None:
+    """Test metrics of the same vectors ranked without the popularity prior (its column dropped),
+    for the table's ablation column; None when the run had no prior."""
+    if (metrics.get("popularity_prior") or {}).get("beta", 0) <= 0:
+        return None
+    import numpy as np
+    import torch
+
+    from cbns.evaluate import ranking_matrices
+    from cbns.metrics import full_ranking
+    from cbns.run_dir import load_data
+
+    data = load_data(TrainConfig(**config))
+    users = torch.from_numpy(np.load(out / "user_embeddings.npy")[:, :-1])
+    items = torch.from_numpy(np.load(out / "item_embeddings.npy")[:, :-1])
+    return full_ranking(users, items, *ranking_matrices(data, "test"), ks=[20])
+
+
 def table(rows) -> str:
-    head = ("| run | sampler | B | M | T | lr | valid R@20 | test R@20 | test N@20 | test R@50 | best epoch | s/epoch |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| run | sampler | B | M | T | lr | prior beta | valid R@20 | test R@20 | test N@20 | test R@50 "
+            "| test R@20 / N@20 without prior | best epoch | s/epoch |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
-    for label, c, m in rows:
+    for label, c, m, raw in rows:
         mem = str(c["memory_size"]) if c["sampler"] == "cbns" else "-"
+        beta = (m.get("popularity_prior") or {}).get("beta", 0.0)
+        ablation = f"{raw['recall@20']:.4f} / {raw['ndcg@20']:.4f}" if raw else "-"
         lines.append(f"| {label} | {c['sampler']} | {c['batch_size']} | {mem} | {c['temperature']} | {c['lr']} | "
-                     f"{m['valid']['recall@20']:.4f} | {m['test']['recall@20']:.4f} | {m['test']['ndcg@20']:.4f} | "
-                     f"{m['test']['recall@50']:.4f} | {m['best_epoch']}/{m['epochs_run']} | {m['seconds_per_epoch']:.1f} |")
+                     f"{beta:g} | {m['valid']['recall@20']:.4f} | {m['test']['recall@20']:.4f} | "
+                     f"{m['test']['ndcg@20']:.4f} | {m['test']['recall@50']:.4f} | {ablation} | "
+                     f"{m['best_epoch']}/{m['epochs_run']} | {m['seconds_per_epoch']:.1f} |")
     return "\n".join(lines)
 
 
