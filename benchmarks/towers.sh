@@ -9,7 +9,7 @@ DATA=${DATA:-../shared/data}
 ML="$DATA/ml-100k"
 BEAUTY="$DATA/amazon-seq/Beauty.txt"
 # dim 64 and lr 5e-3 pinned: the runs in docs/towers.md were made with them.
-COMMON="--split loo --threads 1 --no-progress --patience 3 --dim 64 --lr 0.005"
+COMMON="--split loo --threads 1 --no-progress --patience 3 --dim 64 --lr 0.005 --lr-schedule constant --popularity-prior off"
 
 run() {  # run NAME FLAGS...
   local name=$1; shift

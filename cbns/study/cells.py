@@ -28,7 +28,7 @@ SAMPLER_OPTIONS = ("sampler", "memory_size", "warmup_steps", "bank_mode", "item_
 NOT_HASHED = ("threads",)
 #: Options at the value that reproduces what the library did before the option existed: left out
 #: of the hash, so that cells finished before it existed keep their directory.
-LEGACY_VALUES = {"popularity_prior": "off"}
+LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant"}
 _NONE = object()
 
 
