@@ -86,3 +86,23 @@ def test_fixed_prior_is_used_in_validation_and_export(tmp_path, gowalla_slice):
     assert np.allclose(items[:, 16], 0.2 * 0.5 * np.log1p(counts), atol=1e-5)
     recall = brute_force_metrics(users, items, data.valid, data.train, 20)[0]
     assert abs(metrics["valid"]["recall@20"] - recall) < 1e-5
+
+
+def test_similar_items_ignore_the_prior_column():
+    from cbns.serve.id_map import IdMap
+    from cbns.serve.recommender import Recommender
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(30, 6)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    prior = np.zeros((30, 1), np.float32)
+    prior[[3, 7, 11]] = 5.0  # three very popular items: they would win every query if it counted
+    items = np.hstack([base, prior])
+    users = np.hstack([base[:4], np.ones((4, 1), np.float32)])
+    rec = Recommender(users, items, IdMap(4), IdMap(30), prior_column=True)
+    got = rec.similar_items([0], k=5).ids[0]
+    cos = base @ base[0]
+    cos[0] = -np.inf
+    assert list(got) == list(np.argsort(-cos)[:5])
+    # recommendations do use it: the popular items lead every user's list
+    assert set(rec.recommend([0], k=3, exclude_seen=False).ids[0]) == {3, 7, 11}
