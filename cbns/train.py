@@ -148,15 +148,20 @@ class Trainer:
             loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
         check_finite(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
                      item_embeddings=item_emb)
-        with timer("backward"):
+        self._update(loss, items, item_emb)
+        return loss.item()
+
+    def _update(self, objective: torch.Tensor, item_ids: torch.Tensor, item_emb: torch.Tensor) -> None:
+        """Backward ``objective``, one optimizer step at the scheduled lr, then the sampler observes
+        the step's items ``item_ids [N]`` with their vectors ``item_emb [N, D]`` (the bank enqueues)."""
+        with self.timer("backward"):
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        with timer("optimizer"):
+            objective.backward()
+        with self.timer("optimizer"):
             self._set_lr()
             self.optimizer.step()
-            self.sampler.observe(items, item_emb.detach())
+            self.sampler.observe(item_ids, item_emb.detach())
         self.global_step += 1
-        return loss.item()
 
     def _set_lr(self) -> None:
         """The schedule's learning rate for this step (a function of the step counter alone)."""
@@ -225,9 +230,12 @@ class Trainer:
         elif not has_valid:
             prior = {"beta": 0.0, "chosen_on": "none: auto needs a validation split"}
         else:
-            tried = {}
+            # The best epoch was validated with no prior (auto trains with none): BETA = 0 is known.
+            tried = {0.0: valid_metrics} if valid_metrics else {}
 
             def valid_with(b: float) -> float:
+                if b in tried:
+                    return tried[b][key]
                 self.set_prior(b)
                 tried[b] = self.evaluate("valid")
                 return tried[b][key]

@@ -126,6 +126,18 @@ def two_ranks(tmp_path_factory):
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 
+def _assert_ranks_match_one_process(ranks, steps, want, model) -> None:
+    """Each step's loss, averaged over the two ranks by their row counts, equals the one-process
+    loss ``want``; both ranks end with the same weights, and with the one-process ``model``'s."""
+    for step, (rows, _) in enumerate(steps):
+        (n0, l0), (n1, l1) = ranks[0]["losses"][step], ranks[1]["losses"][step]
+        assert n0 + n1 == len(rows)
+        assert abs((n0 * l0 + n1 * l1) / len(rows) - want[step]) < 1e-5, (step, l0, l1, want[step])
+    for name, value in model.state_dict().items():
+        assert torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]), name
+        assert torch.allclose(ranks[0]["model"][name], value, atol=1e-6), name
+
+
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c['sampler']}-{c['item_side']}" for c in CASES])
 def test_two_ranks_take_the_same_steps_as_one_rank_on_the_global_batch(two_ranks, index):
     config = toy_config(CASES[index])
@@ -135,13 +147,7 @@ def test_two_ranks_take_the_same_steps_as_one_rank_on_the_global_batch(two_ranks
     single = Trainer(config, data, model, sampler, build_loss(config), progress=False, verbose=False)
     want = [single.step(torch.tensor(rows)) for rows, _ in STEPS]
     ranks = [r["cases"][index] for r in two_ranks]
-    for step, (rows, _) in enumerate(STEPS):
-        (n0, l0), (n1, l1) = ranks[0]["losses"][step], ranks[1]["losses"][step]
-        assert n0 + n1 == len(rows)
-        assert abs((n0 * l0 + n1 * l1) / len(rows) - want[step]) < 1e-5, (step, l0, l1, want[step])
-    for name, value in model.state_dict().items():
-        assert torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]), name
-        assert torch.allclose(ranks[0]["model"][name], value, atol=1e-6), name
+    _assert_ranks_match_one_process(ranks, STEPS, want, model)
     for name, value in sampler.state_dict().items():
         if name == "_extra_state":
             continue
@@ -287,13 +293,7 @@ def test_history_tower_and_streaming_frequency_on_two_ranks_equal_one_rank(two_r
                      contexts=contexts)
     want = [single.step(single.train_pairs[rows], contexts.for_pairs(torch.tensor(rows))) for rows, _ in HISTORY_STEPS]
     ranks = [r["history"] for r in two_ranks]
-    for step, (rows, _) in enumerate(HISTORY_STEPS):
-        (n0, l0), (n1, l1) = ranks[0]["losses"][step], ranks[1]["losses"][step]
-        assert n0 + n1 == len(rows)
-        assert abs((n0 * l0 + n1 * l1) / len(rows) - want[step]) < 1e-5, (step, l0, l1, want[step])
-    for name, value in model.state_dict().items():
-        assert torch.equal(ranks[0]["model"][name], ranks[1]["model"][name]), name
-        assert torch.allclose(ranks[0]["model"][name], value, atol=1e-6), name
+    _assert_ranks_match_one_process(ranks, HISTORY_STEPS, want, model)
     assert int(sampler.frequency.step) == len(HISTORY_STEPS)
     for name in ("frequency.last_seen", "frequency.gap", "log_q", "bank.ids"):
         for r in ranks:

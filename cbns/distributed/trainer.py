@@ -112,14 +112,7 @@ class DistributedTrainer(Trainer):
             else:
                 loss = user_emb.new_zeros(())
                 objective = _zero_on_same_graph(user_emb, item_emb, sources)
-        with timer("backward"):
-            self.optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-        with timer("optimizer"):
-            self._set_lr()
-            self.optimizer.step()
-            self.sampler.observe(pool_ids, pool_emb.detach())
-        self.global_step += 1
+        self._update(objective, pool_ids, pool_emb)
         return loss.item()
 
     def evaluate(self, part: str) -> dict[str, float]:
