@@ -36,6 +36,11 @@ def main(argv=None) -> int:
         users, items = users[:, :-1], items[:, :-1]
     log_count = np.log1p(data.item_counts()).astype(np.float32)[:, None]
     scaled_users = torch.from_numpy(np.hstack([users / config.temperature, np.ones((len(users), 1), np.float32)]))
+    counts = data.item_counts()
+    for part in args.parts.split(","):
+        pairs = getattr(data, part)
+        print(f"{part}: {len(pairs) / data.num_users:.2f} items per user, mean log(1 + train count) of its "
+              f"items {np.log1p(counts[pairs[:, 1]]).mean():.2f}")
     print("| part | BETA | recall@20 | ndcg@20 |\n|---|---|---|---|")
     for part in args.parts.split(","):
         relevant, exclude = ranking_matrices(data, part)
