@@ -20,7 +20,7 @@ def build_model(config: TrainConfig, num_users: int, num_items: int, user_featur
     torch.manual_seed(config.seed)
     return TwoTower(build_user_tower(config, num_users, num_items, user_features),
                     build_item_tower(config, num_items, item_features),
-                    normalize=config.normalize, num_items=num_items)
+                    normalize=config.normalize, num_items=num_items, item_bias=config.item_bias)
 
 
 def build_sampler(config: TrainConfig, item_counts: np.ndarray) -> NegativeSampler:

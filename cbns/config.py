@@ -39,6 +39,7 @@ class TrainConfig:
     temperature: float = 0.1
     logq_correction: bool = True
     popularity_prior: str = "auto"
+    item_bias: bool = False
     init_std: float = 0.1
     epochs: int = 10
     lr: float = 1e-2

@@ -12,6 +12,9 @@ row's target column ``t_i < Nf``:
     split:  Q = softmax(L[:, :Nf]) = P[:, :Nf] / rowsum(P[:, :Nf])    (the fresh columns alone)
             loss = mean_i -log P[i, t_i] + mean_i -log Q[i, t_i]
             dU = (P - Y) C / (B T),     dF = (Q - Y[:, :Nf])^T U / (B T)
+    both:   db = colsum(P - Y) / B      (when the bias carries a gradient, e.g. a learned item
+                                         bias: it learns from the softmax over every column, as the
+                                         user side does, bank columns included)
 
 The split form is what :class:`cbns.loss.SampledSoftmaxLoss` states as two cross-entropies (the
 user side over every candidate with items detached, the item side over the fresh candidates with
@@ -52,7 +55,8 @@ def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torc
         users: ``[B, D]`` user vectors.
         fresh: ``[Nf, D]`` candidates with item-tower gradient (columns ``0..Nf-1``).
         frozen: ``[Nr, D]`` candidates without it (columns ``Nf..N-1``), or None.
-        bias: ``[N]`` added to every row (``-log q``), or None for no correction.
+        bias: ``[N]`` added to every row (``-log q``, plus a learned item bias), or None. When it
+            requires grad it gets ``db`` above.
         hit_rows, hit_cols: ``[H]`` int64, the logits set to :data:`cbns.logits.MASKED`.
         target: ``[B]`` int64, each row's positive column, in ``[0, Nf)``.
         temperature: T > 0.
@@ -61,6 +65,7 @@ def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torc
     frozen = frozen.detach() if frozen is not None and frozen.shape[0] > 0 else None
     if not torch.is_grad_enabled():  # no gradient will be asked for: do not form one
         users, fresh = users.detach(), fresh.detach()
+        bias = bias.detach() if bias is not None else None
     return _FusedSampledSoftmax.apply(users, fresh, frozen, bias, hit_rows, hit_cols, target,
                                       float(temperature), bool(split and frozen is not None))
 
@@ -70,11 +75,13 @@ class _FusedSampledSoftmax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, users, fresh, frozen, bias, hit_rows, hit_cols, target, temperature, split):
         want_users, want_fresh = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        want_bias = ctx.needs_input_grad[3]
         scaled, cand = _operands(users.detach(), fresh.detach(), frozen, bias, temperature)
         batch, dim = users.shape
         num_fresh, num = fresh.shape[0], cand.shape[0]
         grad_users = users.new_empty(batch, dim) if want_users else None
         grad_fresh = users.new_zeros(num_fresh, dim) if want_fresh else None
+        grad_bias = users.new_zeros(num) if want_bias else None
         rows = min(batch, block_rows(2 * num * users.element_size(), BLOCK_BYTES, MIN_BLOCK_ROWS))
         logits_buf, probs_buf = users.new_empty(rows, num), users.new_empty(rows, num)
         order = torch.argsort(hit_rows)
@@ -105,7 +112,10 @@ class _FusedSampledSoftmax(torch.autograd.Function):
             if want_users:  # dU = (P - Y) C = P C - C[t]
                 torch.mm(probs, cand[:, :dim], out=grad_users[s:e])
                 grad_users[s:e] -= cand[t, :dim]
-        ctx.save_for_backward(grad_users, grad_fresh)
+            if want_bias:  # db = colsum(P) - colsum(Y)
+                grad_bias += probs.sum(0)
+                grad_bias.index_add_(0, t, probs.new_full((e - s,), -1.0))
+        ctx.save_for_backward(grad_users, grad_fresh, grad_bias)
         ctx.scale_users = 1.0 / (batch * temperature)
         ctx.scale_fresh = 1.0 / batch
         return total / batch
@@ -113,10 +123,11 @@ class _FusedSampledSoftmax(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        grad_users, grad_fresh = ctx.saved_tensors
+        grad_users, grad_fresh, grad_bias = ctx.saved_tensors
         du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
         df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
-        return du, df, None, None, None, None, None, None, None
+        db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
+        return du, df, None, db, None, None, None, None, None
 
 
 def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,8 @@ class TwoTower(nn.Module):
     not change a ranking).
     """
 
-    def __init__(self, user_tower: Tower, item_tower: Tower, normalize: bool = True, num_items: int = 0):
+    def __init__(self, user_tower: Tower, item_tower: Tower, normalize: bool = True, num_items: int = 0,
+                 item_bias: bool = False):
         super().__init__()
         if user_tower.out_dim != item_tower.out_dim:
             raise ValueError(f"tower widths differ: user {user_tower.out_dim}, item {item_tower.out_dim}")
@@ -29,6 +30,10 @@ class TwoTower(nn.Module):
         # Ranking-time popularity prior in dot-product units, one per item (cbns.popularity_prior);
         # all zero = none. A buffer, so the checkpoint keeps the value chosen on validation.
         self.register_buffer("item_prior", torch.zeros(num_items))
+        # A learned per-item score offset b(i), in the same units as the dot product (so the
+        # training logit is (s(u, i) + b(i)) / T): what a cosine score cannot hold, an item's
+        # appeal to every user. None when off (the state_dict then has no entry for it).
+        self.item_bias = nn.Parameter(torch.zeros(num_items)) if item_bias else None
 
     @property
     def dim(self) -> int:
@@ -57,18 +62,30 @@ class TwoTower(nn.Module):
     def has_prior(self) -> bool:
         return bool(self.item_prior.numel()) and bool(self.item_prior.any())
 
+    @property
+    def has_item_column(self) -> bool:
+        """Whether ranking adds a per-item term (a learned bias, or the prior) to the dot product."""
+        return self.item_bias is not None or self.has_prior
+
+    def item_column(self) -> torch.Tensor:
+        """``[num_items]`` what ranking adds to ``user . item``: the learned bias plus the prior."""
+        column = self.item_prior.detach().clone()
+        if self.item_bias is not None:
+            column += self.item_bias.detach()
+        return column
+
     def set_prior(self, prior: torch.Tensor) -> None:
         """Set the ``[num_items]`` ranking prior (dot-product units; zeros remove it)."""
         self.item_prior.copy_(prior)
 
     def ranking_vectors(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``users [U, D]``, ``items [I, D]`` with the prior folded in when there is one:
-        ``[U, D + 1]`` (a column of ones) and ``[I, D + 1]`` (the prior), so that the dot product
-        is the ranking score."""
-        if not self.has_prior:
+        """``users [U, D]``, ``items [I, D]`` with the per-item term folded in when there is one
+        (:meth:`item_column`): ``[U, D + 1]`` (a column of ones) and ``[I, D + 1]`` (the term),
+        so that the dot product is the ranking score."""
+        if not self.has_item_column:
             return users, items
         ones = users.new_ones(users.shape[0], 1)
-        return torch.cat([users, ones], 1), torch.cat([items, self.item_prior.to(items)[:, None]], 1)
+        return torch.cat([users, ones], 1), torch.cat([items, self.item_column().to(items)[:, None]], 1)
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x

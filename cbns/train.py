@@ -145,7 +145,8 @@ class Trainer:
         with timer("loss"):
             self.sampler.update_frequency(items)
             sources = self.sampler.negatives(items, item_emb, self.model.item_embeddings)
-            loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
+            loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources,
+                                 self.model.item_bias)
         check_finite(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
                      item_embeddings=item_emb)
         self._update(loss, items, item_emb)

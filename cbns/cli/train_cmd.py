@@ -69,6 +69,9 @@ def register(commands) -> None:
                    help="rank by score / T + BETA * log(1 + train count): a popularity prior the cosine "
                         "score cannot hold; auto = BETA chosen on validation after training from "
                         f"0..1 (default: {d.popularity_prior})")
+    p.add_argument("--item-bias", type=_bool, metavar="BOOL",
+                   help="learn one score offset per item, trained with the towers and added to the "
+                        f"ranking score (default: {d.item_bias})")
     p.add_argument("--init-std", type=float, metavar="S", help=f"std of the embedding init (default: {d.init_std})")
     p.add_argument("--epochs", type=int, metavar="E", help=f"maximum epochs (default: {d.epochs})")
     p.add_argument("--lr", type=float, metavar="LR", help=f"Adam learning rate (default: {d.lr})")

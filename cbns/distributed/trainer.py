@@ -42,16 +42,19 @@ from cbns.train import Callback, Trainer, TrainResult
 
 
 class PairEncoder(nn.Module):
-    """``forward(users [n], items [n], context) -> (user vectors [n, D], item vectors [n, D])``: the
-    towers behind one ``forward``, which is what DDP needs to arm its gradient all-reduce."""
+    """``forward(users [n], items [n], context) -> (user vectors [n, D], item vectors [n, D], item
+    bias [num_items] or None)``: the towers (and the learned item bias, used by the loss) behind one
+    ``forward``, which is what DDP needs to arm its gradient all-reduce for every parameter."""
 
     def __init__(self, model: TwoTower):
         super().__init__()
         self.model = model
 
     def forward(self, users: torch.Tensor, items: torch.Tensor,
-                context: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.user_embeddings(users, context), self.model.item_embeddings(items)
+                context: dict[str, torch.Tensor] | None = None):
+        bias = self.model.item_bias
+        return (self.model.user_embeddings(users, context), self.model.item_embeddings(items),
+                bias.view(-1) if bias is not None else None)
 
 
 class DistributedTrainer(Trainer):
@@ -98,7 +101,7 @@ class DistributedTrainer(Trainer):
             context = {k: v.to(ctx.device) for k, v in context.items()}
         users, items = batch[:, 0], batch[:, 1]
         with timer("encode"):
-            user_emb, item_emb = self.encoder(users, items, context)
+            user_emb, item_emb, item_bias = self.encoder(users, items, context)
         with timer("loss"):
             counts = ctx.row_counts(len(items))
             pool_ids = all_gather_rows(items, counts, ctx.rank, ctx.group)
@@ -107,11 +110,12 @@ class DistributedTrainer(Trainer):
             sources = self.sampler.negatives(pool_ids, pool_emb, self.model.item_embeddings)
             sources = at_offset(sources, sum(counts[:ctx.rank]))
             if len(items):
-                loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources)
+                loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources,
+                                 item_bias)
                 objective = loss * (ctx.world_size * len(items) / sum(counts))
             else:
                 loss = user_emb.new_zeros(())
-                objective = _zero_on_same_graph(user_emb, item_emb, sources)
+                objective = _zero_on_same_graph(user_emb, item_emb, sources, item_bias)
         self._update(objective, pool_ids, pool_emb)
         return loss.item()
 
@@ -133,10 +137,13 @@ def at_offset(sources: list[Candidates], offset: int) -> list[Candidates]:
     return sources
 
 
-def _zero_on_same_graph(user_emb: torch.Tensor, item_emb: torch.Tensor, sources: list[Candidates]) -> torch.Tensor:
+def _zero_on_same_graph(user_emb: torch.Tensor, item_emb: torch.Tensor, sources: list[Candidates],
+                        item_bias: torch.Tensor | None = None) -> torch.Tensor:
     """A zero loss for a rank with no rows that still reaches every parameter (DDP waits for each)
     and every gathered tensor the other ranks' losses use (their backward is a collective)."""
     parts = [user_emb.sum(), item_emb.sum(), *(s.emb.sum() for s in sources if s.emb.requires_grad)]
+    if item_bias is not None:
+        parts.append(item_bias.sum())
     return 0.0 * torch.stack(parts).sum()
 
 

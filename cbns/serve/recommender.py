@@ -7,7 +7,6 @@ batched index search or chunked matrix product for all queries, no loop over use
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -33,8 +32,10 @@ class Recommender:
         user_map, item_map: original id <-> row maps.
         index: an :class:`ItemIndex` over ``items``, or ``None`` for exact scoring.
         load_seen: returns the ``[U, I]`` CSR of seen items; called once, on first need.
-        prior_column: the last column is the popularity prior (:mod:`cbns.popularity_prior`):
-            similar-item queries leave it out, so they rank by the towers' similarity alone.
+        prior_column: the last column is the per-item ranking term (the popularity prior of
+            :mod:`cbns.popularity_prior` and/or the learned item bias; a run exports it when its
+            vectors are one wider than ``dim``): similar-item queries leave it out, so they rank
+            by the towers' similarity alone.
     """
 
     def __init__(self, users: np.ndarray, items: np.ndarray, user_map: IdMap, item_map: IdMap,
@@ -56,7 +57,7 @@ class Recommender:
         shape = (len(users), len(items))
         return cls(users, items, IdMap.from_file(run / "user_ids.txt", len(users)),
                    IdMap.from_file(run / "item_ids.txt", len(items)), index,
-                   lambda: seen_items(run, config, shape), prior_column=has_prior_column(run))
+                   lambda: seen_items(run, config, shape), prior_column=items.shape[1] == config.dim + 1)
 
     @property
     def seen(self) -> sp.csr_matrix:
@@ -103,15 +104,6 @@ class Recommender:
 
     def _ranked(self, queries: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> Ranked:
         return Ranked(queries, self.item_map.to_ids(rows), rows, scores)
-
-
-def has_prior_column(run: Path) -> bool:
-    """Whether run ``run`` exported its vectors with the popularity-prior column (metrics.json)."""
-    try:
-        metrics = json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return bool((metrics.get("popularity_prior") or {}).get("beta", 0) > 0)
 
 
 def _check_k(k: int) -> None:
