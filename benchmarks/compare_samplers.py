@@ -44,20 +44,23 @@ def main(argv=None) -> int:
 
 
 def without_prior(out: Path, config: dict, metrics: dict) -> dict | None:
-    """Test metrics of the same vectors ranked without the popularity prior (its column dropped),
-    for the table's ablation column; None when the run had no prior."""
-    if (metrics.get("popularity_prior") or {}).get("beta", 0) <= 0:
+    """Test metrics of the same vectors ranked without the popularity prior (taken out of the last
+    column; a learned item bias stays), for the table's ablation column; None when the run had no prior."""
+    beta = (metrics.get("popularity_prior") or {}).get("beta", 0)
+    if beta <= 0:
         return None
     import numpy as np
     import torch
 
     from cbns.evaluate import ranking_matrices
     from cbns.metrics import full_ranking
+    from cbns.popularity_prior import strip_prior
     from cbns.run_dir import load_data
 
     data = load_data(TrainConfig(**config))
-    users = torch.from_numpy(np.load(out / "user_embeddings.npy")[:, :-1])
-    items = torch.from_numpy(np.load(out / "item_embeddings.npy")[:, :-1])
+    users = torch.from_numpy(np.load(out / "user_embeddings.npy"))
+    items = torch.from_numpy(strip_prior(np.load(out / "item_embeddings.npy"), data.item_counts(), beta,
+                                         config["temperature"]))
     return full_ranking(users, items, *ranking_matrices(data, "test"), ks=[20])
 
 

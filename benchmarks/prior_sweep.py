@@ -4,7 +4,8 @@ validation and (as a diagnostic, never for selection) on test.
     python benchmarks/prior_sweep.py runs/gowalla --parts valid,test --betas 0,0.1,0.2,0.3
 
 Ranks by ``s(u, i) / T + BETA * log(1 + train count(i))`` from the exported embeddings (the prior
-column of a run that chose BETA > 0 is dropped first), with the run's own split and masking.
+that the run chose is taken out of their last column first; a learned item bias stays in the score),
+with the run's own split and masking.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 from cbns.evaluate import ranking_matrices
 from cbns.metrics import full_ranking
+from cbns.popularity_prior import strip_prior
 from cbns.run_dir import load_data, load_run_config
 
 
@@ -32,8 +34,10 @@ def main(argv=None) -> int:
     data = load_data(config)
     users = np.load(args.run / "user_embeddings.npy")
     items = np.load(args.run / "item_embeddings.npy")
-    if json.loads((args.run / "metrics.json").read_text()).get("popularity_prior", {}).get("beta", 0) > 0:
-        users, items = users[:, :-1], items[:, :-1]
+    # The run's own prior comes out of the last column; a learned item bias stays in it (the users'
+    # column of ones, divided by T below like the rest, puts it back in logit units).
+    chosen = json.loads((args.run / "metrics.json").read_text()).get("popularity_prior", {}).get("beta", 0)
+    items = strip_prior(items, data.item_counts(), chosen, config.temperature)
     log_count = np.log1p(data.item_counts()).astype(np.float32)[:, None]
     scaled_users = torch.from_numpy(np.hstack([users / config.temperature, np.ones((len(users), 1), np.float32)]))
     counts = data.item_counts()

@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clock", choices=("cpu", "wall"), help="cpu (default with 1 thread) or wall")
     parser.add_argument("--batch-size", type=int, default=2048, help="B (default: %(default)s)")
     parser.add_argument("--dim", type=int, help="embedding width (default: TrainConfig's)")
+    parser.add_argument("--item-side", choices=("joint", "split"), help="CBNS item side (default: TrainConfig's)")
+    parser.add_argument("--item-bias", choices=("true", "false"), help="learned item bias (default: TrainConfig's)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per config per round (default: %(default)s)")
     parser.add_argument("--eval-repeats", type=int, default=3, help="evaluation rounds (default: %(default)s)")
@@ -63,6 +65,10 @@ def main(argv=None) -> int:
     base = TrainConfig(threads=args.threads)
     if args.dim is not None:
         base = replace(base, dim=args.dim)
+    if args.item_side is not None:
+        base = replace(base, item_side=args.item_side)
+    if args.item_bias is not None:
+        base = replace(base, item_bias=args.item_bias == "true")
     data = load_data(base)
     result: dict = {"threads": args.threads, "clock": clock, "batch_size": args.batch_size, "dim": base.dim}
     if not args.skip_eval:

@@ -22,6 +22,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 
+#: Options added after 12b0706, at the value that gives that commit's behaviour; a tree that knows
+#: one gets it, so both trees time and train the same thing (this tree's learned item bias, lr
+#: schedule and popularity prior are off).
+LATER_OPTIONS = {"item_bias": False, "lr_schedule": "constant", "popularity_prior": "off"}
+
 #: The options that define a step and a run, known to every tree from 12b0706 on.
 SHARED = ("sampler", "batch_size", "memory_size", "warmup_steps", "bank_mode", "item_side", "num_negatives",
           "popularity_alpha", "dim", "normalize", "temperature", "logq_correction", "init_std", "lr",
@@ -36,6 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process (default: %(default)s)")
     parser.add_argument("--memory-size", type=int, help="bank size M (default: this tree's default)")
     parser.add_argument("--dim", type=int, help="embedding width (default: this tree's default)")
+    parser.add_argument("--item-side", choices=("joint", "split"), help="CBNS item side (default: this tree's default)")
     parser.add_argument("--epochs", type=int, default=0, help="also train both this many epochs (default: none)")
     parser.add_argument("--worker", metavar="ROOT", help=argparse.SUPPRESS)
     parser.add_argument("--options", help=argparse.SUPPRESS)
@@ -44,7 +50,7 @@ def main(argv=None) -> int:
         return worker(Path(args.worker), args.threads, args.steps, json.loads(args.options))
     if not args.before:
         parser.error("--before is required")
-    options = shared_options(memory_size=args.memory_size, dim=args.dim)
+    options = shared_options(memory_size=args.memory_size, dim=args.dim, item_side=args.item_side)
     print(f"configuration: {options}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="cbns-before-") as tmp:
@@ -119,7 +125,8 @@ def worker(root: Path, threads: int, steps: int, options: dict) -> int:
     assert Path(sys.modules["cbns"].__path__[0]).resolve() == (root / "cbns").resolve()
     set_threads(threads)
     tune_allocator()
-    config = TrainConfig(**options, threads=threads)
+    later = {k: v for k, v in LATER_OPTIONS.items() if k in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**options, **later, threads=threads)
     data = load_data(config)
     trainer = Trainer(config, data, build_model(config, data.num_users, data.num_items),
                       build_sampler(config, data.item_counts()), build_loss(config), progress=False, verbose=False)
@@ -143,10 +150,14 @@ def _compare_training(trees: dict, threads: int, epochs: int, options: dict, tmp
     """Train both trees ``epochs`` epochs (one after the other) and compare their metrics."""
     import yaml
 
-    spec = tmp / "config.yaml"
-    spec.write_text(yaml.safe_dump(options, sort_keys=False))
     metrics = {}
     for name, root in trees.items():
+        known = subprocess.run([sys.executable, "-c", "from cbns.config import TrainConfig; "
+                                "print(' '.join(TrainConfig.__dataclass_fields__))"],
+                               check=True, capture_output=True, text=True, cwd=root).stdout.split()
+        spec = tmp / f"config-{name}.yaml"
+        later = {k: v for k, v in LATER_OPTIONS.items() if k in known}
+        spec.write_text(yaml.safe_dump({**options, **later}, sort_keys=False))
         out = tmp / f"run-{name}"
         subprocess.run([sys.executable, "-m", "cbns", "train", "--config", str(spec), "--epochs", str(epochs),
                         "--patience", str(epochs), "--threads", str(threads), "--no-progress", "--out", str(out)],

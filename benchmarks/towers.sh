@@ -9,13 +9,13 @@ DATA=${DATA:-../shared/data}
 ML="$DATA/ml-100k"
 BEAUTY="$DATA/amazon-seq/Beauty.txt"
 # dim 64 and lr 5e-3 pinned: the runs in docs/towers.md were made with them.
-COMMON="--split loo --threads 1 --no-progress --patience 3 --dim 64 --lr 0.005 --lr-schedule constant --popularity-prior off"
+COMMON="--split loo --threads 1 --no-progress --patience 3 --dim 64 --lr 0.005 --lr-schedule constant --popularity-prior off --item-bias false"
 
 run() {  # run NAME FLAGS...
   local name=$1; shift
   [ -f "$OUT/$name/metrics.json" ] && { echo "skip $name"; return; }
   echo "== $name: cbns train $*"
-  python -m cbns train "$@" $COMMON --out "$OUT/$name" | tail -3
+  python -m cbns train --item-side split "$@" $COMMON --out "$OUT/$name" | tail -3
 }
 
 trio() {  # trio PREFIX B M FLAGS...: cbns at (B, M), inbatch at B, inbatch at B + M

@@ -159,7 +159,11 @@ def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:
     data = load_data(config)
     state = load_checkpoint(run)
     model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:  # weights of another model: one line, not a traceback
+        detail = str(exc).strip().splitlines()[-1].strip()
+        raise CbnsError(f"{run / CHECKPOINT}: does not fit the model of {run / 'config.yaml'} ({detail})") from None
     contexts = history_context(config, data, model)
     parts = ("valid", "test") if len(data.valid) else ("test",)
     return {part: evaluate_split(model, data, part, config.ks,

@@ -31,7 +31,7 @@ class TrainConfig:
     memory_size: int = 4096
     warmup_steps: int = 0
     bank_mode: str = "stale"
-    item_side: str = "split"
+    item_side: str = "joint"
     num_negatives: int = 2048
     popularity_alpha: float = 0.75
     dim: int = 256
@@ -39,7 +39,7 @@ class TrainConfig:
     temperature: float = 0.1
     logq_correction: bool = True
     popularity_prior: str = "auto"
-    item_bias: bool = False
+    item_bias: bool = True
     init_std: float = 0.1
     epochs: int = 10
     lr: float = 1e-2
@@ -145,6 +145,11 @@ class FileOptions(dict):
         super().__init__(values)
         self.where = where
 
+
+#: What an option meant before it existed: the value that reproduces the library's behaviour from
+#: before. A saved run configuration without the key (written before the option was added) is read
+#: with this value, not today's default; study cells leave these values out of their hash.
+LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant", "item_bias": False}
 
 #: Text options that also take a number (``auto``, ``off`` or a value).
 NUMBER_OR_WORD = ("popularity_prior",)

@@ -87,5 +87,12 @@ class TwoTower(nn.Module):
         ones = users.new_ones(users.shape[0], 1)
         return torch.cat([users, ones], 1), torch.cat([items, self.item_column().to(items)[:, None]], 1)
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As :meth:`torch.nn.Module.load_state_dict`; a state saved before the popularity prior
+        existed (no ``item_prior``) loads with no prior."""
+        if "item_prior" not in state_dict:
+            state_dict = {**state_dict, "item_prior": torch.zeros_like(self.item_prior)}
+        return super().load_state_dict(state_dict, strict, assign)
+
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x

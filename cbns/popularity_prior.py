@@ -47,3 +47,13 @@ def choose_prior(score_with: Callable[[float], float], grid=PRIOR_GRID) -> tuple
     scores = {beta: score_with(beta) for beta in grid}
     best = max(scores.values())
     return min(b for b, s in scores.items() if s == best), scores
+
+
+def strip_prior(items: np.ndarray, counts: np.ndarray, beta: float, temperature: float) -> np.ndarray:
+    """Exported item vectors ``[I, D + 1]`` with the prior of strength ``beta`` taken out of their
+    last column (what stays there is the learned item bias, or zeros); unchanged when ``beta`` is 0."""
+    if beta <= 0:
+        return items
+    items = items.copy()
+    items[:, -1] -= prior_column(counts, beta, temperature).numpy()
+    return items

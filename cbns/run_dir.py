@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cbns.atomic import atomic_write_bytes, atomic_write_text
-from cbns.config import TrainConfig, build_config, save_yaml
+from cbns.config import LEGACY_VALUES, FileOptions, TrainConfig, build_config, load_yaml, save_yaml
 from cbns.data import Interactions, carve_validation, load_dataset
 from cbns.data.feature_files import read_feature_file
 from cbns.errors import CbnsError
@@ -111,11 +111,13 @@ def _atomic_npy(path: Path, array: np.ndarray) -> None:
 
 
 def load_run_config(run: Path) -> TrainConfig:
-    from cbns.config import load_yaml
-
+    """The run's saved configuration; an option the file lacks (the run predates it) takes its
+    :data:`cbns.config.LEGACY_VALUES` value, i.e. what the run really did, not today's default."""
     if not (run / "config.yaml").is_file():
         raise CbnsError(f"{run}: not a run directory (no config.yaml)")
-    return build_config(load_yaml(run / "config.yaml"), {})
+    saved = load_yaml(run / "config.yaml")
+    older = {k: v for k, v in LEGACY_VALUES.items() if k not in saved}
+    return build_config(FileOptions({**older, **saved}, saved.where), {})
 
 
 def load_checkpoint(run: Path) -> dict:

@@ -129,3 +129,47 @@ def test_training_gives_popular_items_a_higher_bias(tmp_path):
     assert item_vectors.shape[1] == 9 and result.test  # the exported column is the bias
     rho = np.corrcoef(np.argsort(np.argsort(counts)), np.argsort(np.argsort(bias)))[0, 1]
     assert rho > 0.8, rho
+
+
+def test_a_run_saved_before_the_option_existed_is_read_without_the_bias(tmp_path):
+    # A config.yaml without the item_bias key was written before the option existed: the run
+    # trained without a bias, so it must be rebuilt without one (today's default is on).
+    import yaml
+
+    from cbns.api import evaluate_run, train
+    from cbns.config import TrainConfig
+    from cbns.run_dir import load_run_config
+
+    rng = np.random.default_rng(1)
+    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
+                                               for u, line in enumerate(lines)))
+    assert TrainConfig().item_bias
+    run = tmp_path / "run"
+    result = train(TrainConfig(data=str(tmp_path), sampler="inbatch", dim=4, batch_size=32, epochs=1, threads=1,
+                               item_bias=False, popularity_prior="off"), run, progress=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["item_bias"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert load_run_config(run).item_bias is False
+    assert evaluate_run(run)["test"]["recall@20"] == pytest.approx(result.test["recall@20"])
+
+
+def test_evaluating_a_checkpoint_of_another_model_is_one_line(tmp_path):
+    from cbns.api import evaluate_run, train
+    from cbns.config import TrainConfig
+    from cbns.errors import CbnsError
+
+    rng = np.random.default_rng(2)
+    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
+                                               for u, line in enumerate(lines)))
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(tmp_path), sampler="inbatch", dim=4, batch_size=32, epochs=1, threads=1,
+                      item_bias=False, popularity_prior="off"), run, progress=False)
+    text = (run / "config.yaml").read_text().replace("item_bias: false", "item_bias: true")
+    (run / "config.yaml").write_text(text)
+    with pytest.raises(CbnsError, match=r"checkpoint.pt: does not fit the model of .*config.yaml \(.*item_bias"):
+        evaluate_run(run)

@@ -47,7 +47,7 @@ def test_auto_prior_is_the_validation_argmax_and_the_export_carries_it(tmp_path,
     from cbns.api import train
 
     cfg = TrainConfig(data=str(gowalla_slice), sampler="inbatch", dim=16, batch_size=256, lr=0.02,
-                      epochs=3, threads=1, popularity_prior="auto")
+                      epochs=3, threads=1, popularity_prior="auto", item_bias=False)
     train(cfg, out=tmp_path, progress=False, verbose=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     prior = metrics["popularity_prior"]
@@ -76,7 +76,7 @@ def test_fixed_prior_is_used_in_validation_and_export(tmp_path, gowalla_slice):
     from cbns.api import train
 
     cfg = TrainConfig(data=str(gowalla_slice), sampler="inbatch", dim=16, batch_size=256, lr=0.02,
-                      epochs=1, threads=1, popularity_prior="0.5", temperature=0.2)
+                      epochs=1, threads=1, popularity_prior="0.5", temperature=0.2, item_bias=False)
     train(cfg, out=tmp_path, progress=False, verbose=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["popularity_prior"]["beta"] == 0.5
@@ -106,3 +106,12 @@ def test_similar_items_ignore_the_prior_column():
     assert list(got) == list(np.argsort(-cos)[:5])
     # recommendations do use it: the popular items lead every user's list
     assert set(rec.recommend([0], k=3, exclude_seen=False).ids[0]) == {3, 7, 11}
+
+
+def test_a_state_saved_before_the_prior_existed_loads_with_no_prior():
+    model = TwoTower(IdTower(5, 8), IdTower(7, 8), num_items=7)
+    model.set_prior(torch.ones(7))
+    old = {k: v for k, v in TwoTower(IdTower(5, 8), IdTower(7, 8), num_items=7).state_dict().items()
+           if k != "item_prior"}
+    model.load_state_dict(old)
+    assert not model.has_prior

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cbns.config import TrainConfig
+from cbns.config import LEGACY_VALUES, TrainConfig
 from cbns.errors import CbnsError
 from cbns.study.spec import DatasetSpec, Section, StudySpec
 
@@ -26,9 +26,9 @@ SAMPLER_OPTIONS = ("sampler", "memory_size", "warmup_steps", "bank_mode", "item_
                    "popularity_alpha")
 #: options that change the measurement but not the trained model
 NOT_HASHED = ("threads",)
-#: Options at the value that reproduces what the library did before the option existed: left out
-#: of the hash, so that cells finished before it existed keep their directory.
-LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant"}
+#: Options at the value that reproduces what the library did before the option existed
+#: (:data:`cbns.config.LEGACY_VALUES`) are left out of the hash, so that cells finished before the
+#: option existed keep their directory.
 _NONE = object()
 
 
