@@ -31,7 +31,7 @@ class TrainConfig:
     memory_size: int = 4096
     warmup_steps: int = 0
     bank_mode: str = "stale"
-    item_side: str = "joint"
+    item_side: str = "split"
     num_negatives: int = 2048
     popularity_alpha: float = 0.75
     dim: int = 256

@@ -167,7 +167,8 @@ def test_sharded_evaluation_equals_single_process(two_ranks):
     model.load_state_dict(two_ranks[0]["cases"][-1]["model"])
     relevant, exclude = ranking_matrices(data, "test")
     # The single-process evaluator with the same chunks of users (the default chunk in a real run).
-    want = full_ranking(model.all_users(12), model.all_items(9), relevant, exclude, [2, 5], chunk_size=3)
+    users, items = model.ranking_vectors(model.all_users(12), model.all_items(9))  # + the item bias column
+    want = full_ranking(users, items, relevant, exclude, [2, 5], chunk_size=3)
     assert want == pytest.approx(evaluate_split(model, data, "test", [2, 5]), abs=1e-6)
     for rank in two_ranks:
         assert rank["metrics"].keys() == want.keys()

@@ -58,7 +58,9 @@ def test_exported_user_vectors_read_the_history_as_of_the_test(gru_run):
     model.load_state_dict(load_checkpoint(run)["model"])
     with torch.no_grad():
         want = model.user_embeddings(torch.arange(len(user_ids)), {HISTORY: history, HISTORY_LENGTH: lengths})
-    assert np.allclose(np.load(run / "user_embeddings.npy"), want.numpy(), atol=1e-5)
+    exported = np.load(run / "user_embeddings.npy")
+    assert exported.shape == (len(user_ids), config.dim + 1)  # + the ones of the item-bias column
+    assert np.allclose(exported[:, :-1], want.numpy(), atol=1e-5) and (exported[:, -1] == 1).all()
 
 
 def test_index_evaluation_of_a_history_run_scores_the_test_part_only(gru_run, capsys):
