@@ -131,24 +131,32 @@ def test_training_gives_popular_items_a_higher_bias(tmp_path):
     assert rho > 0.8, rho
 
 
-def test_a_run_saved_before_the_option_existed_is_read_without_the_bias(tmp_path):
-    # A config.yaml without the item_bias key was written before the option existed: the run
-    # trained without a bias, so it must be rebuilt without one (today's default is on).
-    import yaml
-
-    from cbns.api import evaluate_run, train
+def _run_without_bias(tmp_path):
+    """A one-epoch in-batch run without the bias on 40 random users of 30 items: (run dir, result)."""
+    from cbns.api import train
     from cbns.config import TrainConfig
-    from cbns.run_dir import load_run_config
 
     rng = np.random.default_rng(1)
     lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
     (tmp_path / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
                                                for u, line in enumerate(lines)))
-    assert TrainConfig().item_bias
-    run = tmp_path / "run"
     result = train(TrainConfig(data=str(tmp_path), sampler="inbatch", dim=4, batch_size=32, epochs=1, threads=1,
-                               item_bias=False, popularity_prior="off"), run, progress=False)
+                               item_bias=False, popularity_prior="off"), tmp_path / "run", progress=False)
+    return tmp_path / "run", result
+
+
+def test_a_run_saved_before_the_option_existed_is_read_without_the_bias(tmp_path):
+    # A config.yaml without the item_bias key was written before the option existed: the run
+    # trained without a bias, so it must be rebuilt without one (today's default is on).
+    import yaml
+
+    from cbns.api import evaluate_run
+    from cbns.config import TrainConfig
+    from cbns.run_dir import load_run_config
+
+    assert TrainConfig().item_bias
+    run, result = _run_without_bias(tmp_path)
     saved = yaml.safe_load((run / "config.yaml").read_text())
     del saved["item_bias"]
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
@@ -157,18 +165,10 @@ def test_a_run_saved_before_the_option_existed_is_read_without_the_bias(tmp_path
 
 
 def test_evaluating_a_checkpoint_of_another_model_is_one_line(tmp_path):
-    from cbns.api import evaluate_run, train
-    from cbns.config import TrainConfig
+    from cbns.api import evaluate_run
     from cbns.errors import CbnsError
 
-    rng = np.random.default_rng(2)
-    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-    (tmp_path / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
-                                               for u, line in enumerate(lines)))
-    run = tmp_path / "run"
-    train(TrainConfig(data=str(tmp_path), sampler="inbatch", dim=4, batch_size=32, epochs=1, threads=1,
-                      item_bias=False, popularity_prior="off"), run, progress=False)
+    run, _ = _run_without_bias(tmp_path)
     text = (run / "config.yaml").read_text().replace("item_bias: false", "item_bias: true")
     (run / "config.yaml").write_text(text)
     with pytest.raises(CbnsError, match=r"checkpoint.pt: does not fit the model of .*config.yaml \(.*item_bias"):
