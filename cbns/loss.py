@@ -76,7 +76,7 @@ class SampledSoftmaxLoss:
                 [replace(s, logq=shifted(s.logq, s.ids)) for s in sources])
 
     def _fused(self, users: torch.Tensor, positive_ids: torch.Tensor, sources: Sequence[Candidates],
-               biased: bool = False) -> torch.Tensor:
+               biased: bool) -> torch.Tensor:
         # Columns: the gradient-carrying sources first (the in-batch block leads), then the frozen
         # ones; the softmax does not depend on the column order.
         fresh = [s for s in sources if s.item_grad]
