@@ -29,13 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from cbns.run_dir import load_run_config  # noqa: E402
-from cbns.serve.embeddings import load_embeddings  # noqa: E402
-from cbns.serve.exact import exact_top_k  # noqa: E402
-from cbns.serve.filtered_search import index_top_k  # noqa: E402
-from cbns.serve.index_spec import IndexSpec  # noqa: E402
-from cbns.serve.item_index import ItemIndex  # noqa: E402
-from cbns.serve.seen_items import seen_items  # noqa: E402
+from cbns.evaluation.topk import exact_top_k
+from cbns.runs.run_dir import load_run_config
+from cbns.serve.embeddings import load_embeddings
+from cbns.serve.filtered_search import index_top_k
+from cbns.serve.index_spec import IndexSpec
+from cbns.serve.item_index import ItemIndex
+from cbns.serve.seen_items import seen_items
 
 
 def tiny_run(out: Path, users: int, epochs: int) -> Path:
@@ -131,7 +131,8 @@ def main() -> int:
         described[name] = index.spec.describe()
         index.search(vectors[:64], args.k)
         (_, rows), t_search = timed(lambda: index.search(vectors, args.k), args.repeat, args.clock)
-        (_, rec_rows), t_rec = timed(lambda: index_top_k(index, vectors, items, args.k, excluded), args.repeat, args.clock)
+        (_, rec_rows), t_rec = timed(lambda: index_top_k(index, vectors, items, args.k, excluded), args.repeat,
+                                     args.clock)
         results[name] = {"build_s": index.build_seconds, "search_qps": len(query) / t_search,
                          "search_recall": overlap(rows, truth_search),
                          "recommend_qps": len(query) / t_rec, "recommend_recall": overlap(rec_rows, truth_rec)}
@@ -139,7 +140,8 @@ def main() -> int:
     print(f"\n{'method':44s} {'build s':>8s} {'search q/s':>11s} {'recall':>7s} {'recommend q/s':>14s} {'recall':>7s}")
     for name, r in results.items():
         print(f"{described.get(name, 'exact (torch matmul + topk)'):44s} {r['build_s']:8.2f} "
-              f"{r['search_qps']:11,.0f} {r['search_recall']:7.4f} {r['recommend_qps']:14,.0f} {r['recommend_recall']:7.4f}")
+              f"{r['search_qps']:11,.0f} {r['search_recall']:7.4f} {r['recommend_qps']:14,.0f} "
+              f"{r['recommend_recall']:7.4f}")
     summary = {"run": str(run), "users": len(users), "items": len(items), "dim": int(items.shape[1]),
                "queries": len(query), "k": args.k, "threads": args.threads, "repeat": args.repeat, "clock": args.clock,
                "indexes": {name: {"spec": described.get(name, "exact"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from cbns.api import train
-from cbns.config import TrainConfig, coerce
+from cbns.config import TrainConfig, check_option
 
 
 def main(argv=None) -> int:
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
             continue
         out = Path(args.out) / label
         if not (out / "metrics.json").exists():
-            merged = {k: coerce(k, v, args.spec) for k, v in {**shared, **options}.items()}
+            merged = {k: check_option(k, v, args.spec) for k, v in {**shared, **options}.items()}
             print(f"== {label}: {merged}", file=sys.stderr, flush=True)
             train(TrainConfig(**merged), out, progress=False)
         metrics = json.loads((out / "metrics.json").read_text())
@@ -52,10 +52,9 @@ def without_prior(out: Path, config: dict, metrics: dict) -> dict | None:
     import numpy as np
     import torch
 
-    from cbns.evaluate import ranking_matrices
-    from cbns.metrics import full_ranking
-    from cbns.popularity_prior import strip_prior
-    from cbns.run_dir import load_data
+    from cbns.data.loading import load_data
+    from cbns.evaluation.ranking import full_ranking, ranking_matrices
+    from cbns.model.popularity_prior import strip_prior
 
     data = load_data(TrainConfig(**config))
     users = torch.from_numpy(np.load(out / "user_embeddings.npy"))

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cbns.evaluate import ranking_matrices
-from cbns.metrics import full_ranking
-from cbns.popularity_prior import strip_prior
-from cbns.run_dir import load_data, load_run_config
+from cbns.data.loading import load_data
+from cbns.evaluation.ranking import full_ranking, ranking_matrices
+from cbns.model.popularity_prior import strip_prior
+from cbns.runs.run_dir import load_run_config
 
 
 def main(argv=None) -> int:

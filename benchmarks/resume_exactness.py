@@ -19,15 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cbns.runs.model_file import read_model_file
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cbns.api import train  # noqa: E402
-from cbns.checkpoint import LATEST, peek  # noqa: E402
-from cbns.checkpointer import Checkpointer  # noqa: E402
 from cbns.cli import main  # noqa: E402
 from cbns.config import TrainConfig  # noqa: E402
 from cbns.errors import CbnsError  # noqa: E402
+from cbns.runs.checkpoint import LATEST, peek  # noqa: E402
+from cbns.training.callbacks.checkpointer import Checkpointer  # noqa: E402
 
 
 def timed_reference(out: Path, config: TrainConfig) -> tuple[float, float, int, int]:
@@ -47,7 +49,7 @@ def timed_reference(out: Path, config: TrainConfig) -> tuple[float, float, int, 
         result = train(config, out, progress=False, verbose=False)
     finally:
         Checkpointer.save = original
-    size = (out / "checkpoint.pt").stat().st_size
+    size = (out / "model.pt").stat().st_size
     return result.train_seconds, spent[0], count[0], size
 
 
@@ -94,13 +96,13 @@ def main_() -> None:
     ref, killed = args.out / "reference", args.out / "killed"
     train_s, ckpt_s, n, size = timed_reference(ref, config)
     print(f"uninterrupted: {train_s:.1f}s training, {n} checkpoints took {ckpt_s:.1f}s "
-          f"({100 * ckpt_s / train_s:.1f}% of training time); checkpoint.pt {size / 2**20:.1f} MB")
+          f"({100 * ckpt_s / train_s:.1f}% of training time); model.pt {size / 2**20:.1f} MB")
     step = killed_then_resumed(killed, argv, args.kill_at)
     same_metrics = strip(json.loads((ref / "metrics.json").read_text())) == \
         strip(json.loads((killed / "metrics.json").read_text()))
     same_emb = all(np.array_equal(np.load(ref / f), np.load(killed / f))
                    for f in ("user_embeddings.npy", "item_embeddings.npy"))
-    a, b = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (ref, killed))
+    a, b = (read_model_file(d) for d in (ref, killed))
     same_state = all(torch.equal(a[p][k], b[p][k]) for p in ("model", "sampler")
                      for k in a[p] if torch.is_tensor(a[p][k]))
     test = json.loads((ref / "metrics.json").read_text())["test"]

@@ -19,11 +19,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from cbns.build import build_loss, build_model, build_sampler
-from cbns.config import TrainConfig, coerce
-from cbns.run_dir import load_data
-from cbns.runtime import set_threads, tune_allocator
-from cbns.train import Trainer
+from cbns.config import TrainConfig, check_option
+from cbns.data.loading import load_data
+from cbns.model.build import build_model
+from cbns.negatives.build import build_sampler
+from cbns.objective.loss import build_loss
+from cbns.training.process_settings import set_threads, tune_allocator
+from cbns.training.trainer import Trainer
 
 
 def main(argv=None) -> int:
@@ -38,7 +40,7 @@ def main(argv=None) -> int:
     spec = yaml.safe_load(Path(args.spec).read_text())
     trainers, data = {}, None
     for label, options in spec["runs"].items():
-        merged = {k: coerce(k, v, args.spec) for k, v in {**spec.get("shared", {}), **options}.items()}
+        merged = {k: check_option(k, v, args.spec) for k, v in {**spec.get("shared", {}), **options}.items()}
         config = TrainConfig(**{**merged, "threads": args.threads})
         data = data or load_data(config)
         model = build_model(config, data.num_users, data.num_items)

@@ -29,18 +29,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cbns.build import build_loss, build_model, build_sampler  # noqa: E402
-from cbns.config import TrainConfig  # noqa: E402
-from cbns.evaluate import evaluate_split  # noqa: E402
+from cbns.config import TrainConfig
+from cbns.evaluation.ranking import evaluate_split
+from cbns.model.build import build_model
+from cbns.negatives.build import build_sampler
+from cbns.objective.loss import build_loss
 
 try:
-    from cbns.metrics import default_chunk
+    from cbns.evaluation.topk import default_chunk
 except ImportError:  # trees before default_chunk (12b0706): its fixed 64M-float block; lets the
     def default_chunk(num_items: int) -> int:  # script measure the "before" ratios too
         return max(1, (64 * 2**20) // max(num_items, 1))
-from cbns.run_dir import load_data  # noqa: E402
-from cbns.runtime import set_threads, tune_allocator  # noqa: E402
-from cbns.train import Trainer  # noqa: E402
+from cbns.data.loading import load_data
+from cbns.training.process_settings import set_threads, tune_allocator
+from cbns.training.trainer import Trainer
 
 
 def main(argv=None) -> int:

@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                       "before_step_ms_wall": round(med["before"]["wall"] * 1e3, 2),
                       "after_step_ms_wall": round(med["after"]["wall"] * 1e3, 2),
                       "speedup_wall": round(med["before"]["wall"] / med["after"]["wall"], 3),
-                      "before_peak_rss_mb": round(peak["before"] / 2**20), "after_peak_rss_mb": round(peak["after"] / 2**20)}
+                      "before_peak_rss_mb": round(peak["before"] / 2**20),
+                      "after_peak_rss_mb": round(peak["after"] / 2**20)}
             print(f"step: before {result['before_step_ms_cpu']} ms, after {result['after_step_ms_cpu']} ms "
                   f"(CPU), speed-up {result['speedup_cpu']}x; wall {result['speedup_wall']}x; peak RSS "
                   f"{result['before_peak_rss_mb']} MB before, {result['after_peak_rss_mb']} MB after", flush=True)
@@ -116,11 +117,13 @@ def worker(root: Path, threads: int, steps: int, options: dict) -> int:
     sys.path.insert(0, str(root))
     import torch
 
-    from cbns.build import build_loss, build_model, build_sampler
     from cbns.config import TrainConfig
-    from cbns.run_dir import load_data
-    from cbns.runtime import set_threads, tune_allocator
-    from cbns.train import Trainer
+    from cbns.data.loading import load_data
+    from cbns.model.build import build_model
+    from cbns.negatives.build import build_sampler
+    from cbns.objective.loss import build_loss
+    from cbns.training.process_settings import set_threads, tune_allocator
+    from cbns.training.trainer import Trainer
 
     assert Path(sys.modules["cbns"].__path__[0]).resolve() == (root / "cbns").resolve()
     set_threads(threads)

@@ -16,12 +16,14 @@ import statistics
 import torch
 
 from cbns.api import history_context
-from cbns.build import build_loss, build_model, build_sampler
 from cbns.config import TrainConfig
-from cbns.run_dir import load_data
-from cbns.runtime import set_threads, tune_allocator
-from cbns.timing import PHASES
-from cbns.train import Trainer
+from cbns.data.loading import load_data
+from cbns.model.build import build_model
+from cbns.negatives.build import build_sampler
+from cbns.objective.loss import build_loss
+from cbns.training.phase_timer import PHASES
+from cbns.training.process_settings import set_threads, tune_allocator
+from cbns.training.trainer import Trainer
 
 
 def setting(base: dict, sampler: str, batch: int, memory: int) -> Trainer:
@@ -86,7 +88,8 @@ def main() -> None:
     ref = sum(epoch[f"inbatch B={b}"].values())
     for name, phase in epoch.items():
         total = sum(phase.values())
-        print(f"| {name} | " + " | ".join(f"{phase[ph]:.1f}" for ph in PHASES) + f" | {total:.1f} | {total / ref:.2f}x |")
+        cells = " | ".join(f"{phase[ph]:.1f}" for ph in PHASES)
+        print(f"| {name} | {cells} | {total:.1f} | {total / ref:.2f}x |")
 
 
 if __name__ == "__main__":

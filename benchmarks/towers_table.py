@@ -26,7 +26,8 @@ def read(run: Path) -> tuple[dict, dict]:
 
 def settings(cfg: dict) -> str:
     bank = cfg["memory_size"] if cfg["sampler"] == "cbns" else 0
-    sampler = cfg["sampler"] + (f" ({cfg['item_side']})" if cfg["sampler"] == "cbns" and cfg["item_side"] != "split" else "")
+    joint = cfg["sampler"] == "cbns" and cfg["item_side"] != "split"
+    sampler = cfg["sampler"] + (f" ({cfg['item_side']})" if joint else "")
     sampler += " streaming q" if cfg["item_frequency"] == "streaming" else ""
     return (f"| {cfg['user_tower']} / {cfg['item_tower']} | {sampler} | {cfg['batch_size']} | {bank or '-'} "
             f"| {cfg['batch_size'] - 1 + bank}")

@@ -2,7 +2,7 @@
 
     python benchmarks/verify_export.py runs/gowalla
 
-Independent of ``cbns.metrics`` and of the model: numpy scores ``user_embeddings @
+Independent of ``cbns.evaluation.metrics`` and of the model: numpy scores ``user_embeddings @
 item_embeddings.T``, the user's train and validation items are set to -inf, the top 20 are taken
 by sorting, and the metrics are the textbook ones (recall = hits / |test items|; NDCG with binary
 gains and the ideal DCG over min(|test items|, 20)). Only the split comes from cbns (the run's own
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cbns.run_dir import load_data, load_run_config
+from cbns.data.loading import load_data
+from cbns.runs.run_dir import load_run_config
 
 K = 20
 

@@ -3,37 +3,42 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from cbns.build import build_loss, build_model, build_sampler
-from cbns.checkpoint import checkpoint_files, peek, read_latest
-from cbns.checkpointer import Checkpointer
 from cbns.config import TrainConfig, save_yaml
 from cbns.data.history import HistoryContext
-from cbns.distributed import DistContext, build_trainer, init_distributed
-from cbns.errors import CbnsError
-from cbns.drift import drift_callback, save_drift
-from cbns.evaluate import evaluate_split
-from cbns.guards import NonFiniteError, check_free_space, estimate_state_bytes
-from cbns.model import TwoTower
-from cbns.resume import check_same_run, data_fingerprint, refuse_changes, refuse_unfinished
-from cbns.runtime import set_threads, tune_allocator
-from cbns.run_dir import (CHECKPOINT, load_checkpoint, load_data, load_run_config, prepare_out_dir, resolved,
-                          save_run)
-from cbns.train import Callback, Trainer, TrainResult
+from cbns.data.loading import load_data
+from cbns.distributed.context import DistContext, init_distributed
+from cbns.errors import CbnsError, NonFiniteError
+from cbns.evaluation.ranking import evaluate_split
+from cbns.model.build import build_model
+from cbns.model.two_tower import TwoTower
+from cbns.negatives.build import build_sampler
+from cbns.objective.loss import build_loss
+from cbns.runs.checkpoint import checkpoint_files, peek, read_latest
+from cbns.runs.disk_space import check_free_space, estimate_state_bytes
+from cbns.runs.model_file import MODEL_FILE, model_path, read_model_file
+from cbns.runs.resume import check_same_run, data_fingerprint, refuse_changes, refuse_unfinished
+from cbns.runs.run_dir import load_run_config, prepare_out_dir, resolved, save_run
+from cbns.training.callbacks.base import Callback
+from cbns.training.callbacks.checkpointer import Checkpointer
+from cbns.training.callbacks.drift import drift_callback, save_drift
+from cbns.training.process_settings import set_threads, tune_allocator
+from cbns.training.result import TrainResult
+from cbns.training.trainer import Trainer
 
 
 def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True,
           verbose: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.run_dir`),
+    """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.runs.run_dir`),
     checkpointing every ``config.checkpoint_every`` steps and after every epoch (single process;
     see docs/resume.md).
 
     Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
     rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
     With ``config.drift_every`` > 0 the run also records item-embedding drift
-    (:mod:`cbns.drift`) into ``drift.json`` and ``drift.png``.
+    (:mod:`cbns.training.callbacks.drift`) into ``drift.json`` and ``drift.png``.
     """
     config = resolved(config.validate())
     ctx = init_distributed()
@@ -84,8 +89,8 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         meta = {"config": config.to_dict(), "data": data_fingerprint(data)}
         checkpointer = Checkpointer(out_dir, config.checkpoint_every, meta)
         callbacks.append(checkpointer)
-    trainer = build_trainer(ctx, config, data, model, sampler, build_loss(config), progress=progress,
-                            verbose=verbose, callbacks=callbacks, contexts=contexts)
+    trainer = Trainer(config, data, model, sampler, build_loss(config), progress=progress, verbose=verbose,
+                      callbacks=callbacks, contexts=contexts, ctx=ctx)
     if checkpointer is not None:
         if resume:
             _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
@@ -135,7 +140,7 @@ def _bytes_needed(out: Path, model, sampler) -> int:
     the final outputs, minus what the files about to be replaced already take."""
     weights = sum(p.numel() * p.element_size() for p in model.state_dict().values())
     needed = 3 * estimate_state_bytes(model, sampler) + 2 * weights
-    existing = [*checkpoint_files(out), out / CHECKPOINT, out / "user_embeddings.npy", out / "item_embeddings.npy"]
+    existing = [*checkpoint_files(out), out / MODEL_FILE, out / "user_embeddings.npy", out / "item_embeddings.npy"]
     return max(needed - sum(p.stat().st_size for p in existing if p.is_file()), 0)
 
 
@@ -157,13 +162,13 @@ def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:
     config = load_run_config(run)
     set_threads(config.threads)
     data = load_data(config)
-    state = load_checkpoint(run)
+    state = read_model_file(run)
     model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:  # weights of another model: one line, not a traceback
         detail = str(exc).strip().splitlines()[-1].strip()
-        raise CbnsError(f"{run / CHECKPOINT}: does not fit the model of {run / 'config.yaml'} ({detail})") from None
+        raise CbnsError(f"{model_path(run)}: does not fit the model of {run / 'config.yaml'} ({detail})") from None
     contexts = history_context(config, data, model)
     parts = ("valid", "test") if len(data.valid) else ("test",)
     return {part: evaluate_split(model, data, part, config.ks,

@@ -1,4 +1,4 @@
-"""The one error type cbns raises for bad user input."""
+"""The error types cbns raises for bad user input and for a run that cannot go on."""
 
 
 class CbnsError(ValueError):
@@ -7,3 +7,21 @@ class CbnsError(ValueError):
     The CLI prints it as ``cbns: error: <message>`` and exits with status 2; library callers can
     catch it like any ValueError.
     """
+
+
+class OptionError(CbnsError):
+    """An option's value is out of range; ``option`` and ``detail`` let a caller name its source
+    (the flag, or the file and line it came from)."""
+
+    def __init__(self, option: str, detail: str):
+        super().__init__(f"{flag_name(option)}: {detail}")
+        self.option, self.detail = option, detail
+
+
+class NonFiniteError(CbnsError):
+    """A NaN or infinity appeared in the loss, the embeddings or the weights."""
+
+
+def flag_name(option: str) -> str:
+    """The command-line flag of a config option: ``memory_size`` -> ``--memory-size``."""
+    return "--" + option.replace("_", "-")

@@ -29,7 +29,7 @@ def gowalla_slice(tmp_path_factory) -> Path:
 
 
 def brute_force_metrics(user_emb, item_emb, relevant_pairs, exclude_pairs, k):
-    """Recall@k and NDCG@k with numpy loops, independent of cbns.metrics."""
+    """Recall@k and NDCG@k with numpy loops, independent of cbns.evaluation.metrics."""
     scores = user_emb @ item_emb.T
     for u, i in exclude_pairs:
         scores[u, i] = -np.inf

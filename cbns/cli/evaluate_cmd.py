@@ -29,7 +29,7 @@ def register(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cbns.api import evaluate_run
-    from cbns.report import metrics_table
+    from cbns.cli.tables import metrics_table
 
     if args.index:
         return _run_index(args)
@@ -45,13 +45,14 @@ def run(args: argparse.Namespace) -> int:
 def _run_index(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cbns.cli.tables import metrics_table
+    from cbns.data.loading import load_data
     from cbns.errors import CbnsError
-    from cbns.report import metrics_table
-    from cbns.run_dir import load_data, load_run_config
+    from cbns.model.build import reads_history
+    from cbns.runs.run_dir import load_run_config
     from cbns.serve.embeddings import load_embeddings
     from cbns.serve.index_eval import evaluate_index
     from cbns.serve.item_index import ItemIndex
-    from cbns.towers.choice import HISTORY_USER_TOWERS
 
     run_dir = Path(args.run_dir)
     config = load_run_config(run_dir)
@@ -62,14 +63,15 @@ def _run_index(args: argparse.Namespace) -> int:
     else:
         for name in _BUILD_ONLY:
             if getattr(args, name) is not None:
-                raise CbnsError(f"--{name.replace('_', '-')} {getattr(args, name)}: changes how an index is built; add --kind "
+                raise CbnsError(f"--{name.replace('_', '-')} {getattr(args, name)}: changes how an index is built; "
+                                f"add --kind "
                                 f"to evaluate a temporary index, or rebuild with cbns index build")
         index = ItemIndex.load(run_dir, items)
         if index is None:
             raise CbnsError(f"--index: no index built in {run_dir}; run cbns index build {run_dir}, "
                             f"or pass --kind flat|ivf|hnsw for a temporary one")
         index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
-    history = config.user_tower in HISTORY_USER_TOWERS
+    history = reads_history(config.user_tower)
     # A history tower's exported user vectors read the validation items too (they are as of the
     # test), so ranking the validation items with them would leak; only the test part is scored.
     report = evaluate_index(index, users, items, load_data(config), config.ks,

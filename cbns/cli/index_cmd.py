@@ -28,7 +28,7 @@ def apply_threads(threads: int) -> int:
     import faiss
 
     from cbns.errors import CbnsError
-    from cbns.runtime import set_threads
+    from cbns.training.process_settings import set_threads
 
     if threads < 0:
         raise CbnsError(f"--threads: must be >= 0, got {threads}")
@@ -60,9 +60,9 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cbns.run_dir import load_run_config
-    from cbns.serve.item_index import INDEX_FILE, ItemIndex
+    from cbns.runs.run_dir import load_run_config
     from cbns.serve.embeddings import load_matrix
+    from cbns.serve.item_index import INDEX_FILE, ItemIndex
 
     run_dir = Path(args.run_dir)
     load_run_config(run_dir)

@@ -1,6 +1,6 @@
-"""Datasets: loaders for each format, splits, item frequencies, bundled data."""
+"""Datasets: readers for each format, splits, the assembled :class:`Interactions`, bundled data."""
+from cbns.data.holdout import carve_validation
 from cbns.data.interactions import Interactions
-from cbns.data.loading import load_dataset
-from cbns.data.split import carve_validation
+from cbns.data.loading import load_data, load_dataset
 
-__all__ = ["Interactions", "load_dataset", "carve_validation"]
+__all__ = ["Interactions", "carve_validation", "load_data", "load_dataset"]

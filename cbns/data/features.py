@@ -1,8 +1,8 @@
 """Categorical and multi-valued (multi-hot) attributes of users or items, as padded code arrays."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class FeatureTable:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def merged(self, other: "FeatureTable | None") -> "FeatureTable":
+    def merged(self, other: FeatureTable | None) -> FeatureTable:
         """The columns of both tables (``other`` after ``self``)."""
         if other is None:
             return self

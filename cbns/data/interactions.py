@@ -19,7 +19,7 @@ class Interactions:
             ``[0, num_items)``.
         train, test: ``[N, 2]`` int64 arrays of (user, item) pairs.
         valid: ``[Nv, 2]`` pairs carved from train for model selection (empty until
-            :func:`cbns.data.split.carve_validation` runs).
+            :func:`cbns.data.holdout.carve_validation` runs).
         user_ids, item_ids: the original id of each internal id (row r holds the id of r), or
             ``None`` when the dataset's own ids already are the internal ids.
         train_time, valid_time, test_time: ``[N]`` float64 event times aligned with the rows of

@@ -5,15 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cbns.data.amazon_seq import SEQUENCE_SUFFIX, load_sequences
-from cbns.data.bundled import BUNDLED, load_bundled
+from cbns.data.event_splits import split_events
 from cbns.data.events import EventLog
+from cbns.data.holdout import carve_validation, holdout_mask
 from cbns.data.interactions import Interactions
-from cbns.data.lightgcn import read_lightgcn_file
-from cbns.data.ml100k import is_ml100k_dir, load_ml100k
-from cbns.data.split import holdout_mask
-from cbns.data.tables import TABLE_SUFFIXES, Table, read_table, remap_ids
-from cbns.data.time_split import split_events
+from cbns.data.readers.bundled import BUNDLED, load_bundled
+from cbns.data.readers.feature_files import read_feature_file
+from cbns.data.readers.lightgcn import read_lightgcn_file
+from cbns.data.readers.ml100k import is_ml100k_dir, load_ml100k
+from cbns.data.readers.sequences import SEQUENCE_SUFFIX, load_sequences
+from cbns.data.readers.tables import TABLE_SUFFIXES, Table, read_table, remap_ids
 from cbns.errors import CbnsError
 
 #: Share of each user's pairs held out as test when a single table is given.
@@ -27,10 +28,10 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
     order), or one table file (CSV, TSV, Parquet) whose test part is a seeded 20% of each user's
     pairs.
 
-    ``split`` (see :mod:`cbns.data.time_split`) applies to the sources with event times
+    ``split`` (see :mod:`cbns.data.event_splits`) applies to the sources with event times
     (MovieLens-100k, sequence files, a table with a ``timestamp`` column); the others come with
     their own test split and accept ``random`` only. With ``random`` the validation split is not
-    carved here (see :func:`cbns.data.split.carve_validation`); ``loo`` and ``temporal`` return it.
+    carved here (see :func:`cbns.data.holdout.carve_validation`); ``loo`` and ``temporal`` return it.
     """
     if spec in BUNDLED:
         return _presplit(load_bundled(spec), split, spec)
@@ -172,3 +173,20 @@ def _lookup(table: Table, column: str, originals: np.ndarray, train_path: Path) 
         raise CbnsError(f"{table.where(row)}: {column} {values[row]!r} does not occur in the train table "
                         f"{train_path.name}")
     return codes.astype(np.int64)
+
+
+def load_data(config) -> Interactions:
+    """The dataset of ``config`` split as ``config.split`` says, with its validation split (carved
+    from train for ``random``; made by the split itself for ``loo`` and ``temporal``), and the
+    attribute tables named by ``user_features`` / ``item_features`` added to the dataset's own."""
+    data = load_dataset(config.data, seed=config.seed, split=config.split, valid_fraction=config.valid_fraction)
+    if config.split == "random":
+        data = carve_validation(data, config.valid_fraction, config.seed)
+    for side, num in (("user", data.num_users), ("item", data.num_items)):
+        path = getattr(config, f"{side}_features")
+        if path:
+            table = read_feature_file(path, side, getattr(config, f"{side}_feature_columns"),
+                                      getattr(data, f"{side}_ids"), num)
+            own = getattr(data, f"{side}_features")
+            setattr(data, f"{side}_features", table if own is None else own.merged(table))
+    return data

@@ -4,7 +4,7 @@ The parent validates the configuration, the output directory and the dataset, wr
 configuration to a temporary YAML file and runs
 ``python -m torch.distributed.run --standalone --nproc-per-node N -m cbns train --config FILE ...``
 (a free local port, one machine), which is what ``torchrun`` does; every child then trains as a
-rank of :mod:`cbns.distributed.trainer`. The children import the same ``cbns`` as the parent.
+rank of :class:`cbns.training.trainer.Trainer`. The children import the same ``cbns`` as the parent.
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 
 from cbns.config import TrainConfig, save_yaml
+from cbns.data.loading import load_data
 from cbns.errors import CbnsError
-from cbns.resume import refuse_unfinished
-from cbns.run_dir import load_data, prepare_out_dir
+from cbns.runs.resume import refuse_unfinished
+from cbns.runs.run_dir import prepare_out_dir
 
 
 def launch_command(config_path: Path, out: Path, nproc: int, progress: bool) -> list[str]:

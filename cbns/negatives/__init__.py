@@ -1,16 +1,21 @@
-"""Negative samplers. Each returns :class:`Candidates` records that one logits pipeline consumes."""
+"""Negative samplers. Each returns :class:`Candidates` records that one logits pipeline consumes.
+
+Importing this package registers the built-in samplers in :data:`cbns.registry.SAMPLERS`, in the
+order of the imports below, which is the order ``--sampler`` lists them (so the imports are kept
+in that order, not sorted). A new sampler is one module plus one import line here
+(docs/extending.md).
+"""
+# ruff: noqa: I001
 from cbns.negatives.base import NegativeSampler, log_unigram
 from cbns.negatives.candidates import Candidates
-from cbns.negatives.cross_batch import BANK_MODES, CrossBatchSampler
+from cbns.negatives.inbatch import InBatchSampler
+from cbns.negatives.uniform import UniformSampler
+from cbns.negatives.popularity import PopularitySampler
+from cbns.negatives.mixed import MixedSampler
+from cbns.negatives.cross_batch import CrossBatchSampler
 from cbns.negatives.memory_bank import MemoryBank
-from cbns.negatives.samplers import InBatchSampler, MixedSampler, PopularitySampler, UniformSampler
 from cbns.negatives.streaming_frequency import StreamingFrequency
+from cbns.negatives.build import build_sampler
 
-SAMPLERS = ("inbatch", "uniform", "popularity", "mns", "cbns")
-#: How q of the positives' stream is known: ``static`` = unigram counts of train, read up front;
-#: ``streaming`` = estimated during training (:class:`StreamingFrequency`).
-ITEM_FREQUENCIES = ("static", "streaming")
-
-__all__ = ["BANK_MODES", "Candidates", "CrossBatchSampler", "ITEM_FREQUENCIES", "InBatchSampler", "MemoryBank",
-           "MixedSampler", "NegativeSampler", "PopularitySampler", "SAMPLERS", "StreamingFrequency", "UniformSampler",
-           "log_unigram"]
+__all__ = ["Candidates", "CrossBatchSampler", "InBatchSampler", "MemoryBank", "MixedSampler", "NegativeSampler",
+           "PopularitySampler", "StreamingFrequency", "UniformSampler", "build_sampler", "log_unigram"]

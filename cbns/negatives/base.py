@@ -27,7 +27,20 @@ class NegativeSampler(nn.Module):
     the estimate (the bank stores whatever ``log_q`` holds at enqueue time).
     """
 
-    name = "base"
+    #: One line for ``--sampler``'s help (the registry name comes from the registration).
+    summary = ""
+    #: The config options this sampler reads beyond the common ones (for help and checks).
+    options: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config, item_counts: np.ndarray) -> NegativeSampler:
+        """The sampler a :class:`cbns.config.TrainConfig` describes (``seed`` = config seed + 1)."""
+        return cls(item_counts, seed=config.seed + 1)
+
+    @classmethod
+    def negatives_per_row(cls, batch_size: int, config) -> int:
+        """How many negatives one row's softmax sees at batch size ``batch_size``."""
+        return batch_size - 1
 
     def __init__(self, item_counts: np.ndarray, seed: int = 0):
         super().__init__()
@@ -68,7 +81,8 @@ class NegativeSampler(nn.Module):
         self.generator.set_state(state["generator"])
 
     def inbatch(self, item_ids: torch.Tensor, item_emb: torch.Tensor) -> Candidates:
-        return Candidates(item_emb, item_ids, self.log_q[item_ids], source="inbatch")
+        """The batch's positives as a block of negatives that also holds each row's positive."""
+        return Candidates(item_emb, item_ids, self.log_q[item_ids], source="inbatch", holds_positives=True)
 
     def draw(self, probs: torch.Tensor, n: int) -> torch.Tensor:
         """``[n]`` item ids drawn with replacement from ``probs [I]`` with the sampler's generator."""

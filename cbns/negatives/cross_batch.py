@@ -4,17 +4,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cbns.config.choices import BANK_MODES
 from cbns.negatives.base import NegativeSampler
 from cbns.negatives.candidates import Candidates
 from cbns.negatives.memory_bank import MemoryBank
-
-#: How bank rows become negatives.
-#: ``stale``: the stored vectors, as in the paper (cheap, no gradient to the item tower);
-#: ``refresh``: the stored ids re-encoded by the current item tower, with gradient (one more
-#: encoder pass over M items: cheap for ID towers, the full cost of a larger batch otherwise).
-BANK_MODES = ("stale", "refresh")
+from cbns.registry import SAMPLERS
 
 
+@SAMPLERS.register("cbns")
 class CrossBatchSampler(NegativeSampler):
     """In-batch negatives, plus after ``warmup_steps`` steps the ``memory_size`` most recently
     encoded items of earlier batches.
@@ -23,7 +20,17 @@ class CrossBatchSampler(NegativeSampler):
     their ids and log q; the bank fills during warm-up, so it is full when it is switched on.
     """
 
-    name = "cbns"
+    summary = "in-batch + a FIFO bank of the M most recently encoded items (after W warm-up steps)"
+    options = ("memory_size", "warmup_steps", "bank_mode")
+
+    @classmethod
+    def from_config(cls, config, item_counts: np.ndarray) -> CrossBatchSampler:
+        return cls(item_counts, config.memory_size, config.dim, config.warmup_steps, bank_mode=config.bank_mode,
+                   seed=config.seed + 1)
+
+    @classmethod
+    def negatives_per_row(cls, batch_size: int, config) -> int:
+        return batch_size - 1 + config.memory_size
 
     def __init__(self, item_counts: np.ndarray, memory_size: int, dim: int, warmup_steps: int = 0,
                  bank_mode: str = "stale", seed: int = 0):

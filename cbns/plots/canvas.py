@@ -6,7 +6,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display needed; must precede the pyplot import
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 #: one colour per series, in order (matplotlib's colour-blind-friendly tab10)
 COLORS = plt.get_cmap("tab10").colors

@@ -11,7 +11,7 @@ _PLAIN = FuncFormatter(lambda y, _: f"{y:g}")  # 30, not 3 x 10^1, on the log ax
 
 
 def draw_drift(ax, payload: dict, title: str) -> None:
-    """Draw one ``drift.json`` payload (see :meth:`cbns.drift.EmbeddingDrift.to_dict`) on ``ax``."""
+    """Draw one ``drift.json`` payload (see :meth:`cbns.training.callbacks.drift.EmbeddingDrift.to_dict`) on ``ax``."""
     steps = payload["steps"]
     plotted = False
     for color, dt in zip(COLORS, payload["deltas"]):

@@ -5,8 +5,8 @@ Without the file the dataset's own integer ids are the rows (LightGCN text, bund
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -27,7 +27,7 @@ class IdMap:
             self._sorted = originals[self._order]
 
     @classmethod
-    def from_file(cls, path: Path, size: int) -> "IdMap":
+    def from_file(cls, path: Path, size: int) -> IdMap:
         """The map of ``path`` if it exists, else the identity over ``size`` rows."""
         if not path.is_file():
             return cls(size, None, f"integer ids 0..{size - 1}")

@@ -1,30 +1,29 @@
 """How much an approximate item index costs in ranking quality, and what it buys in speed.
 
 For each evaluated part (valid, test) and every user with held-out items, the top-``Kmax`` list is
-computed twice with the same exclusions as :func:`cbns.evaluate.evaluate_split` (train items for
+computed twice with the same exclusions as :func:`cbns.evaluation.ranking.evaluate_split` (train items for
 valid; train and valid items for test): exactly, and through the index. Reported per part:
 
-* the ranking metrics of both lists (:func:`cbns.metrics.metrics_from_hits`);
+* the ranking metrics of both lists (:func:`cbns.evaluation.metrics.metrics_from_hits`);
 * index recall@K = |index top-K & exact top-K| / |exact top-K|, averaged over users;
 * queries per second of each path, timed over the whole part in one batched call.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from cbns.data.interactions import Interactions
-from cbns.metrics import metrics_from_hits
-from cbns.serve.exact import exact_top_k
+from cbns.evaluation.metrics import metrics_from_hits
+from cbns.evaluation.sparse_rows import contains
+from cbns.evaluation.topk import exact_top_k
 from cbns.serve.filtered_search import index_top_k
 from cbns.serve.item_index import ItemIndex
-from cbns.serve.membership import contains
 
 
 @dataclass
@@ -49,7 +48,7 @@ def evaluate_index(index: ItemIndex, users: np.ndarray, items: np.ndarray, data:
     Args:
         index: an index over ``items``.
         users: ``[U, D]`` float32; items: ``[I, D]`` float32, the run's exported embeddings.
-        data: the run's dataset with its validation split (:func:`cbns.run_dir.load_data`).
+        data: the run's dataset with its validation split (:func:`cbns.runs.run_dir.load_data`).
         ks: metric cut-offs; lists of ``max(ks)`` items are retrieved.
         parts: the parts to evaluate (``valid`` is skipped when not carved). A history user tower
             exports its vectors as of the test, so only ``test`` is meaningful for it.

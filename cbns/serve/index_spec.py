@@ -36,7 +36,7 @@ class IndexSpec:
     ef_search: int | None = None
     ef_construction: int | None = None
 
-    def resolve(self, num_items: int) -> "IndexSpec":
+    def resolve(self, num_items: int) -> IndexSpec:
         """Validated, with every parameter of the kind filled in; :class:`CbnsError` names the flag.
 
         The defaults aim at an index recall of about 0.99 against exact top-20: on a Gowalla run
@@ -66,7 +66,7 @@ class IndexSpec:
                              ef_construction=self.ef_construction or DEFAULT_EF_CONSTRUCTION)
         return IndexSpec("flat")
 
-    def _resolve_ivf(self, num_items: int) -> "IndexSpec":
+    def _resolve_ivf(self, num_items: int) -> IndexSpec:
         nlist = self.nlist or max(1, min(num_items, round(4 * math.sqrt(num_items))))
         if nlist > num_items:
             raise CbnsError(f"--nlist: must be <= the number of items ({num_items}), got {nlist}")
@@ -88,7 +88,7 @@ class IndexSpec:
         return {"kind": self.kind, **self.params()}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "IndexSpec":
+    def from_dict(cls, raw: dict[str, Any]) -> IndexSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
 

@@ -49,7 +49,7 @@ class ItemIndex:
         self.l2_phi = l2_phi  # set: the index holds the L2-reduced vectors (module docstring)
 
     @classmethod
-    def build(cls, items: np.ndarray, spec: IndexSpec) -> "ItemIndex":
+    def build(cls, items: np.ndarray, spec: IndexSpec) -> ItemIndex:
         """Build ``spec`` (resolved here against ``len(items)``) over ``items [I, D]`` float32."""
         items = np.ascontiguousarray(items, dtype=np.float32)
         num_items, dim = items.shape
@@ -103,7 +103,7 @@ class ItemIndex:
         os.replace(tmp, run / INDEX_META)
 
     @classmethod
-    def load(cls, run: Path, items: np.ndarray) -> "ItemIndex | None":
+    def load(cls, run: Path, items: np.ndarray) -> ItemIndex | None:
         """The index saved in ``run``, or ``None`` when none was built.
 
         Raises :class:`CbnsError` when the files are unreadable or were built from other item

@@ -7,16 +7,16 @@ batched index search or chunked matrix product for all queries, no loop over use
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
 from cbns.errors import CbnsError
-from cbns.run_dir import load_run_config
+from cbns.evaluation.topk import exact_top_k
+from cbns.runs.run_dir import load_run_config
 from cbns.serve.embeddings import load_embeddings
-from cbns.serve.exact import exact_top_k
 from cbns.serve.filtered_search import index_top_k
 from cbns.serve.id_map import IdMap
 from cbns.serve.item_index import ItemIndex
@@ -33,7 +33,7 @@ class Recommender:
         index: an :class:`ItemIndex` over ``items``, or ``None`` for exact scoring.
         load_seen: returns the ``[U, I]`` CSR of seen items; called once, on first need.
         prior_column: the last column is the per-item ranking term (the popularity prior of
-            :mod:`cbns.popularity_prior` and/or the learned item bias; a run exports it when its
+            :mod:`cbns.model.popularity_prior` and/or the learned item bias; a run exports it when its
             vectors are one wider than ``dim``): similar-item queries leave it out, so they rank
             by the towers' similarity alone.
     """
@@ -48,7 +48,7 @@ class Recommender:
         self._load_seen, self._seen = load_seen, None
 
     @classmethod
-    def from_run(cls, run: str | Path, use_index: bool = True) -> "Recommender":
+    def from_run(cls, run: str | Path, use_index: bool = True) -> Recommender:
         """Load a run directory; ``use_index=False`` scores exactly even when an index was built."""
         run = Path(run)
         config = load_run_config(run)

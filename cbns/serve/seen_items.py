@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from cbns.config import TrainConfig
+from cbns.data.loading import load_data
 from cbns.errors import CbnsError
-from cbns.run_dir import load_data
 
 SEEN_FILE = "seen_items.npz"
 
@@ -27,7 +27,7 @@ def seen_items(run: Path, config: TrainConfig, shape: tuple[int, int]) -> sp.csr
     """``[num_users, num_items]`` 0/1 CSR of the items each user saw in train or validation.
 
     Reads ``run/seen_items.npz`` when it matches ``config`` and ``shape``; otherwise rebuilds the
-    dataset with :func:`cbns.run_dir.load_data` and writes the cache (silently skipped when the run
+    dataset with :func:`cbns.runs.run_dir.load_data` and writes the cache (silently skipped when the run
     directory is read-only: the cache only saves time).
     """
     path = run / SEEN_FILE

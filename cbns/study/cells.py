@@ -18,6 +18,7 @@ from typing import Any
 
 from cbns.config import LEGACY_VALUES, TrainConfig
 from cbns.errors import CbnsError
+from cbns.registry import SAMPLERS
 from cbns.study.spec import DatasetSpec, Section, StudySpec
 
 #: options that describe the negative sampler rather than the rest of the training setup; two
@@ -67,7 +68,9 @@ class Cell:
     @property
     def memory_size(self) -> int | None:
         """The bank size of a CBNS cell, ``None`` for other samplers."""
-        return int(self.options.get("memory_size", TrainConfig.memory_size)) if self.sampler_name == "cbns" else None
+        if "memory_size" not in SAMPLERS.get(self.sampler_name).options:
+            return None
+        return int(self.options.get("memory_size", TrainConfig.memory_size))
 
     def config(self, data: str, threads: int | None = None) -> TrainConfig:
         """The validated run configuration with ``data`` as the --data value."""
@@ -116,8 +119,8 @@ def _section_cells(spec: StudySpec, section: Section):
     for seed, dataset, tower, sampler, vary_values, batch in axes:
         vary = dict(zip(vary_names, vary_values))
         options = _options(spec, section, tower, sampler, vary, batch, seed)
-        is_cbns = options.get("sampler", TrainConfig.sampler) == "cbns"
-        for memory in section.memory_sizes if is_cbns else [None]:
+        has_bank = "memory_size" in SAMPLERS.get(options.get("sampler", TrainConfig.sampler)).options
+        for memory in section.memory_sizes if has_bank else [None]:
             cell_options = dict(options)
             if memory is not None:
                 cell_options["memory_size"] = int(round(memory * batch)) if isinstance(memory, float) else memory
@@ -147,11 +150,12 @@ def _cell(spec, section, dataset: DatasetSpec, tower: str, sampler: str, options
     try:
         TrainConfig(**options).validate()
     except CbnsError as exc:
-        raise CbnsError(f"{spec.source}: sections.{section.name}: cell {dataset.label}/{tower}/{sampler}: {exc}") from None
+        cell = f"{dataset.label}/{tower}/{sampler}"
+        raise CbnsError(f"{spec.source}: sections.{section.name}: cell {cell}: {exc}") from None
     hashed = {k: v for k, v in options.items() if k not in NOT_HASHED and LEGACY_VALUES.get(k, _NONE) != v}
     digest = hashlib.sha1(json.dumps({"data": dataset.identity, **hashed}, sort_keys=True).encode()).hexdigest()[:8]
     parts = [dataset.label, tower, sampler, f"B{options['batch_size']}"]
-    if options.get("sampler", TrainConfig.sampler) == "cbns":
+    if "memory_size" in SAMPLERS.get(options.get("sampler", TrainConfig.sampler)).options:
         parts.append(f"M{options.get('memory_size', TrainConfig.memory_size)}")
     parts += [f"{k}{_short(v)}" for k, v in vary.items()]
     parts += [f"s{options['seed']}", digest]

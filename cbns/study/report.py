@@ -17,12 +17,24 @@ import torch
 
 from cbns.config import TrainConfig
 from cbns.plots.panels import Panel, Series, save_drift_grid, save_panels
-from cbns.run_dir import write_json
+from cbns.runs.run_dir import write_json
 from cbns.study.anchors import anchors_for
 from cbns.study.results import CellResult, Stat, group_by_setting
 from cbns.study.spec import SPECS_DIR, Section, StudySpec
-from cbns.study.tables import (InBatchIndex, Setting, cost, drift_table, equal_negatives_table, md_table,
-                               metric_names, negatives_per_row, option, section_table, short, stat)
+from cbns.study.tables import (
+    InBatchIndex,
+    Setting,
+    cost,
+    drift_table,
+    equal_negatives_table,
+    md_table,
+    metric_names,
+    negatives_per_row,
+    option,
+    section_table,
+    short,
+    stat,
+)
 
 PLOTS_DIR = "plots"
 
@@ -110,7 +122,8 @@ def _order(section: Section, r: CellResult) -> tuple:
     return (section.datasets.index(c.dataset.label) if c.dataset.label in section.datasets else 0,
             section.towers.index(c.tower) if c.tower in section.towers else 0,
             section.samplers.index(c.sampler) if c.sampler in section.samplers else len(section.samplers),
-            c.batch_size, c.memory_size or 0, tuple((type(v).__name__, v) for v in (option(c, k) for k in section.vary)))
+            c.batch_size, c.memory_size or 0,
+            tuple((type(v).__name__, v) for v in (option(c, k) for k in section.vary)))
 
 
 def _anchors(results: list[CellResult], key: str) -> list[str]:

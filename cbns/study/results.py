@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from cbns.study.cells import Cell
 
@@ -28,7 +28,7 @@ class CellResult:
 
     def value(self, part: str, name: str) -> float | None:
         """``metrics[part][name]`` (``part`` = valid or test), or for ``part=""`` a top-level
-        number or ``cpu_seconds_per_epoch`` (see :mod:`cbns.cpu_clock`; ``None`` if not recorded)."""
+        number or ``cpu_seconds_per_epoch`` (see :mod:`cbns.training.callbacks.cpu_clock`; ``None`` if not recorded)."""
         if self.metrics is None:
             return None
         if not part and name == "cpu_seconds_per_epoch":
@@ -87,7 +87,7 @@ class Stat:
     n: int
 
     @staticmethod
-    def of(values: Iterable[float | None]) -> "Stat | None":
+    def of(values: Iterable[float | None]) -> Stat | None:
         xs = [v for v in values if v is not None]
         if not xs:
             return None

@@ -14,12 +14,12 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
-from cbns.cpu_clock import CpuClock
-from cbns.run_dir import prepare_out_dir
+from cbns.runs.run_dir import prepare_out_dir
 from cbns.study.cells import NOT_HASHED, Cell, expand
 from cbns.study.datasets import data_path
 from cbns.study.results import METRICS_FILE, CellResult, read_cell
 from cbns.study.spec import StudySpec
+from cbns.training.callbacks.cpu_clock import CpuClock
 
 CELLS_DIR = "cells"
 #: while training, rewrite the report after a cell once this many seconds have passed

@@ -37,9 +37,10 @@ from typing import Any
 
 import yaml
 
-from cbns.config import TrainConfig, coerce
+from cbns.config import TrainConfig, check_option
+from cbns.config.yaml_file import load_yaml_text
 from cbns.errors import CbnsError
-from cbns.negatives import SAMPLERS
+from cbns.registry import SAMPLERS
 
 SPECS_DIR = Path(__file__).with_name("specs")
 KINDS = ("samplers", "memory", "batch", "table")
@@ -113,7 +114,7 @@ def load_spec(name_or_path: str) -> StudySpec:
         raise CbnsError(f"--spec {name_or_path}: no such file, and not a bundled spec "
                         f"({', '.join(bundled_specs())})")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml_text(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -131,7 +132,8 @@ def parse_spec(raw: Any, source: str = "<spec>", name: str = "study", root: Path
     where.known(raw, _TOP_KEYS, "")
     base = where.options(raw.get("base", {}), "base")
     datasets = _datasets(raw.get("datasets"), base, where, root)
-    towers = {str(k): where.options(v, f"towers.{k}") for k, v in where.mapping(raw.get("towers", {"id": {}}), "towers").items()}
+    towers_raw = where.mapping(raw.get("towers", {"id": {}}), "towers")
+    towers = {str(k): where.options(v, f"towers.{k}") for k, v in towers_raw.items()}
     samplers_raw = raw.get("samplers", {s: {"sampler": s} for s in SAMPLERS})
     samplers = {str(k): where.options(v, f"samplers.{k}") for k, v in where.mapping(samplers_raw, "samplers").items()}
     seeds = where.ints(raw.get("seeds", [base.get("seed", 0)]), "seeds", minimum=0)
@@ -147,7 +149,7 @@ def parse_spec(raw: Any, source: str = "<spec>", name: str = "study", root: Path
     return StudySpec(name, source, description.strip(), base, datasets, towers, samplers, seeds, sections)
 
 
-def _datasets(raw, base: dict, where: "_Where", root: Path | None) -> dict[str, DatasetSpec]:
+def _datasets(raw, base: dict, where: _Where, root: Path | None) -> dict[str, DatasetSpec]:
     if raw is None:
         raw = [base.get("data", TrainConfig.data)]
     if isinstance(raw, list):
@@ -187,7 +189,7 @@ def _section(name, raw, where, defaults: TrainConfig, datasets, towers, samplers
     for option, values in vary.items():
         if not isinstance(values, list) or not values:
             raise CbnsError(f"{where.source}: {key}.vary.{option}: expected a non-empty list, got {values!r}")
-        vary[option] = [coerce(option, v, f"{where.source}: {key}.vary") for v in values]
+        vary[option] = [check_option(option, v, f"{where.source}: {key}.vary") for v in values]
     batch = options.get("batch_size", defaults.batch_size)
     memory = options.get("memory_size", defaults.memory_size)
     labels = where.labels(body.get("samplers"), samplers, f"{key}.samplers")
@@ -200,14 +202,15 @@ def _section(name, raw, where, defaults: TrainConfig, datasets, towers, samplers
         datasets=where.labels(body.get("datasets"), datasets, f"{key}.datasets"),
         towers=where.labels(body.get("towers"), towers, f"{key}.towers"),
         batch_sizes=where.ints(body.get("batch_sizes", [batch]), f"{key}.batch_sizes", minimum=1),
-        memory_sizes=[_memory(m, where, f"{key}.memory_sizes") for m in where.list(body.get("memory_sizes", [memory]), f"{key}.memory_sizes")],
+        memory_sizes=[_memory(m, where, f"{key}.memory_sizes")
+                      for m in where.list(body.get("memory_sizes", [memory]), f"{key}.memory_sizes")],
         seeds=where.ints(body.get("seeds", seeds), f"{key}.seeds", minimum=0),
         vary=vary, options=options,
         drift_plot=bool(body.get("drift_plot", kind == "samplers")),
     )
 
 
-def _memory(value, where: "_Where", key: str) -> int | float:
+def _memory(value, where: _Where, key: str) -> int | float:
     """An item count (int >= 0) or a multiple of the batch size (``"2B"`` -> 2.0)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
@@ -254,7 +257,7 @@ class _Where:
 
     def options(self, value, key: str) -> dict[str, Any]:
         body = self.mapping(value, key)
-        return {str(k): coerce(str(k), v, f"{self.source}: {key}") for k, v in body.items()}
+        return {str(k): check_option(str(k), v, f"{self.source}: {key}") for k, v in body.items()}
 
     def labels(self, value, known: dict, key: str) -> list[str]:
         if value is None:

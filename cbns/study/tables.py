@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cbns.config import TrainConfig
+from cbns.registry import SAMPLERS
 from cbns.study.results import CellResult, Stat
 
 
@@ -65,7 +66,8 @@ def ratio(a: Stat | None, b: Stat | None) -> str:
 
 def cost(group: list[CellResult], clock: str | None = None) -> tuple[Stat | None, str]:
     """Seconds per training epoch and which clock: ``cpu`` (process CPU time, see
-    :mod:`cbns.cpu_clock`) when every finished cell recorded it, else ``wall``; ``clock`` forces one."""
+    :mod:`cbns.training.callbacks.cpu_clock`) when every finished cell recorded it, else ``wall``;
+    ``clock`` forces one."""
     done = [r for r in group if r.done]
     cpu = [r.value("", "cpu_seconds_per_epoch") for r in done]
     if clock != "wall" and cpu and all(v is not None for v in cpu):
@@ -91,7 +93,7 @@ class Setting:
     vary: list[str]
 
     @staticmethod
-    def of(groups: list[list[CellResult]], vary: list[str]) -> "Setting":
+    def of(groups: list[list[CellResult]], vary: list[str]) -> Setting:
         cells = [g[0].cell for g in groups]
         return Setting(len({c.dataset.label for c in cells}) > 1, len({c.tower for c in cells}) > 1, vary)
 
@@ -166,19 +168,18 @@ def short(metric: str) -> str:
     return {"recall": "R", "ndcg": "N"}.get(name, name) + "@" + k
 
 
-def negatives_per_row(r: CellResult) -> int | None:
-    """How many negatives a row's softmax sees: B-1 in-batch, + M for CBNS, N for sampled."""
-    c, B = r.cell, r.cell.batch_size
-    n = int(c.options.get("num_negatives", 2048))
-    return {"inbatch": B - 1, "cbns": B - 1 + (c.memory_size or 0), "uniform": n, "popularity": n,
-            "mns": B - 1 + n}.get(c.sampler_name)
+def negatives_per_row(r: CellResult) -> int:
+    """How many negatives a row's softmax sees (B-1 in-batch, + M for CBNS, N for sampled): what
+    the cell's sampler says (:meth:`cbns.negatives.base.NegativeSampler.negatives_per_row`)."""
+    c = r.cell
+    return SAMPLERS.get(c.sampler_name).negatives_per_row(c.batch_size, c.config("-"))
 
 
 def equal_negatives_table(groups: list[list[CellResult]], index: InBatchIndex, key: str) -> tuple[str, list[str]]:
     """CBNS at (B, M) beside in-batch at B and at B + M (the same negatives per row): the table
     and one sentence per pair."""
-    head = ["sampler", "B", "M", "negatives / row", f"CBNS test {short(key)}", f"in-batch at B",
-            f"in-batch at B+M", f"Δ CBNS − in-batch(B+M)", "CBNS s/epoch", "in-batch(B+M) s/epoch",
+    head = ["sampler", "B", "M", "negatives / row", f"CBNS test {short(key)}", "in-batch at B",
+            "in-batch at B+M", "Δ CBNS − in-batch(B+M)", "CBNS s/epoch", "in-batch(B+M) s/epoch",
             "time CBNS / in-batch(B+M)"]  # seconds: CPU where recorded, else wall (marked)
     rows, notes = [], []
     for group in groups:

@@ -1,0 +1,74 @@
+"""``cbns train`` flags generated from the config's declarations (:mod:`cbns.config.option`).
+
+Every :class:`cbns.config.TrainConfig` field becomes ``--name-with-dashes``, in its ``--help``
+group, with its help sentence, its choices (with each registered implementation's summary) and
+its default. Flags default to None ("not given"), so a YAML file's value survives an unset flag.
+"""
+from __future__ import annotations
+
+import argparse
+
+from cbns.config import TrainConfig
+from cbns.config.option import Option
+from cbns.errors import flag_name
+from cbns.registry import Registry
+
+GROUP_TITLES = {"data": "data", "model": "model and towers", "sampler": "negative sampler",
+                "loss": "loss", "training": "training", "evaluation": "evaluation", "run": "run"}
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_ints(text: str) -> list[int]:
+    try:
+        return [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 20,50, got {text!r}") from None
+
+
+def parse_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+_TYPES = {"int": int, "float": float, "bool": parse_bool, "str": str, "list[int]": parse_ints,
+          "list[str]": parse_names}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config option, grouped as the options declare."""
+    defaults = TrainConfig()
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name, (kind, spec) in TrainConfig.options().items():
+        group = groups.get(spec.group)
+        if group is None:
+            group = groups[spec.group] = parser.add_argument_group(GROUP_TITLES.get(spec.group, spec.group))
+        allowed = spec.allowed()
+        metavar = spec.metavar or ("BOOL" if kind == "bool" else None)
+        group.add_argument(flag_name(name), dest=name, type=_TYPES[kind], default=None,
+                           choices=allowed, metavar=metavar if allowed is None else None,
+                           help=_help(spec, getattr(defaults, name)))
+
+
+def config_flags(args: argparse.Namespace) -> dict:
+    """The config options among parsed ``args`` (None = not given)."""
+    return {name: getattr(args, name) for name in TrainConfig.options() if hasattr(args, name)}
+
+
+def _help(spec: Option, default) -> str:
+    text = spec.help
+    if isinstance(spec.choices, Registry):
+        described = [f"{name} = {spec.choices.get(name).summary}" for name in spec.choices.names()
+                     if getattr(spec.choices.get(name), "summary", "")]
+        if described:
+            text += ": " + "; ".join(described)
+    shown = ",".join(map(str, default)) if isinstance(default, list) else default
+    if shown not in ("", None):
+        text += f" (default: {shown})"
+    return text.replace("%", "%%")

@@ -1,0 +1,95 @@
+"""Splitting an :class:`EventLog` into train / valid / test: random, leave-one-out, temporal.
+
+``random``    a seeded 20% of each user's distinct items is test; validation is carved from train
+              later (:func:`cbns.data.holdout.carve_validation`), as for any other dataset.
+``loo``       leave-one-out by time: each user's last event is test, the one before it valid
+              (users with 2 events: test only; with 1: train only). Ties in time keep file order.
+``temporal``  global time cuts: the latest ``TEST_FRACTION`` of all events is test, the
+              ``valid_fraction`` of all events just before them valid; events at the same time as
+              a cut fall on the later side. Users or items first seen after a cut stay in.
+
+A valid or test event whose (user, item) pair already occurs in an earlier part is dropped: the
+evaluator masks the user's earlier items, so it could never be retrieved. The datasets bundled
+for this (ML-100k, the Amazon sequences) have no repeated pairs, so nothing is dropped there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cbns.config.choices import SPLITS
+from cbns.data.events import EventLog
+from cbns.data.holdout import holdout_mask
+from cbns.data.interactions import Interactions
+from cbns.errors import CbnsError
+
+#: Share of events held out as test by the random and temporal splits.
+TEST_FRACTION = 0.2
+
+
+def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: int = 0) -> Interactions:
+    """The :class:`Interactions` of ``log`` under ``split`` (see the module docstring)."""
+    if split not in SPLITS:
+        raise CbnsError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
+    order = np.lexsort((np.arange(len(log)), log.times, log.users))  # by user, time, file position
+    users, items, times = log.users[order], log.items[order], log.times[order]
+    if split == "random":
+        part = _random_parts(users, items, seed)
+    elif split == "loo":
+        part = _loo_parts(users)
+    else:
+        part = _temporal_parts(times, valid_fraction)
+    part = _drop_repeats(users, items, part, log.num_items)
+    pick = {name: part == code for code, name in enumerate(("train", "valid", "test"))}
+    if not pick["test"].any():
+        raise CbnsError(f"{log.name}: the {split} split leaves no test events (every user has one event?)")
+    pairs = np.stack([users, items], axis=1)
+    return Interactions(
+        log.name, log.num_users, log.num_items,
+        train=pairs[pick["train"]], test=pairs[pick["test"]], valid=pairs[pick["valid"]],
+        user_ids=log.user_ids, item_ids=log.item_ids,
+        train_time=times[pick["train"]], valid_time=times[pick["valid"]], test_time=times[pick["test"]],
+        user_features=log.user_features, item_features=log.item_features, split=split)
+
+
+def _random_parts(users, items, seed) -> np.ndarray:
+    """0 = train, 2 = test; a user's repeated item counts once (its first event is kept)."""
+    pairs = np.stack([users, items], axis=1)
+    _, first = np.unique(pairs, axis=0, return_index=True)
+    part = np.full(len(users), -1, dtype=np.int64)     # -1 = a repeat, dropped
+    held = holdout_mask(pairs[first], TEST_FRACTION, seed)
+    part[first] = np.where(held, 2, 0)
+    return part
+
+
+def _loo_parts(users) -> np.ndarray:
+    """Events sorted by (user, time): last of each user -> test (2), second-to-last -> valid (1)."""
+    counts = np.bincount(users)
+    ends = np.cumsum(counts)[users]                    # one past the user's last event
+    from_end = ends - np.arange(len(users))            # 1 for the last event, 2 for the one before
+    n = counts[users]
+    part = np.zeros(len(users), dtype=np.int64)
+    part[(from_end == 1) & (n >= 2)] = 2
+    part[(from_end == 2) & (n >= 3)] = 1
+    return part
+
+
+def _temporal_parts(times, valid_fraction) -> np.ndarray:
+    sorted_times = np.sort(times)
+    n = len(times)
+    test_cut = sorted_times[min(n - 1, int(np.floor(n * (1 - TEST_FRACTION))))]
+    valid_cut = sorted_times[min(n - 1, int(np.floor(n * (1 - TEST_FRACTION - valid_fraction))))]
+    part = np.zeros(n, dtype=np.int64)
+    if valid_fraction > 0:
+        part[times >= valid_cut] = 1
+    part[times >= test_cut] = 2
+    return part
+
+
+def _drop_repeats(users, items, part, num_items) -> np.ndarray:
+    """Mark valid/test events whose pair occurs in an earlier part as dropped (-1)."""
+    key = users * num_items + items
+    part = part.copy()
+    for later, earlier in ((1, (0,)), (2, (0, 1))):
+        seen = key[np.isin(part, earlier)]
+        part[(part == later) & np.isin(key, seen)] = -1
+    return part

@@ -1,0 +1,2 @@
+"""Evaluation: ranking metrics, the exact top-K shared with serving, full ranking (single process
+and sharded over ranks)."""

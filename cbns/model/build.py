@@ -1,0 +1,24 @@
+"""The two-tower model a :class:`cbns.config.TrainConfig` describes, its towers found by name."""
+from __future__ import annotations
+
+import torch
+
+from cbns.data.features import FeatureTable
+from cbns.model.two_tower import TwoTower
+from cbns.registry import ITEM_TOWERS, USER_TOWERS
+
+
+def build_model(config, num_users: int, num_items: int, user_features: FeatureTable | None = None,
+                item_features: FeatureTable | None = None) -> TwoTower:
+    """The towers ``config.user_tower`` and ``config.item_tower`` of width ``config.dim``, seeded
+    from ``config.seed``; the feature towers read the attribute tables given here."""
+    torch.manual_seed(config.seed)
+    user = USER_TOWERS.get(config.user_tower).from_config(config, "user", num_users, num_items, user_features)
+    item = ITEM_TOWERS.get(config.item_tower).from_config(config, "item", num_items, num_items, item_features)
+    return TwoTower(user, item, normalize=config.normalize, num_items=num_items, item_bias=config.item_bias)
+
+
+def reads_history(user_tower: str) -> bool:
+    """Whether the user tower named ``user_tower`` reads the user's history (its vector then
+    depends on the moment it is computed for; the exported one is as of the test)."""
+    return USER_TOWERS.get(user_tower).needs_history

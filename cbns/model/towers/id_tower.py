@@ -1,0 +1,36 @@
+"""The ID tower: one learned vector per id (matrix factorisation)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from cbns.model.towers.base import Tower
+from cbns.registry import ITEM_TOWERS, USER_TOWERS
+
+
+@USER_TOWERS.register("id")
+@ITEM_TOWERS.register("id")
+class IdTower(Tower):
+    """``f(id) = E[id]`` with ``E`` a ``[num, D]`` embedding table, initialised N(0, init_std^2)."""
+
+    summary = "one learned vector per id"
+
+    @classmethod
+    def from_config(cls, config, side, num, num_items, features=None) -> IdTower:
+        return cls(num, config.dim, config.init_std)
+
+    def __init__(self, num: int, dim: int, init_std: float = 0.1):
+        super().__init__()
+        self.out_dim = dim
+        self.embedding = nn.Embedding(num, dim)
+        nn.init.normal_(self.embedding.weight, std=init_std)
+
+    def forward(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.embedding(ids)
+
+    @torch.no_grad()
+    def encode_all(self, num: int, context: Mapping[str, torch.Tensor] | None = None,
+                   chunk: int = 65536) -> torch.Tensor:
+        return self.embedding.weight[:num].detach().clone()

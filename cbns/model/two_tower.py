@@ -1,0 +1,98 @@
+"""The two-tower model: a user tower, an item tower, and how their outputs are compared."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cbns.model.towers.base import Tower
+
+
+class TwoTower(nn.Module):
+    """``s(u, i) = f_u(u) . g_v(i)``, with both embeddings L2-normalised when ``normalize``.
+
+    With ``normalize`` the score is the cosine similarity, and :meth:`user_embeddings` and
+    :meth:`item_embeddings` return unit vectors, so the exported dot product is the ranking score.
+    The temperature is not applied here: it divides the logits of the training loss only (it does
+    not change a ranking).
+    """
+
+    def __init__(self, user_tower: Tower, item_tower: Tower, normalize: bool = True, num_items: int = 0,
+                 item_bias: bool = False):
+        super().__init__()
+        if user_tower.out_dim != item_tower.out_dim:
+            raise ValueError(f"tower widths differ: user {user_tower.out_dim}, item {item_tower.out_dim}")
+        self.user_tower = user_tower
+        self.item_tower = item_tower
+        self.normalize = normalize
+        # Ranking-time popularity prior in dot-product units, one per item (cbns.model.popularity_prior);
+        # all zero = none. A buffer, so the checkpoint keeps the value chosen on validation.
+        self.register_buffer("item_prior", torch.zeros(num_items))
+        # A learned per-item score offset b(i), in the same units as the dot product (so the
+        # training logit is (s(u, i) + b(i)) / T): what a cosine score cannot hold, an item's
+        # appeal to every user. None when off (the state_dict then has no entry for it).
+        self.item_bias = nn.Parameter(torch.zeros(num_items)) if item_bias else None
+
+    @property
+    def dim(self) -> int:
+        return self.user_tower.out_dim
+
+    def user_embeddings(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``[B, D]`` user vectors."""
+        return self._finish(self.user_tower(ids, context))
+
+    def item_embeddings(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``[B, D]`` item vectors."""
+        return self._finish(self.item_tower(ids, context))
+
+    @torch.no_grad()
+    def all_items(self, num_items: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``[num_items, D]`` every item vector, for ranking and export."""
+        return self._finish(self.item_tower.encode_all(num_items, context))
+
+    @torch.no_grad()
+    def all_users(self, num_users: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``[num_users, D]`` every user vector, for ranking and export; ``context`` holds one row
+        per user (e.g. the histories of :meth:`cbns.data.history.HistoryContext.for_users`)."""
+        return self._finish(self.user_tower.encode_all(num_users, context))
+
+    @property
+    def has_prior(self) -> bool:
+        return bool(self.item_prior.numel()) and bool(self.item_prior.any())
+
+    @property
+    def has_item_column(self) -> bool:
+        """Whether ranking adds a per-item term (a learned bias, or the prior) to the dot product."""
+        return self.item_bias is not None or self.has_prior
+
+    def item_column(self) -> torch.Tensor:
+        """``[num_items]`` what ranking adds to ``user . item``: the learned bias plus the prior."""
+        column = self.item_prior.detach().clone()
+        if self.item_bias is not None:
+            column += self.item_bias.detach()
+        return column
+
+    def set_prior(self, prior: torch.Tensor) -> None:
+        """Set the ``[num_items]`` ranking prior (dot-product units; zeros remove it)."""
+        self.item_prior.copy_(prior)
+
+    def ranking_vectors(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``users [U, D]``, ``items [I, D]`` with the per-item term folded in when there is one
+        (:meth:`item_column`): ``[U, D + 1]`` (a column of ones) and ``[I, D + 1]`` (the term),
+        so that the dot product is the ranking score."""
+        if not self.has_item_column:
+            return users, items
+        ones = users.new_ones(users.shape[0], 1)
+        return torch.cat([users, ones], 1), torch.cat([items, self.item_column().to(items)[:, None]], 1)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As :meth:`torch.nn.Module.load_state_dict`; a state saved before the popularity prior
+        existed (no ``item_prior``) loads with no prior."""
+        if "item_prior" not in state_dict:
+            state_dict = {**state_dict, "item_prior": torch.zeros_like(self.item_prior)}
+        return super().load_state_dict(state_dict, strict, assign)
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) if self.normalize else x

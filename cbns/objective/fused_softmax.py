@@ -1,0 +1,182 @@
+"""The sampled-softmax cross-entropy as one autograd node, for both item sides, in row blocks.
+
+With users ``U [B, D]``, candidates ``C = [F; R]`` (``F [Nf, D]`` fresh vectors that carry gradient
+to the item tower, the batch's positives among them; ``R [Nr, D]`` frozen rows such as the CBNS
+bank), a column bias ``b [N]`` (``-log q``, or 0), the accidental-hit positions ``H`` and each
+row's target column ``t_i < Nf``:
+
+    L = U C^T / T + b,   L[h] = MASKED for h in H                    [B, N]
+    P = softmax(L) row-wise,   Y = one-hot(t)                        [B, N]
+    joint:  loss = mean_i -log P[i, t_i]
+            dU = (P - Y) C / (B T),     dF = (P - Y)[:, :Nf]^T U / (B T)
+    split:  Q = softmax(L[:, :Nf]) = P[:, :Nf] / rowsum(P[:, :Nf])    (the fresh columns alone)
+            loss = mean_i -log P[i, t_i] + mean_i -log Q[i, t_i]
+            dU = (P - Y) C / (B T),     dF = (Q - Y[:, :Nf])^T U / (B T)
+    both:   db = colsum(P - Y) / B      (when the bias carries a gradient, e.g. a learned item
+                                         bias: it learns from the softmax over every column, as the
+                                         user side does, bank columns included)
+
+The split form is what :class:`cbns.objective.loss.SampledSoftmaxLoss` states as two cross-entropies (the
+user side over every candidate with items detached, the item side over the fresh candidates with
+users detached); here it costs one forward GEMM and one softmax instead of two of each.
+
+Why by hand: autograd through ``addmm``, an in-place mask and ``cross_entropy`` writes and rereads
+several more ``[B, N]`` blocks (the clone the in-place mask's backward makes, the zeros of the NLL
+backward, the log-softmax backward). Here, when a gradient is wanted, the forward also forms it
+(the loss is a scalar, so its backward only scales). Rows are taken in blocks
+(:func:`cbns.memory.block_rows`), each block going GEMM, mask, softmax, gradient GEMMs through two
+reused ``[rows, N]`` buffers: no ``[B, N]`` tensor is allocated, so memory stays flat as the bank
+grows, and the only ``[B, N]`` work besides the GEMMs is the softmax itself. The bias rides in the
+forward GEMM as one more column, and ``P - Y`` is never written (``(P - Y) C = P C - C[t]``).
+"""
+from __future__ import annotations
+
+import torch
+
+from cbns.memory import block_rows
+from cbns.objective.logits import MASKED
+
+#: A probability below this is recomputed from the logits (a log-sum-exp, or a softmax over the
+#: fresh columns), so that a loss or an item-side softmax that underflows float32 stays exact.
+_TINY = 1e-30
+
+#: Bytes of the per-block buffers (logits and probabilities). Measured on the
+#: Gowalla shapes: blocks of 256 to 2048 rows run alike; much smaller blocks lose GEMM speed.
+BLOCK_BYTES = 64 * 2**20
+MIN_BLOCK_ROWS = 256
+
+
+def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torch.Tensor | None,
+                          bias: torch.Tensor | None, hit_rows: torch.Tensor, hit_cols: torch.Tensor,
+                          target: torch.Tensor, temperature: float, split: bool) -> torch.Tensor:
+    """The scalar loss above; gradients flow to ``users`` and ``fresh``, never to ``frozen``.
+
+    Args:
+        users: ``[B, D]`` user vectors.
+        fresh: ``[Nf, D]`` candidates with item-tower gradient (columns ``0..Nf-1``).
+        frozen: ``[Nr, D]`` candidates without it (columns ``Nf..N-1``), or None.
+        bias: ``[N]`` added to every row (``-log q``, plus a learned item bias), or None. When it
+            requires grad it gets ``db`` above.
+        hit_rows, hit_cols: ``[H]`` int64, the logits set to :data:`cbns.objective.logits.MASKED`.
+        target: ``[B]`` int64, each row's positive column, in ``[0, Nf)``.
+        temperature: T > 0.
+        split: the split item side (without frozen rows it equals joint, and joint is used).
+    """
+    frozen = frozen.detach() if frozen is not None and frozen.shape[0] > 0 else None
+    if not torch.is_grad_enabled():  # no gradient will be asked for: do not form one
+        users, fresh = users.detach(), fresh.detach()
+        bias = bias.detach() if bias is not None else None
+    return _FusedSampledSoftmax.apply(users, fresh, frozen, bias, hit_rows, hit_cols, target,
+                                      float(temperature), bool(split and frozen is not None))
+
+
+class _FusedSampledSoftmax(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, users, fresh, frozen, bias, hit_rows, hit_cols, target, temperature, split):
+        want_users, want_fresh = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        want_bias = ctx.needs_input_grad[3]
+        scaled, cand = _operands(users.detach(), fresh.detach(), frozen, bias, temperature)
+        batch, dim = users.shape
+        num_fresh, num = fresh.shape[0], cand.shape[0]
+        grad_users = users.new_empty(batch, dim) if want_users else None
+        grad_fresh = users.new_zeros(num_fresh, dim) if want_fresh else None
+        grad_bias = users.new_zeros(num) if want_bias else None
+        rows = min(batch, block_rows(2 * num * users.element_size(), BLOCK_BYTES, MIN_BLOCK_ROWS))
+        logits_buf, probs_buf = users.new_empty(rows, num), users.new_empty(rows, num)
+        order = torch.argsort(hit_rows)
+        hit_rows, hit_cols = hit_rows[order], hit_cols[order]
+        starts = list(range(0, batch, rows)) + [batch]
+        bounds = torch.searchsorted(hit_rows, torch.tensor(starts, device=hit_rows.device)).tolist()
+        total = users.new_zeros(())
+        for j in range(len(starts) - 1):
+            s, e = starts[j], starts[j + 1]
+            logits = torch.mm(scaled[s:e], cand.T, out=logits_buf[:e - s])
+            logits[hit_rows[bounds[j]:bounds[j + 1]] - s, hit_cols[bounds[j]:bounds[j + 1]]] = MASKED
+            probs = torch.softmax(logits, dim=1, out=probs_buf[:e - s])
+            t = target[s:e]
+            picked = probs[torch.arange(e - s, device=probs.device), t]
+            total += _nll(picked, logits, t).sum()
+            # Item side: dF += (W P_f - Y)^T U with W = 1 (joint: the full softmax's fresh
+            # columns) or 1 / rowsum(P_f) (split: those columns renormalised, i.e. Q), so Q is
+            # never written out.
+            weight = None
+            if split:
+                weight, item_nll = _renormalise(probs[:, :num_fresh], picked, logits[:, :num_fresh], t,
+                                                grad_fresh, scaled[s:e, :dim])
+                total += item_nll.sum()
+            if want_fresh:
+                u = scaled[s:e, :dim] if weight is None else scaled[s:e, :dim] * weight[:, None]
+                grad_fresh.addmm_(probs[:, :num_fresh].T, u)
+                grad_fresh.index_add_(0, t, scaled[s:e, :dim], alpha=-1)
+            if want_users:  # dU = (P - Y) C = P C - C[t]
+                torch.mm(probs, cand[:, :dim], out=grad_users[s:e])
+                grad_users[s:e] -= cand[t, :dim]
+            if want_bias:  # db = colsum(P) - colsum(Y)
+                grad_bias += probs.sum(0)
+                grad_bias.index_add_(0, t, probs.new_full((e - s,), -1.0))
+        ctx.save_for_backward(grad_users, grad_fresh, grad_bias)
+        ctx.scale_users = 1.0 / (batch * temperature)
+        ctx.scale_fresh = 1.0 / batch
+        return total / batch
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        grad_users, grad_fresh, grad_bias = ctx.saved_tensors
+        du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
+        df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
+        db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
+        return du, df, None, db, None, None, None, None, None
+
+
+def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(U / T, C)``, each with one more column (``1`` and ``b``) when there is a bias.
+
+    The bias then comes out of the matrix product itself (``[U/T, 1] . [C, b] = U C^T / T + b``):
+    one more term in each dot product instead of another pass over the logits.
+    """
+    num_fresh, dim = fresh.shape
+    rows = num_fresh + (frozen.shape[0] if frozen is not None else 0)
+    width = dim + (bias is not None)
+    scaled = users.new_empty(users.shape[0], width)
+    torch.mul(users, 1.0 / temperature, out=scaled[:, :dim])
+    cand = fresh.new_empty(rows, width)
+    cand[:num_fresh, :dim] = fresh
+    if frozen is not None:
+        cand[num_fresh:, :dim] = frozen
+    if bias is not None:
+        scaled[:, dim] = 1.0
+        cand[:, dim] = bias.detach()
+    return scaled, cand
+
+
+def _renormalise(fresh_probs: torch.Tensor, picked: torch.Tensor, fresh_logits: torch.Tensor,
+                 target: torch.Tensor, grad_fresh: torch.Tensor | None, users: torch.Tensor):
+    """The split item side of one block from the full softmax's fresh columns ``P_f [R, Nf]``.
+
+    Returns ``(weight [R], nll [R])``: ``weight = 1 / rowsum(P_f)`` (so ``weight * P_f`` is the
+    softmax over the fresh columns) and ``nll = -log Q[i, t_i] = -log P[i, t_i] + log rowsum``.
+    A row whose fresh mass or target probability underflows gets weight 0 and is done exactly from
+    its logits instead, its gradient added to ``grad_fresh`` here.
+    """
+    mass = fresh_probs.sum(1)
+    weight = 1.0 / mass
+    nll = -torch.log(picked) + torch.log(mass)
+    small = ((mass < _TINY) | (picked < _TINY)).nonzero()[:, 0]
+    if len(small):
+        weight[small] = 0.0
+        nll[small] = torch.logsumexp(fresh_logits[small], dim=1) - fresh_logits[small, target[small]]
+        if grad_fresh is not None:
+            grad_fresh.addmm_(torch.softmax(fresh_logits[small], dim=1).T, users[small])
+    return weight, nll
+
+
+def _nll(picked: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``[R]`` ``-log P[i, t_i]`` from ``picked = P[i, t_i]``; a row whose probability underflows
+    uses ``lse - logit`` from its logits."""
+    nll = -torch.log(picked)
+    small = (picked < _TINY).nonzero()[:, 0]
+    if len(small):
+        nll[small] = torch.logsumexp(logits[small], dim=1) - logits[small, target[small]]
+    return nll

@@ -1,0 +1,105 @@
+"""Sampled softmax cross-entropy over [positive, negatives], with a choice of item-side gradient."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from cbns.config.choices import ITEM_SIDES
+from cbns.negatives.candidates import Candidates
+from cbns.objective.fused_softmax import fused_sampled_softmax
+from cbns.objective.logits import hit_positions, sampled_softmax_logits
+
+
+@dataclass
+class SampledSoftmaxLoss:
+    """``mean_i -log softmax(logits_i)[0]`` over the corrected logits of :mod:`cbns.objective.logits`.
+
+    Attributes:
+        temperature: T > 0 dividing the scores.
+        logq_correction: apply ``s - log q`` to every column (positive included).
+        item_side: ``joint`` or ``split`` (see :data:`ITEM_SIDES`). With only gradient-carrying
+            candidates the two are the same loss.
+    """
+
+    temperature: float = 0.1
+    logq_correction: bool = True
+    item_side: str = "joint"
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.item_side not in ITEM_SIDES:
+            raise ValueError(f"item side must be one of {', '.join(ITEM_SIDES)}, got {self.item_side!r}")
+
+    def __call__(self, users: torch.Tensor, positives: torch.Tensor, positive_ids: torch.Tensor,
+                 positive_logq: torch.Tensor, sources: Sequence[Candidates],
+                 item_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar loss for users ``[B, D]``, positives ``[B, D]`` and the negative sources.
+
+        ``item_bias`` (``[num_items]``, in score units, see :class:`cbns.model.two_tower.TwoTower`) adds
+        ``b(i) / T`` to the logit of every candidate i, the positive included; it learns from the
+        softmax over every candidate (bank rows too: the bias is looked up fresh by id).
+
+        When the first source is the batch's positives (inbatch, mns, cbns) the loss runs as one
+        fused autograd node (:mod:`cbns.objective.fused_softmax`); otherwise as the plain composition below.
+        """
+        biased = item_bias is not None
+        if biased:
+            positive_logq, sources = self._with_bias(item_bias, positive_ids, positive_logq, sources)
+        if sources and sources[0].holds_positives:
+            return self._fused(users, positive_ids, sources, biased)
+        if self.item_side == "joint" or all(s.item_grad for s in sources):
+            return self._cross_entropy(users, positives, positive_ids, positive_logq, sources, biased)
+        frozen = [replace(s, emb=s.emb.detach()) for s in sources]
+        user_side = self._cross_entropy(users, positives.detach(), positive_ids, positive_logq, frozen, biased)
+        # The item side: fresh candidates only, and the bias learns from the user side alone.
+        fresh = [replace(s, logq=s.logq.detach()) for s in sources if s.item_grad]
+        item_side = self._cross_entropy(users.detach(), positives, positive_ids, positive_logq.detach(), fresh, biased)
+        return user_side + item_side
+
+    def _with_bias(self, item_bias, positive_ids, positive_logq, sources):
+        """The bias folded into the log q of every column (``l = s/T - log q + b/T``), so that the
+        logits below need nothing new; without the correction the bias is the whole term."""
+        def shifted(logq: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            base = logq if self.logq_correction else torch.zeros_like(logq)
+            return base - item_bias[ids] / self.temperature
+        return (shifted(positive_logq, positive_ids),
+                [replace(s, logq=shifted(s.logq, s.ids)) for s in sources])
+
+    def _fused(self, users: torch.Tensor, positive_ids: torch.Tensor, sources: Sequence[Candidates],
+               biased: bool) -> torch.Tensor:
+        # Columns: the gradient-carrying sources first (the in-batch block leads), then the frozen
+        # ones; the softmax does not depend on the column order.
+        fresh = [s for s in sources if s.item_grad]
+        frozen = [s for s in sources if not s.item_grad]
+        assert fresh and fresh[0] is sources[0], "the in-batch source carries item gradient"
+        ordered = fresh + frozen
+        ids = torch.cat([s.ids for s in ordered])
+        bias = -torch.cat([s.logq for s in ordered]) if self.logq_correction or biased else None
+        # Row i's positive is column o + i (o = positive_offset: 0 in one process, further in when
+        # the block was gathered over ranks); every other copy of its id is an accidental hit.
+        offset = sources[0].positive_offset
+        target = torch.arange(offset, offset + users.shape[0], device=users.device)
+        rows, cols = hit_positions(positive_ids, ids)
+        keep = cols != target[rows]
+        return fused_sampled_softmax(users, _cat([s.emb for s in fresh]),
+                                     _cat([s.emb for s in frozen]) if frozen else None, bias,
+                                     rows[keep], cols[keep], target, self.temperature,
+                                     self.item_side == "split")
+
+    def _cross_entropy(self, users, positives, positive_ids, positive_logq, sources, biased) -> torch.Tensor:
+        logits, target = sampled_softmax_logits(users, positives, positive_ids, positive_logq, sources,
+                                                self.temperature, self.logq_correction or biased)
+        return F.cross_entropy(logits, target)
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def build_loss(config) -> SampledSoftmaxLoss:
+    """The loss a :class:`cbns.config.TrainConfig` describes."""
+    return SampledSoftmaxLoss(config.temperature, config.logq_correction, config.item_side)

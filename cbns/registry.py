@@ -1,0 +1,81 @@
+"""Registries: the names a config may give for a sampler or a tower, and what each name builds.
+
+A registry is filled by the modules that define the implementations, one decorator each::
+
+    @SAMPLERS.register("cbns")
+    class CrossBatchSampler(NegativeSampler): ...
+
+and read by name (``SAMPLERS.get("cbns")``, ``SAMPLERS.names()``). This module imports no
+implementation: the first read imports the registry's package (``cbns.negatives`` for the
+samplers), whose ``__init__`` imports every built-in module and so registers it. That is why the
+configuration (:mod:`cbns.config`) can list the allowed values of ``--sampler`` without
+importing a sampler, and why a new sampler is one file plus one import line (docs/extending.md).
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class Registry:
+    """An ordered map from names to implementations (classes with a ``from_config``).
+
+    Args:
+        kind: what the entries are, for messages (``sampler``, ``user tower``).
+        package: the package whose import registers the built-in entries.
+    """
+
+    def __init__(self, kind: str, package: str):
+        self.kind, self.package = kind, package
+        self._entries: dict[str, Any] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[Any], Any]:
+        """A decorator that files its class (or function) under ``name``."""
+        def add(entry):
+            known = self._entries.get(name)
+            if known is not None and known is not entry:
+                raise ValueError(f"{self.kind} {name!r} is registered twice ({_label(known)} and {_label(entry)})")
+            self._entries[name] = entry
+            return entry
+        return add
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (e.g. a plugin registered by a test); unknown names are ignored."""
+        self._entries.pop(name, None)
+
+    def names(self) -> tuple[str, ...]:
+        """Every registered name, in registration order."""
+        self._load()
+        return tuple(self._entries)
+
+    def get(self, name: str):
+        """The entry filed under ``name``; KeyError naming the known ones otherwise."""
+        self._load()
+        if name not in self._entries:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self._entries)}")
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            importlib.import_module(self.package)
+
+
+def _label(entry) -> str:
+    return f"{entry.__module__}.{entry.__qualname__}"
+
+
+#: ``--sampler``: subclasses of :class:`cbns.negatives.base.NegativeSampler`.
+SAMPLERS = Registry("sampler", "cbns.negatives")
+#: ``--user-tower`` and ``--item-tower``: subclasses of :class:`cbns.model.towers.base.Tower`.
+USER_TOWERS = Registry("user tower", "cbns.model.towers")
+ITEM_TOWERS = Registry("item tower", "cbns.model.towers")

@@ -1,0 +1,96 @@
+"""A run directory: what ``cbns train`` writes and ``cbns evaluate`` reads back.
+
+Layout:
+    config.yaml           the resolved configuration
+    metrics.json          valid/test metrics, best epoch, timings, per-epoch history
+    model.pt              the best weights and the sampler state (the CBNS bank included) with
+                          the config, checksummed (see cbns.runs.model_file; runs written before
+                          it have the same payload unchecked in checkpoint.pt)
+    train_state.ckpt      while training: the checkpoint to resume from (see cbns.runs.checkpoint);
+                          removed once the run has finished
+    user_embeddings.npy   [num_users, D] float32, row r = user r (normalised when scoring by cosine;
+                          for history towers, the vector from the history as of the test)
+    item_embeddings.npy   [num_items, D] float32, row r = item r
+    user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
+    drift.json, drift.png with --drift-every: item-embedding drift (see cbns.training.callbacks.drift)
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cbns.config import LEGACY_VALUES, FileOptions, TrainConfig, build_config, load_yaml, save_yaml
+from cbns.data.interactions import Interactions
+from cbns.errors import CbnsError
+from cbns.model.two_tower import TwoTower
+from cbns.negatives.base import NegativeSampler
+from cbns.runs.atomic import atomic_write_bytes, atomic_write_text
+from cbns.runs.model_file import write_model_file
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Create ``out`` and check it is writable before any training starts."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise CbnsError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    return out
+
+
+def resolved(config: TrainConfig) -> TrainConfig:
+    """``config`` with the dataset and attribute-table paths made absolute, so the run directory
+    can be read from anywhere."""
+    changes = {}
+    for name in ("data", "user_features", "item_features"):
+        value = getattr(config, name)
+        if value and Path(value).exists():
+            changes[name] = str(Path(value).resolve())
+    return TrainConfig(**{**config.to_dict(), **changes}) if changes else config
+
+
+def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower,
+             sampler: NegativeSampler, metrics: dict, user_context: dict | None = None) -> None:
+    """Write the run's outputs, each file atomically; ``metrics.json`` last, so its presence means
+    the run finished and every other file is complete. ``user_context`` (one row per user, e.g. the
+    histories as of the test) is what the user tower reads when the user vectors are exported."""
+    save_yaml(config, out / "config.yaml")
+    write_model_file(out, {"config": config.to_dict(), "model": model.state_dict(),
+                           "sampler": sampler.state_dict(), "num_users": data.num_users,
+                           "num_items": data.num_items})
+    # With a popularity prior both matrices carry one more column (cbns.model.popularity_prior), so
+    # that user . item is still the ranking score.
+    users, items = model.ranking_vectors(model.all_users(data.num_users, user_context).cpu(),
+                                         model.all_items(data.num_items).cpu())
+    _atomic_npy(out / "user_embeddings.npy", users.numpy().astype(np.float32))
+    _atomic_npy(out / "item_embeddings.npy", items.numpy().astype(np.float32))
+    for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
+        if ids is not None:
+            atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))
+    write_json(out / "metrics.json", metrics)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def _atomic_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def load_run_config(run: Path) -> TrainConfig:
+    """The run's saved configuration; an option the file lacks (the run predates it) takes its
+    :data:`cbns.config.LEGACY_VALUES` value, i.e. what the run really did, not today's default."""
+    if not (run / "config.yaml").is_file():
+        raise CbnsError(f"{run}: not a run directory (no config.yaml)")
+    saved = load_yaml(run / "config.yaml")
+    older = {k: v for k, v in LEGACY_VALUES.items() if k not in saved}
+    return build_config(FileOptions({**older, **saved}, saved.where), {})

@@ -1,0 +1,39 @@
+"""The callback that writes the training-state checkpoint every N steps and after every epoch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cbns.runs.checkpoint import write_checkpoint
+from cbns.training.callbacks.base import Callback
+from cbns.training.guards import check_module_finite
+
+
+class Checkpointer(Callback):
+    """Saves :meth:`Trainer.state_dict` plus ``meta`` (config, dataset fingerprint) to ``run_dir``.
+
+    ``every`` > 0: also every ``every`` optimizer steps (mid-epoch); 0: at epoch ends only. Before
+    writing, the weights and optimizer moments are checked for NaN/inf, so a checkpoint on disk is
+    always a good one: a run that diverges stops with the previous checkpoint intact.
+    """
+
+    def __init__(self, run_dir: Path, every: int, meta: dict):
+        self.run_dir, self.every, self.meta = Path(run_dir), every, meta
+        self.last_step: int | None = None
+
+    def on_step_end(self, trainer) -> None:
+        if self.every and trainer.global_step % self.every == 0:
+            self.save(trainer)
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.save(trainer)
+
+    def save(self, trainer) -> Path:
+        state = trainer.state_dict()
+        step, epoch = trainer.global_step, trainer.state.epoch + (0 if trainer.state.batch == 0 else 1)
+        check_module_finite(step, epoch, "weight", state["model"])
+        check_module_finite(step, epoch, "optimizer state", state["optimizer"]["state"])
+        summary = {"step": step, "epoch": trainer.state.epoch, "batch": trainer.state.batch,
+                   "done": trainer.state.done}
+        path = write_checkpoint(self.run_dir, {**self.meta, **state}, summary)
+        self.last_step = step
+        return path

@@ -1,0 +1,271 @@
+"""The training loop: shuffled epochs, validation, early stopping, best weights, one test.
+
+One step, the same code in one process and on W ranks (``ctx``, a
+:class:`cbns.distributed.context.DistContext`; every collective below is a no-op in one process):
+
+1. encode the step's users (with their history context, for history towers) and positive items
+   through the pair encoder (:class:`cbns.training.pair_encoder.PairEncoder`, wrapped in DDP on
+   several ranks);
+2. gather every rank's positive ids and vectors (:mod:`cbns.distributed.gather`; the vectors with
+   the exact gradient), so the sampler sees the whole global batch; the in-batch block's rows
+   ``[o_r, o_r + n_r)`` are this rank's positives (``o_r = sum_{s<r} n_s``), so target columns,
+   accidental hits and the logQ correction see every rank's items;
+3. the sampled-softmax loss over the sampler's sources, scaled by ``W n_r / b`` so that DDP's
+   average of the ranks' gradients is the gradient of the global mean over the b rows;
+4. backward, one optimizer step at the scheduled learning rate, then the sampler observes the
+   gathered ids and vectors (the CBNS bank enqueues the global batch, the same on every rank).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from cbns.config import TrainConfig
+from cbns.data.interactions import Interactions
+from cbns.distributed.context import DistContext
+from cbns.distributed.gather import all_gather_rows, gather_rows_with_grad
+from cbns.distributed.sharding import shard_batches
+from cbns.evaluation.sharded import evaluate_sharded
+from cbns.model.popularity_prior import choose_prior, parse_prior, prior_column
+from cbns.model.two_tower import TwoTower
+from cbns.negatives.base import NegativeSampler
+from cbns.negatives.candidates import at_offset
+from cbns.objective.loss import SampledSoftmaxLoss
+from cbns.training.callbacks.base import Callback
+from cbns.training.fit_state import FitState
+from cbns.training.guards import check_finite
+from cbns.training.lr_schedule import lr_factor
+from cbns.training.pair_encoder import PairEncoder, zero_on_same_graph
+from cbns.training.phase_timer import PhaseTimer
+from cbns.training.result import TrainResult
+
+
+class Trainer:
+    """Trains ``model`` with ``sampler`` and ``loss`` on ``data`` as ``config`` says.
+
+    ``contexts`` (a :class:`cbns.data.history.HistoryContext`, for user towers that read a
+    history) supplies the user tower's context for each batch and for evaluation. Validation runs
+    every ``eval_every`` epochs; training stops after ``patience`` validations without a better
+    Recall@K (K = the first cut-off), and the best weights are restored before the test.
+
+    On several ranks (``ctx.distributed``) ``config.batch_size`` is the global batch and this
+    rank reads its share of each (:mod:`cbns.distributed.sharding`); evaluation is sharded over
+    users and gives every rank the single-process metrics; only rank 0 shows progress and prints;
+    the model and sampler move to ``ctx.device`` for training and back to the CPU when :meth:`fit`
+    returns. A W-rank run is the single-process run with the same global batch, up to float
+    summation order.
+    """
+
+    def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower,
+                 sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True,
+                 verbose: bool = True, callbacks: Sequence[Callback] = (), contexts=None,
+                 ctx: DistContext | None = None):
+        self.ctx = ctx = ctx or DistContext()
+        if ctx.distributed:
+            model.to(ctx.device)
+            sampler.to(ctx.device)
+        self.config, self.data, self.model, self.sampler, self.loss = config, data, model, sampler, loss
+        self.contexts = contexts
+        self.timer = PhaseTimer()
+        self.progress, self.verbose = progress and ctx.is_main, verbose and ctx.is_main
+        self.callbacks = list(callbacks)
+        self.global_step = 0
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                          fused=True)
+        self.encoder = PairEncoder(model)
+        if ctx.distributed:
+            self.encoder = DistributedDataParallel(
+                self.encoder, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        self.train_pairs = torch.from_numpy(data.train)
+        self.shuffle = torch.Generator().manual_seed(config.seed + 2)
+        self.state = FitState(order=self.shuffle.get_state())
+        self._epoch_rows = 0
+
+    @property
+    def rank(self) -> int:
+        """This process's rank (0 in one process). Callbacks run on every rank; those that write
+        files or print should act where ``trainer.rank == 0`` only."""
+        return self.ctx.rank
+
+    def epoch_batches(self) -> list[torch.Tensor]:
+        """Index tensors into the training pairs, one per step: a seeded permutation cut into
+        global batches, of which this rank takes its share (all of each in one process)."""
+        order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
+        batches = shard_batches(order, self.config.batch_size, self.ctx.rank, self.ctx.world_size)
+        self._epoch_rows = sum(len(b) for b in batches)
+        return batches
+
+    def train_epoch(self, epoch: int) -> dict:
+        """Train epoch ``epoch``, or the rest of it when ``state.batch`` batches are already done."""
+        s = self.state
+        self.model.train()
+        self.shuffle.set_state(s.order)
+        batches = self.epoch_batches()
+        bar = tqdm(batches[s.batch:], desc=f"epoch {epoch}", disable=not self.progress, leave=False,
+                   unit="batch", dynamic_ncols=True, initial=s.batch, total=len(batches))
+        start, done_before, seen_before = time.perf_counter(), s.seconds, s.examples
+        self.timer.reset(s.phases)
+        for index in bar:
+            with self.timer("data"):
+                batch = self.train_pairs[index]
+                context = self.contexts.for_pairs(index) if self.contexts is not None else None
+            loss = self.step(batch, context)
+            s.loss_sum += loss * len(index)
+            s.examples += len(index)
+            s.batch += 1
+            s.seconds = done_before + time.perf_counter() - start
+            s.phases = dict(self.timer.seconds)
+            for callback in self.callbacks:
+                callback.on_step_end(self)
+            bar.set_postfix(loss=f"{loss:.4f}",
+                            ex_per_s=f"{(s.examples - seen_before) / (time.perf_counter() - start):,.0f}")
+        bar.close()
+        record = {"epoch": epoch, "loss": s.loss_sum / max(s.examples, 1),
+                  "seconds": done_before + time.perf_counter() - start, "phases": self.timer.rounded()}
+        if self.ctx.distributed:  # the mean over every rank's rows
+            total, rows = self.ctx.sum([record["loss"] * self._epoch_rows, self._epoch_rows])
+            record["loss"] = total / max(rows, 1)
+        s.start_next_epoch(self.shuffle.get_state())
+        return record
+
+    def step(self, batch: torch.Tensor, context: dict[str, torch.Tensor] | None = None) -> float:
+        """One optimizer step on this rank's rows ``batch [n, 2]`` (user, item); ``context`` goes
+        to the user tower. Returns this rank's mean loss over its rows (0 with none)."""
+        ctx, timer = self.ctx, self.timer
+        if ctx.distributed:
+            batch = batch.to(ctx.device)
+            if context is not None:
+                context = {k: v.to(ctx.device) for k, v in context.items()}
+        users, items = batch[:, 0], batch[:, 1]
+        with timer("encode"):
+            user_emb, item_emb, item_bias = self.encoder(users, items, context)
+        with timer("loss"):
+            counts = ctx.row_counts(len(items))
+            pool_ids = all_gather_rows(items, counts, ctx.rank, ctx.group)
+            pool_emb = gather_rows_with_grad(item_emb, counts, ctx.rank, ctx.group)
+            self.sampler.update_frequency(pool_ids)
+            sources = at_offset(self.sampler.negatives(pool_ids, pool_emb, self.model.item_embeddings),
+                                sum(counts[:ctx.rank]))
+            if len(items):
+                loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources, item_bias)
+                objective = loss * (ctx.world_size * len(items) / sum(counts)) if ctx.distributed else loss
+            else:  # a rank with no rows still joins every collective of the backward
+                loss = user_emb.new_zeros(())
+                objective = zero_on_same_graph(user_emb, item_emb, sources, item_bias)
+        check_finite(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
+                     item_embeddings=item_emb)
+        self._update(objective, pool_ids, pool_emb)
+        return loss.item()
+
+    def _update(self, objective: torch.Tensor, item_ids: torch.Tensor, item_emb: torch.Tensor) -> None:
+        """Backward ``objective``, one optimizer step at the scheduled lr, then the sampler observes
+        the step's items ``item_ids [N]`` with their vectors ``item_emb [N, D]`` (the bank enqueues)."""
+        with self.timer("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+        with self.timer("optimizer"):
+            self._set_lr()
+            self.optimizer.step()
+            self.sampler.observe(item_ids, item_emb.detach())
+        self.global_step += 1
+
+    def _set_lr(self) -> None:
+        """The schedule's learning rate for this step (a function of the step counter alone)."""
+        cfg = self.config
+        if cfg.lr_schedule == "constant":
+            return
+        total = cfg.epochs * math.ceil(len(self.train_pairs) / cfg.batch_size)
+        lr = cfg.lr * lr_factor(cfg.lr_schedule, self.global_step, total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run exactly: weights, optimizer moments, sampler
+        (bank and generator), step counter, the global torch RNG, and the loop's :class:`FitState`."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.state_dict(), "global_step": self.global_step,
+                "torch_rng": torch.get_rng_state(), "fit": self.state.to_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.global_step = state["global_step"]
+        torch.set_rng_state(state["torch_rng"])
+        self.state = FitState.from_dict(state["fit"])
+
+    def evaluate(self, part: str) -> dict[str, float]:
+        context = self.contexts.for_users(part) if self.contexts is not None else None
+        return evaluate_sharded(self.model, self.data, part, self.config.ks, self.ctx, user_context=context)
+
+    def fit(self) -> TrainResult:
+        """Train until the last epoch or early stopping, from wherever :attr:`state` stands."""
+        cfg, s = self.config, self.state
+        key = f"recall@{cfg.ks[0]}"
+        has_valid = len(self.data.valid) > 0
+        beta = parse_prior(cfg.popularity_prior)  # None: auto, chosen on validation after training
+        self.set_prior(beta or 0.0)
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
+        while not s.done:
+            epoch = s.epoch + 1
+            record = self.train_epoch(epoch)
+            s.train_seconds += record["seconds"]
+            if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                record["valid"] = self.evaluate("valid")
+                if self.verbose:
+                    tqdm.write(f"epoch {epoch:3d}  loss {record['loss']:.4f}  valid {key} "
+                               f"{record['valid'][key]:.4f}  ({record['seconds']:.1f}s)")
+                if record["valid"][key] > s.best:
+                    s.best, s.best_epoch, s.stale = record["valid"][key], epoch, 0
+                    s.best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    s.stale += 1
+            s.history.append(record)
+            s.epoch = epoch
+            s.done = epoch >= cfg.epochs or (has_valid and s.stale >= cfg.patience)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, record)
+        valid_metrics, best_epoch = {}, s.epoch
+        if s.best_state is not None:
+            self.model.load_state_dict(s.best_state)
+            best_epoch = s.best_epoch
+            valid_metrics = next(h["valid"] for h in s.history if h["epoch"] == best_epoch)
+        if beta is not None:
+            prior = {"beta": beta, "chosen_on": "fixed by popularity_prior"}
+        elif not has_valid:
+            prior = {"beta": 0.0, "chosen_on": "none: auto needs a validation split"}
+        else:
+            # The best epoch was validated with no prior (auto trains with none): BETA = 0 is known.
+            tried = {0.0: valid_metrics} if valid_metrics else {}
+
+            def valid_with(b: float) -> float:
+                if b in tried:
+                    return tried[b][key]
+                self.set_prior(b)
+                tried[b] = self.evaluate("valid")
+                return tried[b][key]
+
+            best_beta, _ = choose_prior(valid_with)
+            self.set_prior(best_beta)
+            valid_metrics = tried[best_beta]
+            prior = {"beta": best_beta, "chosen_on": f"valid {key}",
+                     f"valid {key} by beta": {str(b): round(m[key], 6) for b, m in tried.items()}}
+            if self.verbose:
+                tqdm.write(f"popularity prior: beta {best_beta} (valid {key} {tried[0.0][key]:.4f} -> "
+                           f"{tried[best_beta][key]:.4f})")
+        test = self.evaluate("test")
+        if self.ctx.distributed:
+            self.model.cpu()
+            self.sampler.cpu()
+        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior)
+
+    def set_prior(self, beta: float) -> None:
+        """Rank with the popularity prior of strength ``beta`` (0: none); see :mod:`cbns.model.popularity_prior`."""
+        self.model.set_prior(prior_column(self.data.item_counts(), beta, self.config.temperature))

@@ -1,0 +1,123 @@
+"""The fused sampled-softmax node against plain autograd cross-entropies built from scratch."""
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cbns.objective.fused_softmax as fused
+from cbns.objective.fused_softmax import fused_sampled_softmax
+
+
+def reference(users, fresh, frozen, bias, pos_ids, cand_ids, T, split, offset=0):
+    """Explicit [B, N] logits, an explicit equality mask, ``F.cross_entropy``; split = the sum of
+    the user-side CE (items detached) and the item-side CE over the fresh columns (users detached);
+    without frozen rows the two sides see the same columns and split means joint. Row i's target
+    is column offset + i."""
+    batch, num_fresh = users.shape[0], fresh.shape[0]
+    target = torch.arange(offset, offset + batch)
+    hit = pos_ids[:, None] == cand_ids[None, :]
+    hit[torch.arange(batch), target] = False
+
+    def ce(u, c, cols):
+        logits = u @ c.T / T + (bias[cols] if bias is not None else 0)
+        return F.cross_entropy(logits.masked_fill(hit[:, cols], -1e9), target)
+
+    every = torch.arange(len(cand_ids))
+    if not split or len(frozen) == 0:
+        return ce(users, torch.cat([fresh, frozen.detach()]), every)
+    return ce(users, torch.cat([fresh, frozen]).detach(), every) + ce(users.detach(), fresh, every[:num_fresh])
+
+
+def make_case(seed, batch, extra_fresh, num_frozen, num_ids, dtype, offset=0):
+    """Fresh rows: ``offset`` other items (as another rank's positives in a gathered block), the
+    batch's positives, ``extra_fresh`` sampled items; then ``num_frozen`` stale rows."""
+    g = torch.Generator().manual_seed(seed)
+    table = F.normalize(torch.randn(num_ids, 5, generator=g, dtype=dtype), dim=1)
+    lead_ids = torch.randint(0, num_ids, (offset,), generator=g)
+    pos_ids = torch.randint(0, num_ids, (batch,), generator=g)
+    extra_ids = torch.randint(0, num_ids, (extra_fresh,), generator=g)
+    frozen_ids = torch.randint(0, num_ids, (num_frozen,), generator=g)
+    users = torch.randn(batch, 5, generator=g, dtype=dtype)
+    fresh = torch.cat([table[lead_ids], table[pos_ids], table[extra_ids]])
+    frozen = torch.randn(num_frozen, 5, generator=g, dtype=dtype)  # stale vectors: not the table's
+    logq = -1 - 4 * torch.rand(num_ids, generator=g, dtype=dtype)
+    cand_ids = torch.cat([lead_ids, pos_ids, extra_ids, frozen_ids])
+    return users, fresh, frozen, -logq[cand_ids], pos_ids, cand_ids
+
+
+def run_both(users, fresh, frozen, bias, pos_ids, cand_ids, T, split, offset=0):
+    u1, f1 = users.clone().requires_grad_(), fresh.clone().requires_grad_()
+    target = torch.arange(offset, offset + len(pos_ids))
+    hit = pos_ids[:, None] == cand_ids[None, :]
+    hit[torch.arange(len(pos_ids)), target] = False
+    rows, cols = hit.nonzero(as_tuple=True)
+    got = fused_sampled_softmax(u1, f1, frozen, bias, rows, cols, target, T, split)
+    got.backward()
+    u2, f2 = users.clone().requires_grad_(), fresh.clone().requires_grad_()
+    want = reference(u2, f2, frozen, bias, pos_ids, cand_ids, T, split, offset)
+    want.backward()
+    return (got, u1.grad, f1.grad), (want, u2.grad, f2.grad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 6), st.integers(0, 15), st.integers(1, 8), st.booleans(),
+       st.booleans(), st.sampled_from([0.05, 0.3, 1.0]), st.integers(0, 5), st.integers(0, 10_000))
+def test_loss_and_gradients_equal_the_cross_entropy_reference(batch, extra, frozen_n, num_ids, split,
+                                                              correct, T, offset, seed):
+    users, fresh, frozen, bias, pos_ids, cand_ids = make_case(seed, batch, extra, frozen_n, num_ids,
+                                                              torch.float64, offset)
+    got, want = run_both(users, fresh, frozen, bias if correct else None, pos_ids, cand_ids, T, split, offset)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, rtol=1e-9, atol=1e-12), (g, w)
+
+
+def test_float32_with_many_row_blocks_matches_float64_reference(monkeypatch):
+    # Force blocks of 3 rows so the loop, the per-block hit ranges and the accumulated item
+    # gradient are all exercised.
+    monkeypatch.setattr(fused, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(fused, "MIN_BLOCK_ROWS", 3)
+    users, fresh, frozen, bias, pos_ids, cand_ids = make_case(7, 20, 4, 30, 6, torch.float64)
+    for split in (False, True):
+        got, _ = run_both(users.float(), fresh.float(), frozen.float(), bias.float(), pos_ids, cand_ids, 0.1, split)
+        _, want = run_both(users, fresh, frozen, bias, pos_ids, cand_ids, 0.1, split)
+        for g, w in zip(got, want):
+            assert torch.allclose(g.double(), w, rtol=1e-4, atol=1e-6), (split, g, w)
+
+
+def test_underflowing_probabilities_keep_loss_and_gradients_exact(monkeypatch):
+    # T = 1e-3 and every fresh column scores 1 below the frozen one (a gap of 1000 in the logits):
+    # the target's probability, and in split form the whole mass of the fresh columns, underflow
+    # float64 (exp(-1000)); the loss must still be finite and exact.
+    users = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    fresh = torch.tensor([[-1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)   # row i's positive: -1
+    frozen = torch.tensor([[1.0, 1.0]], dtype=torch.float64)                 # every row scores 1
+    pos_ids, cand_ids = torch.tensor([0, 1]), torch.tensor([0, 1, 2])
+    recomputed = []
+    monkeypatch.setattr(torch, "logsumexp", _spy(torch.logsumexp, recomputed, "lse"))
+    monkeypatch.setattr(torch, "softmax", _spy(torch.softmax, recomputed, "softmax"))
+    for split in (False, True):
+        got, want = run_both(users, fresh, frozen, None, pos_ids, cand_ids, 1e-3, split)
+        assert torch.isfinite(got[0]) and got[0] > 900
+        for g, w in zip(got, want):
+            assert torch.allclose(g, w, rtol=1e-9, atol=1e-12), (split, g, w)
+    assert "lse" in recomputed and recomputed.count("softmax") > 2   # the fallbacks did run
+
+
+def _spy(fn, log, name):
+    def wrapped(*args, **kwargs):
+        log.append(name)
+        return fn(*args, **kwargs)
+    return wrapped
+
+
+def test_no_grad_gives_the_same_loss_without_forming_gradients():
+    users, fresh, frozen, bias, pos_ids, cand_ids = make_case(3, 6, 2, 5, 4, torch.float64)
+    hit = pos_ids[:, None] == cand_ids[None, :]
+    hit[torch.arange(6), torch.arange(6)] = False
+    rows, cols = hit.nonzero(as_tuple=True)
+    users.requires_grad_()
+    with_grad = fused_sampled_softmax(users, fresh, frozen, bias, rows, cols, torch.arange(6), 0.2, True)
+    with torch.no_grad():
+        without = fused_sampled_softmax(users, fresh, frozen, bias, rows, cols, torch.arange(6), 0.2, True)
+    assert with_grad.requires_grad and not without.requires_grad
+    assert torch.equal(with_grad.detach(), without)
