@@ -110,7 +110,8 @@ def _time_tree(root: Path, threads: int, steps: int, options: dict) -> dict:
 
 
 def worker(root: Path, threads: int, steps: int, options: dict) -> int:
-    """Time ``steps`` steps of ``options`` with the package of ``root`` (its API of 12b0706 on)."""
+    """Time ``steps`` steps of ``options`` with the package of ``root`` (its API of 12b0706 on, in
+    either layout)."""
     import resource
     import time
 
@@ -118,12 +119,18 @@ def worker(root: Path, threads: int, steps: int, options: dict) -> int:
     import torch
 
     from cbns.config import TrainConfig
-    from cbns.data.loading import load_data
-    from cbns.model.build import build_model
-    from cbns.negatives.build import build_sampler
-    from cbns.objective.loss import build_loss
-    from cbns.training.process_settings import set_threads, tune_allocator
-    from cbns.training.trainer import Trainer
+    try:  # the package laid out by stage (0444b35 on)
+        from cbns.data.loading import load_data
+        from cbns.model.build import build_model
+        from cbns.negatives.build import build_sampler
+        from cbns.objective.loss import build_loss
+        from cbns.training.process_settings import set_threads, tune_allocator
+        from cbns.training.trainer import Trainer
+    except ImportError:  # the flat layout before it
+        from cbns.build import build_loss, build_model, build_sampler
+        from cbns.run_dir import load_data
+        from cbns.runtime import set_threads, tune_allocator
+        from cbns.train import Trainer
 
     assert Path(sys.modules["cbns"].__path__[0]).resolve() == (root / "cbns").resolve()
     set_threads(threads)
