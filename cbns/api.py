@@ -16,6 +16,7 @@ from cbns.data.loading import load_data
 from cbns.distributed.context import DistContext, init_distributed
 from cbns.errors import CbnsError, NonFiniteError
 from cbns.evaluation.ranking import evaluate_split
+from cbns.machine import peak_memory, reset_peak_memory, resolve_device
 from cbns.model.build import build_model
 from cbns.model.two_tower import TwoTower
 from cbns.objective.build import build_objective
@@ -137,6 +138,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         callbacks.append(checkpointer)
     trainer = Trainer(config, data, model, objective, progress=progress, verbose=verbose, callbacks=callbacks,
                       contexts=contexts, ctx=ctx)
+    reset_peak_memory(trainer.device)
     if checkpointer is not None:
         if resume:
             _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
@@ -153,7 +155,8 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
                          if getattr(parts, side + "_tower") is not None else getattr(config, side + "_tower"))
                   for side in ("user", "item")}
         metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size,
-                   "split": config.split, "towers": towers}
+                   "split": config.split, "towers": towers, "precision": config.precision,
+                   "peak_memory": peak_memory(trainer.device)}
         save_run(out_dir, config, data, model, objective, metrics,
                  user_context=contexts.for_users("test") if contexts is not None else None,
                  custom_towers=parts.custom_towers)
@@ -206,11 +209,13 @@ def _say(verbose: bool, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:
-    """Recompute the valid and test metrics of a run directory from its checkpoint."""
+def evaluate_run(run: str | Path, device: str = "auto") -> dict[str, dict[str, float]]:
+    """Recompute the valid and test metrics of a run directory from its model file, on ``device``
+    (``auto``: CUDA when present; the weights load on any device)."""
     run = Path(run)
     config = load_run_config(run)
     set_threads(config.threads)
+    where = resolve_device(device)
     data = load_data(config)
     state = read_model_file(run)
     if state.get("custom_towers"):
@@ -223,6 +228,7 @@ def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:
     except RuntimeError as exc:  # weights of another model: one line, not a traceback
         detail = str(exc).strip().splitlines()[-1].strip()
         raise CbnsError(f"{model_path(run)}: does not fit the model of {run / 'config.yaml'} ({detail})") from None
+    model.to(where)
     contexts = history_context(config, data, model)
     parts = ("valid", "test") if len(data.valid) else ("test",)
     return {part: evaluate_split(model, data, part, config.ks,

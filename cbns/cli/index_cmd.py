@@ -25,15 +25,17 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
 
 def apply_threads(threads: int) -> int:
     """Pin torch and faiss to ``threads`` (0 = every core); :class:`CbnsError` when negative."""
-    import faiss
-
     from cbns.errors import CbnsError
+    from cbns.serve.item_index import faiss_available
     from cbns.training.process_settings import set_threads
 
     if threads < 0:
         raise CbnsError(f"--threads: must be >= 0, got {threads}")
     n = set_threads(threads)
-    faiss.omp_set_num_threads(n)
+    if faiss_available():
+        import faiss
+
+        faiss.omp_set_num_threads(n)
     return n
 
 

@@ -25,6 +25,10 @@ ITEM_FREQUENCIES = ("static", "streaming")
 #: lr * (1 - t / T).
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
+#: ``--precision`` (see :mod:`cbns.objective.precision`): ``fp32``, or ``bf16`` for the towers and the
+#: score matrix products under autocast (softmax, log q and the loss stay in float32).
+PRECISIONS = ("fp32", "bf16")
+
 #: ``--split`` (see :mod:`cbns.data.event_splits`): ``random``, ``loo`` (leave-one-out by time) or
 #: ``temporal`` (a global time cut).
 SPLITS = ("random", "loo", "temporal")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cbns.config.choices import BANK_MODES, ITEM_FREQUENCIES, ITEM_SIDES, LR_SCHEDULES, SPLITS
+from cbns.config.choices import BANK_MODES, ITEM_FREQUENCIES, ITEM_SIDES, LR_SCHEDULES, PRECISIONS, SPLITS
 from cbns.config.option import Option, coerce, option, spec_of
 from cbns.config.yaml_file import FileOptions, read_options
 from cbns.config.yaml_file import save_yaml as _save_options
@@ -22,6 +22,14 @@ from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
 #: Largest seed: seed + 3 must fit torch's and numpy's seed types.
 MAX_SEED = 2**62
+
+
+def _device(value: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether it is there is checked when a run starts)."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value.strip().lower()):
+        raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
 def _prior(value: str) -> None:
@@ -81,6 +89,10 @@ class TrainConfig:
     ks: list[int] = option([20, 50], "metric cut-offs", "evaluation", metavar="K,K", minimum=1, nonempty=True,
                            items="cut-offs")
     threads: int = option(0, "torch threads, 0 = all cores", "run", metavar="N", minimum=0)
+    device: str = option("auto", "where to train and evaluate: auto (CUDA when present, else the CPU), cpu, cuda or "
+                         "cuda:N", "run", metavar="DEVICE", check=_device)
+    precision: str = option("fp32", "fp32, or bf16: towers and score matrix products in bfloat16 under autocast, "
+                            "softmax, log q and the loss in float32", "training", choices=PRECISIONS)
     checkpoint_every: int = option(500, "also checkpoint every N steps, not only after each epoch; 0 = epoch "
                                    "ends only", "run", metavar="N", minimum=0)
     drift_every: int = option(0, "record item-embedding drift every N steps into drift.json, 0 = off", "run",

@@ -106,12 +106,17 @@ class GatheredBatch:
         return all_gather_rows(x, self.counts, self.rank, self.group)
 
 
-def gather_batch(item_emb: torch.Tensor, item_ids: torch.Tensor, gather: bool, group=None) -> GatheredBatch:
+def gather_batch(item_emb: torch.Tensor, item_ids: torch.Tensor, gather: bool, group=None,
+                 counts: list[int] | None = None) -> GatheredBatch:
     """The global batch of a step: this rank's ``item_emb [n, D]`` and ``item_ids [n]`` with those
-    of every other rank when ``gather`` (and torch.distributed runs several ranks); else unchanged."""
+    of every other rank when ``gather`` (and torch.distributed runs several ranks); else unchanged.
+    ``counts`` (every rank's rows, when the caller knows them) saves asking the ranks for them."""
     rank, world = world_of(group) if gather else (0, 1)
     if world == 1:
         return GatheredBatch(item_emb, item_ids, 0, [len(item_ids)])
-    counts = row_counts(len(item_ids), group, item_ids.device)
+    if counts is None:
+        counts = row_counts(len(item_ids), group, item_ids.device)
+    elif counts[rank] != len(item_ids):
+        raise AssertionError(f"rank {rank} holds {len(item_ids)} rows, rank_rows say {counts[rank]}")
     return GatheredBatch(gather_rows_with_grad(item_emb, counts, rank, group),
                          all_gather_rows(item_ids, counts, rank, group), sum(counts[:rank]), counts, rank, group)

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from cbns.evaluation.sparse_rows import coordinates
-from cbns.memory import block_rows
+from cbns.machine import block_rows
 
 #: Columns per group: with K = 50 the candidates are 1,600 entries a row.
 GROUP = 32
@@ -111,13 +111,15 @@ def iter_top_k(queries: torch.Tensor, items: torch.Tensor, k: int, exclude: sp.c
         yield batch, score.gather(1, top), top
 
 
-def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None,
+                device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best items for each query by dot product; excluded items are never returned.
 
     Args:
         queries: ``[Q, D]`` float32 (numpy or torch); items: ``[I, D]`` float32.
         k: list length; clipped to ``I``.
         exclude: ``[Q, I]`` CSR whose non-zeros in row q are items never returned for query q.
+        device: where to score (default: where the tensors are; the CPU for numpy arrays).
 
     Returns:
         ``scores [Q, k]`` float32 best first and ``rows [Q, k]`` int64 item rows (numpy). Where
@@ -125,6 +127,8 @@ def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None) ->
         and row ``-1``.
     """
     queries, items = _as_tensor(queries), _as_tensor(items)
+    if device is not None:
+        queries, items = queries.to(device), items.to(device)
     k = max(1, min(k, items.shape[0]))
     scores = np.empty((queries.shape[0], k), dtype=np.float32)
     found = np.empty((queries.shape[0], k), dtype=np.int64)

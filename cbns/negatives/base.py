@@ -64,6 +64,7 @@ class NegativeSampler(nn.Module):
         self.register_buffer("log_q", log_unigram(item_counts))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.num_items = len(item_counts)
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.frequency = None
 
@@ -90,11 +91,17 @@ class NegativeSampler(nn.Module):
         """Called once after each optimizer step with the step's positives; counts the step."""
         self.step += 1
 
-    # The generator is state too: save and restore it with the module.
+    # The generator is state too: save and restore it with the module (and its device: a CUDA
+    # generator's state only restores into a CUDA generator).
     def get_extra_state(self):
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "device": self.generator.device.type}
 
     def set_extra_state(self, state) -> None:
+        device = torch.device(state.get("device", "cpu"))
+        if device.type == "cuda" and self.log_q.device.type == "cuda":
+            device = self.log_q.device
+        if self.generator.device != device:
+            self.generator = torch.Generator(device=device)
         self.generator.set_state(state["generator"])
 
     def inbatch(self, item_ids: torch.Tensor, item_emb: torch.Tensor) -> Candidates:
@@ -102,5 +109,9 @@ class NegativeSampler(nn.Module):
         return Candidates(item_emb, item_ids, self.log_q[item_ids], source="inbatch", holds_positives=True)
 
     def draw(self, probs: torch.Tensor, n: int) -> torch.Tensor:
-        """``[n]`` item ids drawn with replacement from ``probs [I]`` with the sampler's generator."""
-        return torch.multinomial(probs, n, replacement=True, generator=self.generator).to(self.log_q.device)
+        """``[n]`` item ids drawn with replacement from ``probs [I]`` with the sampler's generator,
+        on the device of ``probs`` (a sampler moved to a GPU draws there with a CUDA generator,
+        seeded from the sampler's seed at its first draw)."""
+        if self.generator.device != probs.device:
+            self.generator = torch.Generator(device=probs.device).manual_seed(self.seed)
+        return torch.multinomial(probs, n, replacement=True, generator=self.generator)

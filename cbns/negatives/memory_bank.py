@@ -13,22 +13,36 @@ class MemoryBank(nn.Module):
     All state (vectors, ids, log q, write pointer, fill count) lives in registered buffers, so
     ``state_dict()`` saves it, ``load_state_dict`` restores it exactly, and ``.to(device)`` moves
     it. Reads are pure; :meth:`enqueue` is the only write. Any batch size works: a batch wraps
-    around the end of the ring, and one larger than ``M`` keeps only its last ``M`` rows.
+    around the end of the ring, and one larger than ``M`` keeps only its last ``M`` rows. The fill
+    count is also kept as a Python int (refreshed on load), so reading the bank never waits for
+    the device. ``dtype`` is the vectors' storage type (float32, or bfloat16 to halve the bank).
     """
 
-    def __init__(self, size: int, dim: int):
+    def __init__(self, size: int, dim: int, dtype: torch.dtype = torch.float32):
         super().__init__()
         if size < 0:
             raise ValueError(f"memory size must be >= 0, got {size}")
         self.size = size
-        self.register_buffer("emb", torch.zeros(size, dim))
+        self.register_buffer("emb", torch.zeros(size, dim, dtype=dtype))
         self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("logq", torch.zeros(size))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self._filled = 0
+        self.register_load_state_dict_post_hook(lambda module, _: module._read_filled())
+
+    def _read_filled(self) -> None:
+        self._filled = int(self.filled)
 
     def __len__(self) -> int:
-        return int(self.filled)
+        return self._filled
+
+    def clear(self) -> None:
+        """Forget every stored row."""
+        self.ptr.zero_()
+        self.filled.zero_()
+        self.ids.fill_(-1)
+        self._filled = 0
 
     @torch.no_grad()
     def enqueue(self, emb: torch.Tensor, ids: torch.Tensor, logq: torch.Tensor) -> None:
@@ -44,6 +58,7 @@ class MemoryBank(nn.Module):
         self.logq[slots] = logq.to(self.logq.dtype)
         self.ptr.copy_((self.ptr + n) % self.size)
         self.filled.copy_(torch.clamp(self.filled + n, max=self.size))
+        self._filled = min(self._filled + n, self.size)
 
     def candidates(self) -> Candidates:
         """The filled part of the bank as detached candidates (ring order, not age order).
@@ -54,13 +69,13 @@ class MemoryBank(nn.Module):
         an :meth:`enqueue` has overwritten the ring. The vectors are a view (no gradient flows to
         them, and the fused loss copies them into its candidate matrix).
         """
-        n = int(self.filled)
+        n = self._filled
         return Candidates(self.emb[:n], self.ids[:n].clone(), self.logq[:n].clone(), source="bank",
                           item_grad=False)
 
     def oldest_first(self) -> torch.Tensor:
         """``[filled]`` the stored ids from oldest to newest (for inspection and tests)."""
-        n = int(self.filled)
+        n = self._filled
         if n < self.size:
             return self.ids[:n].clone()
         return torch.roll(self.ids, -int(self.ptr))

@@ -49,14 +49,19 @@ class StreamingFrequency(nn.Module):
 
     @torch.no_grad()
     def update(self, ids: torch.Tensor) -> torch.Tensor:
-        """Record one step whose batch holds ``ids [B]``; returns their ``[B]`` float32 log q."""
-        t = int(self.step)
-        slots = torch.unique(self.slots(ids))
+        """Record one step whose batch holds ``ids [B]``; returns their ``[B]`` float32 log q.
+
+        An id repeated in the batch is written once per copy, with the same value each time (every
+        copy reads the slot's state from before the step), so it counts once; nothing here waits
+        for the device (no unique, no read of the step counter).
+        """
+        t = self.step
+        slots = self.slots(ids)
         last = self.last_seen[slots]
         new = last < 0
         observed = (t - last).to(torch.float64)
         averaged = (1 - self.alpha) * self.gap[slots] + self.alpha * observed
-        self.gap[slots] = torch.where(new, torch.tensor(t + 1.0, dtype=torch.float64), averaged)
+        self.gap[slots] = torch.where(new, (t + 1).to(torch.float64), averaged)
         self.last_seen[slots] = t
         self.step += 1
         return self.log_q(ids)

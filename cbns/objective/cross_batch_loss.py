@@ -67,13 +67,17 @@ class CrossBatchSoftmaxLoss(nn.Module):
         process_group: the group to gather over (default: the default group).
         check_inputs: also check values (ids in range, finite vectors); one device sync a step.
             Shapes are always checked.
+        bank_dtype: the bank's storage type (bfloat16 halves its memory; it is scored in float32
+            or the autocast dtype like the batch's items).
+        precision: ``fp32``, or ``bf16``: the score and gradient products in bfloat16, the softmax,
+            log q and the loss in float32 (:mod:`cbns.objective.precision`).
     """
 
     def __init__(self, dim: int, memory_size: int, *, item_counts: np.ndarray | None = None,
                  warmup_steps: int = 0, temperature: float = 0.1, item_side: str = "split",
                  logq_correction: bool = True, bank_mode: str = "stale", frequency_slots: int = 1 << 20,
                  frequency_alpha: float = 0.05, gather_across_ranks: bool = False, process_group=None,
-                 check_inputs: bool = True):
+                 check_inputs: bool = True, bank_dtype: torch.dtype = torch.float32, precision: str = "fp32"):
         super().__init__()
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
@@ -86,9 +90,11 @@ class CrossBatchSoftmaxLoss(nn.Module):
         if bank_mode not in BANK_MODES:
             raise ValueError(f"bank_mode must be one of {', '.join(BANK_MODES)}, got {bank_mode!r}")
         self.dim, self.memory_size, self.warmup_steps, self.bank_mode = dim, memory_size, warmup_steps, bank_mode
-        self.softmax = SampledSoftmaxLoss(temperature, logq_correction, item_side)
-        self.bank = MemoryBank(memory_size, dim)
+        self.softmax = SampledSoftmaxLoss(temperature, logq_correction, item_side, precision)
+        self.bank = MemoryBank(memory_size, dim, bank_dtype)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._steps = 0  # the step counter as a Python int, so that warm-up needs no device read
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_steps", int(module.step)))
         if item_counts is None:
             self.num_items = None
             self.frequency = StreamingFrequency(frequency_slots, frequency_alpha)
@@ -114,16 +120,16 @@ class CrossBatchSoftmaxLoss(nn.Module):
                    warmup_steps=config.warmup_steps, temperature=config.temperature, item_side=config.item_side,
                    logq_correction=config.logq_correction, bank_mode=config.bank_mode,
                    frequency_slots=config.frequency_slots, frequency_alpha=config.frequency_alpha,
-                   check_inputs=False)
+                   check_inputs=False, precision=config.precision)
 
     @property
     def bank_active(self) -> bool:
         """Whether the next step scores against the bank (past warm-up, and something in it)."""
-        return int(self.step) >= self.warmup_steps and len(self.bank) > 0
+        return self._steps >= self.warmup_steps and len(self.bank) > 0
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
                 item_bias: torch.Tensor | None = None, encode_items=None,
-                enqueue_mask: torch.Tensor | None = None) -> torch.Tensor:
+                enqueue_mask: torch.Tensor | None = None, rank_rows: list[int] | None = None) -> torch.Tensor:
         """The mean cross-entropy over the rows of ``user_emb``; enqueues the batch when training.
 
         Args:
@@ -135,9 +141,11 @@ class CrossBatchSoftmaxLoss(nn.Module):
             encode_items: ``ids [N] -> [N, D]``, the item tower; needed by ``bank_mode="refresh"``.
             enqueue_mask: ``[B]`` bool, the rows to enqueue (default: all); e.g. to keep padding
                 rows out of the bank.
+            rank_rows: with ``gather_across_ranks``, every rank's B when the caller knows them
+                (saves asking the other ranks).
         """
         self._check(user_emb, item_emb, item_ids, enqueue_mask)
-        pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group)
+        pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group, rank_rows)
         logq = self._logq(pool.ids)
         sources = [Candidates(pool.emb, pool.ids, logq, source="inbatch", holds_positives=True,
                               positive_offset=pool.offset)]
@@ -166,6 +174,7 @@ class CrossBatchSoftmaxLoss(nn.Module):
             emb, ids, logq = emb[keep], ids[keep], logq[keep]
         self.bank.enqueue(emb, ids, logq)
         self.step += 1
+        self._steps += 1
 
     def _logq(self, ids: torch.Tensor) -> torch.Tensor:
         """``[N]`` log q of the step's items; the streaming estimate learns from them when training."""
@@ -175,9 +184,7 @@ class CrossBatchSoftmaxLoss(nn.Module):
 
     def reset(self) -> None:
         """Empty the bank (the warm-up counter and the frequency estimate are kept)."""
-        self.bank.ptr.zero_()
-        self.bank.filled.zero_()
-        self.bank.ids.fill_(-1)
+        self.bank.clear()
 
     def _check(self, user_emb, item_emb, item_ids, enqueue_mask) -> None:
         if user_emb.dim() != 2 or item_emb.dim() != 2:

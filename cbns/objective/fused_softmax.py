@@ -25,16 +25,33 @@ Why by hand: autograd through ``addmm``, an in-place mask and ``cross_entropy`` 
 several more ``[B, N]`` blocks (the clone the in-place mask's backward makes, the zeros of the NLL
 backward, the log-softmax backward). Here, when a gradient is wanted, the forward also forms it
 (the loss is a scalar, so its backward only scales). Rows are taken in blocks
-(:func:`cbns.memory.block_rows`), each block going GEMM, mask, softmax, gradient GEMMs through two
+(:func:`cbns.machine.block_rows`), each block going GEMM, mask, softmax, gradient GEMMs through two
 reused ``[rows, N]`` buffers: no ``[B, N]`` tensor is allocated, so memory stays flat as the bank
 grows, and the only ``[B, N]`` work besides the GEMMs is the softmax itself. The bias rides in the
 forward GEMM as one more column, and ``P - Y`` is never written (``(P - Y) C = P C - C[t]``).
+
+Two ways through a block. On the CPU in float32 (the default there) the accidental hits are found
+once by a sort (:func:`cbns.objective.logits.hit_positions`) and written at their few positions,
+and ``torch.softmax`` normalises; rows whose probabilities underflow are redone exactly. That
+reads a few values back to the host, which costs nothing on a CPU. The *device-resident* way
+(``dense_ids``; used on a GPU, and for ``bf16`` anywhere) never waits for the device: the hits
+are an equality mask of the block's rows against the candidate ids, and the softmax is written
+out with the fresh and the frozen columns exponentiated against their own row maxima
+
+    e_f = exp(L_f - m_f),  e_r = exp(L_r - m),  m = max(m_f, m_r),  c = exp(m_f - m)
+    s = c rowsum(e_f) + rowsum(e_r),   P_f = c e_f / s,   P_r = e_r / s,   Q = e_f / rowsum(e_f)
+    -log P[i, t_i] = log s_i + m_i - L[i, t_i]
+
+so that neither the loss nor the split side's Q can underflow and no row needs redoing. With a
+``compute_dtype`` of bfloat16 the matrix products (scores and gradients) run in bfloat16 while the
+logits, the bias (log q and the learned bias), the softmax, the loss and the accumulated gradients
+stay in float32.
 """
 from __future__ import annotations
 
 import torch
 
-from cbns.memory import block_rows
+from cbns.machine import block_rows
 from cbns.objective.logits import MASKED
 
 #: A probability below this is recomputed from the logits (a log-sum-exp, or a softmax over the
@@ -48,8 +65,10 @@ MIN_BLOCK_ROWS = 256
 
 
 def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torch.Tensor | None,
-                          bias: torch.Tensor | None, hit_rows: torch.Tensor, hit_cols: torch.Tensor,
-                          target: torch.Tensor, temperature: float, split: bool) -> torch.Tensor:
+                          bias: torch.Tensor | None, hit_rows: torch.Tensor | None, hit_cols: torch.Tensor | None,
+                          target: torch.Tensor, temperature: float, split: bool, *,
+                          dense_ids: tuple[torch.Tensor, torch.Tensor] | None = None,
+                          compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The scalar loss above; gradients flow to ``users`` and ``fresh``, never to ``frozen``.
 
     Args:
@@ -58,17 +77,29 @@ def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torc
         frozen: ``[Nr, D]`` candidates without it (columns ``Nf..N-1``), or None.
         bias: ``[N]`` added to every row (``-log q``, plus a learned item bias), or None. When it
             requires grad it gets ``db`` above.
-        hit_rows, hit_cols: ``[H]`` int64, the logits set to :data:`cbns.objective.logits.MASKED`.
+        hit_rows, hit_cols: ``[H]`` int64, the logits set to :data:`cbns.objective.logits.MASKED`
+            (the CPU way); None with ``dense_ids``.
         target: ``[B]`` int64, each row's positive column, in ``[0, Nf)``.
         temperature: T > 0.
         split: the split item side (without frozen rows it equals joint, and joint is used).
+        dense_ids: ``(positive_ids [B], candidate_ids [N])``: find the hits by comparing them per
+            block, the device-resident way of the module docstring (every other copy of a row's
+            positive id, its target column excepted, is masked).
+        compute_dtype: the matrix products' dtype (float32, or bfloat16: the device-resident way).
     """
     frozen = frozen.detach() if frozen is not None and frozen.shape[0] > 0 else None
     if not torch.is_grad_enabled():  # no gradient will be asked for: do not form one
         users, fresh = users.detach(), fresh.detach()
         bias = bias.detach() if bias is not None else None
+    users, fresh, frozen, bias = (_at_least_float32(x) for x in (users, fresh, frozen, bias))
+    split = bool(split and frozen is not None)
+    if dense_ids is not None or compute_dtype != torch.float32:
+        if dense_ids is None:
+            raise ValueError("compute_dtype other than float32 needs dense_ids (the device-resident way)")
+        return _DeviceResidentSoftmax.apply(users, fresh, frozen, bias, dense_ids[0], dense_ids[1], target,
+                                            float(temperature), split, compute_dtype)
     return _FusedSampledSoftmax.apply(users, fresh, frozen, bias, hit_rows, hit_cols, target,
-                                      float(temperature), bool(split and frozen is not None))
+                                      float(temperature), split)
 
 
 class _FusedSampledSoftmax(torch.autograd.Function):
@@ -128,6 +159,99 @@ class _FusedSampledSoftmax(torch.autograd.Function):
         df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
         db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
         return du, df, None, db, None, None, None, None, None
+
+
+class _DeviceResidentSoftmax(torch.autograd.Function):
+    """The same loss and gradients as :class:`_FusedSampledSoftmax`, the way that never reads the
+    device back (see the module docstring), in float32 or with bfloat16 matrix products."""
+
+    @staticmethod
+    def forward(ctx, users, fresh, frozen, bias, positive_ids, cand_ids, target, temperature, split, dtype):
+        want_users, want_fresh, want_bias = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[3]
+        batch, dim = users.shape
+        num_fresh = fresh.shape[0]
+        num = num_fresh + (frozen.shape[0] if frozen is not None else 0)
+        low = dtype != torch.float32  # bfloat16 products; otherwise everything in the inputs' dtype
+        dtype = dtype if low else users.dtype
+        scaled = users.detach() * (1.0 / temperature)                      # U / T, float32
+        cand = fresh.detach() if frozen is None else torch.cat([fresh.detach(), frozen])
+        scaled_c, cand_c = scaled.to(dtype), cand.to(dtype)                # the products' operands
+        bias_row = bias.detach()[None, :] if bias is not None else None
+        grad_users = users.new_empty(batch, dim) if want_users else None
+        grad_fresh = users.new_zeros(num_fresh, dim) if want_fresh else None
+        grad_bias = users.new_zeros(num) if want_bias else None
+        rows = min(batch, block_rows(2 * num * 4, BLOCK_BYTES, MIN_BLOCK_ROWS, users.device))
+        logits_buf, exps_buf = users.new_empty(rows, num), users.new_empty(rows, num)
+        total = users.new_zeros(())
+        for s in range(0, batch, rows):
+            e = min(s + rows, batch)
+            r, t = e - s, target[s:e]
+            local = torch.arange(r, device=users.device)
+            logits = logits_buf[:r]
+            if not low:
+                torch.mm(scaled_c[s:e], cand_c.T, out=logits)
+            else:  # the product in bfloat16, the logits from here on in float32
+                logits.copy_(torch.mm(scaled_c[s:e], cand_c.T))
+            if bias_row is not None:
+                logits += bias_row
+            hits = positive_ids[s:e, None] == cand_ids[None, :]
+            hits[local, t] = False
+            logits.masked_fill_(hits, MASKED)
+            exps = exps_buf[:r]
+            m_f = logits[:, :num_fresh].amax(1)
+            torch.sub(logits[:, :num_fresh], m_f[:, None], out=exps[:, :num_fresh]).exp_()
+            s_f = exps[:, :num_fresh].sum(1)
+            if frozen is not None:
+                m = torch.maximum(m_f, logits[:, num_fresh:].amax(1))
+                torch.sub(logits[:, num_fresh:], m[:, None], out=exps[:, num_fresh:]).exp_()
+                c = torch.exp(m_f - m)
+                norm = s_f * c + exps[:, num_fresh:].sum(1)
+            else:
+                m, c, norm = m_f, torch.ones_like(m_f), s_f
+            total += (torch.log(norm) + m - logits[local, t]).sum()
+            fresh_weight = c / norm                                         # P_f = fresh_weight * e_f
+            if want_users:  # dU = P C - C[t]
+                g = _mm(exps[:, :num_fresh], cand_c[:num_fresh], dtype) * fresh_weight[:, None]
+                if frozen is not None:
+                    g += _mm(exps[:, num_fresh:], cand_c[num_fresh:], dtype) / norm[:, None]
+                grad_users[s:e] = g - cand[t]
+            if want_fresh:  # dF = (W e_f)^T U/T - Y^T U/T, W = 1/rowsum(e_f) (split: Q) or P_f's weight
+                weight = 1.0 / s_f if split else fresh_weight
+                if not low:
+                    grad_fresh.addmm_(exps[:, :num_fresh].T, scaled[s:e] * weight[:, None])
+                else:
+                    grad_fresh += _mm(exps[:, :num_fresh].T, scaled[s:e] * weight[:, None], dtype)
+                grad_fresh.index_add_(0, t, scaled[s:e], alpha=-1)
+            if want_bias:  # db = colsum(P) - colsum(Y), in float32
+                grad_bias[:num_fresh] += fresh_weight @ exps[:, :num_fresh]
+                if frozen is not None:
+                    grad_bias[num_fresh:] += (1.0 / norm) @ exps[:, num_fresh:]
+                grad_bias.index_add_(0, t, exps.new_full((r,), -1.0))
+        ctx.save_for_backward(grad_users, grad_fresh, grad_bias)
+        ctx.scale_users = 1.0 / (batch * temperature)
+        ctx.scale_fresh = 1.0 / batch
+        return total / batch
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        grad_users, grad_fresh, grad_bias = ctx.saved_tensors
+        du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
+        df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
+        db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
+        return du, df, None, db, None, None, None, None, None, None
+
+
+def _at_least_float32(x: torch.Tensor | None) -> torch.Tensor | None:
+    """Half-precision inputs (from towers under autocast) in float32; float32 and float64 as they are."""
+    return x.float() if x is not None and x.dtype in (torch.bfloat16, torch.float16) else x
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``a @ b`` computed in ``dtype``, the result in ``a``'s dtype (float32 or float64)."""
+    if a.dtype == dtype and b.dtype == dtype:
+        return a @ b
+    return (a.to(dtype) @ b.to(dtype)).to(a.dtype)
 
 
 def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, torch.Tensor]:

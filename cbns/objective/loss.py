@@ -7,10 +7,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from cbns.config.choices import ITEM_SIDES
+from cbns.config.choices import ITEM_SIDES, PRECISIONS
 from cbns.negatives.candidates import Candidates
 from cbns.objective.fused_softmax import fused_sampled_softmax
 from cbns.objective.logits import hit_positions, sampled_softmax_logits
+from cbns.objective.precision import compute_dtype
 
 
 @dataclass
@@ -28,17 +29,25 @@ class SampledSoftmaxLoss:
             cross-entropy. With only gradient-carrying candidates the two are the same. ``split``
             is the default because it holds for every tower (``joint`` lets an MLP item tower
             collapse when bank rows take softmax mass; see BENCHMARKS.md).
+        precision: ``fp32``, or ``bf16`` for the fused path's matrix products in bfloat16 (the
+            softmax, log q and loss stay in float32; :mod:`cbns.objective.precision`).
+        device_resident: run the fused path without reading the device back (the hits as a
+            mask per block; :mod:`cbns.objective.fused_softmax`). None: on a GPU, or for bf16.
     """
 
     temperature: float = 0.1
     logq_correction: bool = True
     item_side: str = "split"
+    precision: str = "fp32"
+    device_resident: bool | None = None
 
     def __post_init__(self):
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.item_side not in ITEM_SIDES:
             raise ValueError(f"item side must be one of {', '.join(ITEM_SIDES)}, got {self.item_side!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def __call__(self, users: torch.Tensor, positives: torch.Tensor, positive_ids: torch.Tensor,
                  positive_logq: torch.Tensor, sources: Sequence[Candidates],
@@ -93,12 +102,19 @@ class SampledSoftmaxLoss:
         # the block was gathered over ranks); every other copy of its id is an accidental hit.
         offset = sources[0].positive_offset
         target = torch.arange(offset, offset + users.shape[0], device=users.device)
+        fresh_emb, frozen_emb = _cat([s.emb for s in fresh]), _cat([s.emb for s in frozen]) if frozen else None
+        split = self.item_side == "split"
+        resident = self.device_resident
+        if resident is None:
+            resident = users.is_cuda or self.precision != "fp32"
+        if resident:
+            return fused_sampled_softmax(users, fresh_emb, frozen_emb, bias, None, None, target, self.temperature,
+                                         split, dense_ids=(positive_ids, ids),
+                                         compute_dtype=compute_dtype(self.precision))
         rows, cols = hit_positions(positive_ids, ids)
         keep = cols != target[rows]
-        return fused_sampled_softmax(users, _cat([s.emb for s in fresh]),
-                                     _cat([s.emb for s in frozen]) if frozen else None, bias,
-                                     rows[keep], cols[keep], target, self.temperature,
-                                     self.item_side == "split")
+        return fused_sampled_softmax(users, fresh_emb, frozen_emb, bias, rows[keep], cols[keep], target,
+                                     self.temperature, split)
 
     def _cross_entropy(self, users, positives, positive_ids, positive_logq, sources, biased) -> torch.Tensor:
         logits, target = sampled_softmax_logits(users, positives, positive_ids, positive_logq, sources,
@@ -112,4 +128,4 @@ def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
 
 def build_loss(config) -> SampledSoftmaxLoss:
     """The loss a :class:`cbns.config.TrainConfig` describes."""
-    return SampledSoftmaxLoss(config.temperature, config.logq_correction, config.item_side)
+    return SampledSoftmaxLoss(config.temperature, config.logq_correction, config.item_side, config.precision)

@@ -36,10 +36,11 @@ class SampledSoftmaxObjective(nn.Module):
         self.gather_across_ranks, self.process_group = gather_across_ranks, process_group
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
-                item_bias: torch.Tensor | None = None, encode_items=None) -> torch.Tensor:
+                item_bias: torch.Tensor | None = None, encode_items=None,
+                rank_rows: list[int] | None = None) -> torch.Tensor:
         """The mean loss over the rows; ``encode_items`` (``ids [N] -> [N, D]``, the item tower)
-        encodes the sampled items."""
-        pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group)
+        encodes the sampled items; ``rank_rows`` as for the CBNS loss."""
+        pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group, rank_rows)
         if self.training:
             self.sampler.update_frequency(pool.ids)
         sources = at_offset(self.sampler.negatives(pool.ids, pool.emb, encode_items), pool.offset)

@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from cbns.runs.checkpoint import LATEST, checkpoint_files, peek
 from cbns.config import TrainConfig
 from cbns.data import Interactions
 from cbns.errors import CbnsError
+from cbns.runs.checkpoint import LATEST, checkpoint_files, peek
 
 #: Options a resumed run may change: they decide how fast and how often, not what is computed.
-#: (A different thread count can change float rounding; see docs/resume.md.)
-MUTABLE_ON_RESUME = ("threads", "checkpoint_every")
+#: (A different thread count or device can change float rounding; see docs/resume.md.)
+MUTABLE_ON_RESUME = ("threads", "checkpoint_every", "device")
 
 
 def data_fingerprint(data: Interactions) -> dict[str, Any]:

@@ -25,13 +25,31 @@ import os
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from cbns.errors import CbnsError
 from cbns.serve.index_spec import IndexSpec
 
 INDEX_FILE = "index.faiss"
+
+
+def faiss_available() -> bool:
+    """Whether faiss can be imported here (serving falls back to exact search without it)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _faiss():
+    """The faiss module; :class:`CbnsError` saying how to get it when it is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        raise CbnsError("faiss is not installed here, so no ANN index can be built or read: pip install "
+                        "faiss-cpu (exact scoring works without it)") from None
+    return faiss
 INDEX_META = "index.json"
 
 
@@ -43,7 +61,7 @@ def items_digest(items: np.ndarray) -> str:
 class ItemIndex:
     """A built faiss index plus the resolved :class:`IndexSpec` it was built with."""
 
-    def __init__(self, index: faiss.Index, spec: IndexSpec, build_seconds: float = 0.0,
+    def __init__(self, index, spec: IndexSpec, build_seconds: float = 0.0,
                  l2_phi: float | None = None):
         self.index, self.spec, self.build_seconds = index, spec, build_seconds
         self.l2_phi = l2_phi  # set: the index holds the L2-reduced vectors (module docstring)
@@ -51,6 +69,7 @@ class ItemIndex:
     @classmethod
     def build(cls, items: np.ndarray, spec: IndexSpec) -> ItemIndex:
         """Build ``spec`` (resolved here against ``len(items)``) over ``items [I, D]`` float32."""
+        faiss = _faiss()
         items = np.ascontiguousarray(items, dtype=np.float32)
         num_items, dim = items.shape
         spec = spec.resolve(num_items)
@@ -93,7 +112,7 @@ class ItemIndex:
     def save(self, run: Path, items: np.ndarray) -> None:
         """Write ``index.faiss`` and ``index.json`` into ``run`` (each replaced atomically)."""
         tmp = run / (INDEX_FILE + ".tmp")
-        faiss.write_index(self.index, str(tmp))
+        _faiss().write_index(self.index, str(tmp))
         os.replace(tmp, run / INDEX_FILE)
         meta = {**self.spec.to_dict(), "num_items": int(items.shape[0]), "dim": int(items.shape[1]),
                 "items_digest": items_digest(items), "build_seconds": round(self.build_seconds, 3),
@@ -112,6 +131,7 @@ class ItemIndex:
         path, meta_path = run / INDEX_FILE, run / INDEX_META
         if not path.is_file() and not meta_path.is_file():
             return None
+        faiss = _faiss()
         try:
             meta = json.loads(meta_path.read_text())
             index = faiss.read_index(str(path))

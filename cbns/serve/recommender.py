@@ -7,19 +7,22 @@ batched index search or chunked matrix product for all queries, no loop over use
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from cbns.errors import CbnsError
 from cbns.evaluation.topk import exact_top_k
+from cbns.machine import resolve_device
 from cbns.runs.run_dir import load_run_config
 from cbns.serve.embeddings import load_embeddings
 from cbns.serve.filtered_search import index_top_k
 from cbns.serve.id_map import IdMap
-from cbns.serve.item_index import ItemIndex
+from cbns.serve.item_index import INDEX_FILE, ItemIndex, faiss_available
 from cbns.serve.ranked import Ranked
 from cbns.serve.seen_items import seen_items
 
@@ -40,24 +43,33 @@ class Recommender:
 
     def __init__(self, users: np.ndarray, items: np.ndarray, user_map: IdMap, item_map: IdMap,
                  index: ItemIndex | None = None, load_seen: Callable[[], sp.csr_matrix] | None = None,
-                 prior_column: bool = False):
+                 prior_column: bool = False, device: str = "cpu"):
         self.users, self.items = users, items
+        self.device = resolve_device(device)
+        self._items_on_device = None
         self.prior_column = prior_column
         self.user_map, self.item_map = user_map, item_map
         self.index = index
         self._load_seen, self._seen = load_seen, None
 
     @classmethod
-    def from_run(cls, run: str | Path, use_index: bool = True) -> Recommender:
-        """Load a run directory; ``use_index=False`` scores exactly even when an index was built."""
+    def from_run(cls, run: str | Path, use_index: bool = True, device: str = "cpu") -> Recommender:
+        """Load a run directory; ``use_index=False`` scores exactly even when an index was built.
+        Exact scoring runs on ``device`` (``auto``: CUDA when present). Without faiss installed, a
+        built index is left unused, with a note on stderr, and scoring is exact."""
         run = Path(run)
         config = load_run_config(run)
         users, items = load_embeddings(run)
-        index = ItemIndex.load(run, items) if use_index else None
+        index = None
+        if use_index and (run / INDEX_FILE).is_file() and not faiss_available():
+            print(f"cbns: note: faiss is not installed, so {run / INDEX_FILE} is not used; scoring exactly",
+                  file=sys.stderr)
+        elif use_index:
+            index = ItemIndex.load(run, items)
         shape = (len(users), len(items))
         return cls(users, items, IdMap.from_file(run / "user_ids.txt", len(users)),
                    IdMap.from_file(run / "item_ids.txt", len(items)), index,
-                   lambda: seen_items(run, config, shape), prior_column=items.shape[1] == config.dim + 1)
+                   lambda: seen_items(run, config, shape), prior_column=items.shape[1] == config.dim + 1, device=device)
 
     @property
     def seen(self) -> sp.csr_matrix:
@@ -99,7 +111,9 @@ class Recommender:
 
     def _top_k(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None:
-            return exact_top_k(queries, self.items, k, exclude)
+            if self._items_on_device is None:
+                self._items_on_device = torch.from_numpy(np.ascontiguousarray(self.items)).to(self.device)
+            return exact_top_k(queries, self._items_on_device, k, exclude, device=self.device)
         return index_top_k(self.index, queries, self.items, k, exclude)
 
     def _ranked(self, queries: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> Ranked:

@@ -26,7 +26,7 @@ from cbns.study.spec import DatasetSpec, Section, StudySpec
 SAMPLER_OPTIONS = ("sampler", "memory_size", "warmup_steps", "bank_mode", "item_side", "num_negatives",
                    "popularity_alpha")
 #: options that change the measurement but not the trained model
-NOT_HASHED = ("threads",)
+NOT_HASHED = ("threads", "device")
 #: Options at the value that reproduces what the library did before the option existed
 #: (:data:`cbns.config.LEGACY_VALUES`) are left out of the hash, so that cells finished before the
 #: option existed keep their directory.

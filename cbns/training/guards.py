@@ -20,6 +20,39 @@ def check_finite(step: int, epoch: int, **tensors: torch.Tensor) -> None:
                          f"before the update (try a lower --lr or --init-std)")
 
 
+class NonFiniteWatch:
+    """The guard of :func:`check_finite` without waiting for the device at every step.
+
+    :meth:`watch` records, on the device, the first step whose tensors held a NaN or an inf (and
+    which tensors they were); :meth:`check` reads it (one wait) and raises
+    :class:`NonFiniteError` naming that step. The steps in between are not stopped before their
+    update, so the weights may be bad by then: the checkpoint writer checks the weights itself
+    (:func:`check_module_finite`) and never saves bad ones.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.first = torch.full((3,), -1, dtype=torch.long, device=device)  # step, epoch, bad-tensor bits
+        self.names: tuple[str, ...] = ()
+
+    def watch(self, step: int, epoch: int, **tensors: torch.Tensor) -> None:
+        self.names = tuple(tensors)
+        ok = torch.stack([torch.isfinite(t).all() for t in tensors.values()])
+        bits = (~ok).long() * (2 ** torch.arange(len(ok), device=self.device))
+        record = torch.stack([torch.tensor(step, device=self.device), torch.tensor(epoch, device=self.device),
+                              bits.sum()])
+        fresh = (self.first[0] < 0) & ~ok.all()
+        self.first = torch.where(fresh, record, self.first)
+
+    def check(self) -> None:
+        step, epoch, bits = self.first.tolist()
+        if step < 0:
+            return
+        bad = [name for k, name in enumerate(self.names) if bits >> k & 1]
+        raise NonFiniteError(f"step {step} (epoch {epoch}): non-finite values in {', '.join(bad)}; training "
+                             f"stopped at the next read of the device (try a lower --lr or --init-std)")
+
+
 def check_module_finite(step: int, epoch: int, what: str, state: dict) -> None:
     """Raise :class:`NonFiniteError` if a floating tensor of ``state`` (a state_dict) is not finite."""
     for name, value in _tensors(state):

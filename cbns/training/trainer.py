@@ -30,17 +30,22 @@ from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.distributed.context import DistContext
 from cbns.distributed.gather import row_counts
-from cbns.distributed.sharding import shard_batches
+from cbns.distributed.sharding import shard_batches, split_sizes
 from cbns.evaluation.sharded import evaluate_sharded
+from cbns.machine import resolve_device
 from cbns.model.popularity_prior import choose_prior, parse_prior, prior_column
 from cbns.model.two_tower import TwoTower
+from cbns.objective.precision import autocast_for
 from cbns.training.callbacks.base import Callback
 from cbns.training.fit_state import FitState
-from cbns.training.guards import check_finite
+from cbns.training.guards import NonFiniteWatch, check_finite
 from cbns.training.lr_schedule import lr_factor
 from cbns.training.pair_encoder import PairEncoder
 from cbns.training.phase_timer import PhaseTimer
 from cbns.training.result import TrainResult
+
+#: On a GPU, the loss and the NaN/inf guard are read from the device once per this many steps.
+SYNC_EVERY = 50
 
 
 class Trainer:
@@ -55,21 +60,28 @@ class Trainer:
     every ``eval_every`` epochs; training stops after ``patience`` validations without a better
     Recall@K (K = the first cut-off), and the best weights are restored before the test.
 
+    The device is ``config.device`` (``ctx.device`` on several ranks): the model, the objective
+    (the bank, the samplers' generators) and the training pairs live there, and the model and
+    objective come back to the CPU when :meth:`fit` returns. On a GPU the step never waits for
+    the device: the loss is summed on the device and read, with the NaN/inf guard, every
+    :data:`SYNC_EVERY` steps (and before every checkpoint), so a non-finite step stops the run at
+    the next read, naming the step where it first appeared (checkpoints are written only from
+    finite weights). On the CPU both happen every step. ``config.precision`` ``bf16`` runs the
+    towers under autocast (:mod:`cbns.objective.precision`).
+
     On several ranks (``ctx.distributed``) ``config.batch_size`` is the global batch and this
     rank reads its share of each (:mod:`cbns.distributed.sharding`); evaluation is sharded over
-    users and gives every rank the single-process metrics; only rank 0 shows progress and prints;
-    the model and objective move to ``ctx.device`` for training and back to the CPU when :meth:`fit`
-    returns. A W-rank run is the single-process run with the same global batch, up to float
-    summation order.
+    users and gives every rank the single-process metrics; only rank 0 shows progress and prints.
+    A W-rank run is the single-process run with the same global batch, up to float summation order.
     """
 
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower, objective: nn.Module,
                  progress: bool = True, verbose: bool = True, callbacks: Sequence[Callback] = (), contexts=None,
                  ctx: DistContext | None = None):
         self.ctx = ctx = ctx or DistContext()
-        if ctx.distributed:
-            model.to(ctx.device)
-            objective.to(ctx.device)
+        self.device = ctx.device if ctx.distributed else resolve_device(config.device)
+        model.to(self.device)
+        objective.to(self.device)
         self.config, self.data, self.model, self.objective = config, data, model, objective
         self.contexts = contexts
         self.timer = PhaseTimer()
@@ -82,10 +94,16 @@ class Trainer:
         if ctx.distributed:
             self.encoder = DistributedDataParallel(
                 self.encoder, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-        self.train_pairs = torch.from_numpy(data.train)
-        self.shuffle = torch.Generator().manual_seed(config.seed + 2)
+        self.train_pairs = torch.from_numpy(data.train).to(self.device)
+        self.shuffle = torch.Generator().manual_seed(config.seed + 2)  # on the CPU: the same order everywhere
         self.state = FitState(order=self.shuffle.get_state())
+        self.autocast = autocast_for(config.precision, self.device)
+        self.sync_every = 1 if self.device.type == "cpu" else SYNC_EVERY
         self._epoch_rows = 0
+        self._global_rows: list[int] = []
+        self._pending_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._pending_steps = 0
+        self._first_bad = NonFiniteWatch(self.device)
 
     @property
     def rank(self) -> int:
@@ -95,9 +113,14 @@ class Trainer:
 
     def epoch_batches(self) -> list[torch.Tensor]:
         """Index tensors into the training pairs, one per step: a seeded permutation cut into
-        global batches, of which this rank takes its share (all of each in one process)."""
+        global batches, of which this rank takes its share (all of each in one process). The
+        permutation is drawn on the CPU (the same order on every device); on a GPU it is pinned,
+        so each batch's indices go over without the host waiting."""
         order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
+        if self.device.type == "cuda":
+            order = order.pin_memory()
         batches = shard_batches(order, self.config.batch_size, self.ctx.rank, self.ctx.world_size)
+        self._global_rows = [len(b) for b in torch.split(order, self.config.batch_size)]
         self._epoch_rows = sum(len(b) for b in batches)
         return batches
 
@@ -114,19 +137,23 @@ class Trainer:
         self.timer.reset(s.phases)
         for index in bar:
             with self.timer("data"):
-                batch = self.train_pairs[index]
-                context = self.contexts.for_pairs(index) if self.contexts is not None else None
-            loss = self.step(batch, context)
-            s.loss_sum += loss * len(index)
+                batch = self.train_pairs[index.to(self.device, non_blocking=True)]
+                context = self.context_of(index)
+            loss = self.step(batch, context, global_rows=self._global_rows[s.batch])
+            self._pending_loss += loss.double() * len(index)
+            self._pending_steps += 1
             s.examples += len(index)
             s.batch += 1
+            if self._pending_steps >= self.sync_every:
+                self.flush()
+                bar.set_postfix(loss=f"{float(loss):.4f}",
+                                ex_per_s=f"{(s.examples - seen_before) / (time.perf_counter() - start):,.0f}")
             s.seconds = done_before + time.perf_counter() - start
             s.phases = dict(self.timer.seconds)
             for callback in self.callbacks:
                 callback.on_step_end(self)
-            bar.set_postfix(loss=f"{loss:.4f}",
-                            ex_per_s=f"{(s.examples - seen_before) / (time.perf_counter() - start):,.0f}")
         bar.close()
+        self.flush()
         record = {"epoch": epoch, "loss": s.loss_sum / max(s.examples, 1),
                   "seconds": done_before + time.perf_counter() - start, "phases": self.timer.rounded()}
         if self.ctx.distributed:  # the mean over every rank's rows
@@ -135,31 +162,57 @@ class Trainer:
         s.start_next_epoch(self.shuffle.get_state())
         return record
 
-    def step(self, batch: torch.Tensor, context: dict[str, torch.Tensor] | None = None) -> float:
+    def step(self, batch: torch.Tensor, context: dict[str, torch.Tensor] | None = None,
+             global_rows: int | None = None) -> torch.Tensor:
         """One optimizer step on this rank's rows ``batch [n, 2]`` (user, item); ``context`` goes
-        to the user tower. Returns this rank's mean loss over its rows (0 with none)."""
+        to the user tower; ``global_rows`` is the step's global batch size (asked of the other
+        ranks when not given). Returns this rank's mean loss over its rows (0 with none), a
+        detached 0-dim tensor on the device (reading it waits for the device)."""
         ctx, timer = self.ctx, self.timer
-        if ctx.distributed:
-            batch = batch.to(ctx.device)
-            if context is not None:
-                context = {k: v.to(ctx.device) for k, v in context.items()}
+        batch = batch.to(self.device, non_blocking=True)
         users, items = batch[:, 0], batch[:, 1]
-        with timer("encode"):
+        rank_rows = None
+        if ctx.distributed:
+            total = global_rows if global_rows is not None else sum(row_counts(len(items), ctx.group, self.device))
+            rank_rows = split_sizes(total, ctx.world_size)
+        with timer("encode"), self.autocast():
             user_emb, item_emb, item_bias = self.encoder(users, items, context)
         with timer("loss"):
             loss = self.objective(user_emb, item_emb, items, item_bias=item_bias,
-                                  encode_items=self.model.item_embeddings)
+                                  encode_items=self._encode_items, **({"rank_rows": rank_rows} if rank_rows else {}))
         objective = loss
         if ctx.distributed:  # DDP averages the ranks' gradients: weigh this rank by its rows
-            objective = loss * (ctx.world_size * len(items) / self._global_rows(len(items)))
-        check_finite(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
-                     item_embeddings=item_emb)
+            objective = loss * (ctx.world_size * len(items) / sum(rank_rows))
+        step, epoch = self.global_step + 1, self.state.epoch + 1
+        if self.sync_every == 1:
+            check_finite(step, epoch, loss=loss, user_embeddings=user_emb, item_embeddings=item_emb)
+        else:
+            self._first_bad.watch(step, epoch, loss=loss, user_embeddings=user_emb, item_embeddings=item_emb)
         self._update(objective)
-        return loss.item()
+        return loss.detach()
 
-    def _global_rows(self, n: int) -> int:
-        """The global batch size of the step this rank takes ``n`` rows of."""
-        return sum(row_counts(n, self.ctx.group, self.ctx.device))
+    def _encode_items(self, ids: torch.Tensor) -> torch.Tensor:
+        """The item tower for the objective's own encodings (sampled items, a refreshed bank)."""
+        with self.autocast():
+            return self.model.item_embeddings(ids)
+
+    def context_of(self, index: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """The user-tower context of the rows ``index`` (built on the CPU), on the device."""
+        if self.contexts is None:
+            return None
+        context = self.contexts.for_pairs(index)
+        if self.device.type == "cpu":
+            return context
+        return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in context.items()}
+
+    def flush(self) -> None:
+        """Read what the steps since the last read left on the device: add their loss to the
+        epoch's sum, and raise :class:`cbns.errors.NonFiniteError` if one of them was not finite."""
+        if self._pending_steps:
+            self.state.loss_sum += float(self._pending_loss)
+            self._pending_loss.zero_()
+            self._pending_steps = 0
+        self._first_bad.check()
 
     def _update(self, objective: torch.Tensor) -> None:
         """Backward ``objective`` and one optimizer step at the scheduled learning rate."""
@@ -183,11 +236,15 @@ class Trainer:
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly: weights, optimizer moments, the
-        objective's state (bank, generator), step counter, the global torch RNG, and the loop's
-        :class:`FitState`."""
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "objective": self.objective.state_dict(), "global_step": self.global_step,
-                "torch_rng": torch.get_rng_state(), "fit": self.state.to_dict()}
+        objective's state (bank, generator), step counter, the global torch RNGs (the CUDA one on
+        a GPU), and the loop's :class:`FitState`."""
+        self.flush()
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "objective": self.objective.state_dict(), "global_step": self.global_step,
+                 "torch_rng": torch.get_rng_state(), "fit": self.state.to_dict()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -195,6 +252,8 @@ class Trainer:
         self.objective.load_state_dict(state["objective"])
         self.global_step = state["global_step"]
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.state = FitState.from_dict(state["fit"])
 
     def evaluate(self, part: str) -> dict[str, float]:
@@ -258,7 +317,7 @@ class Trainer:
                 tqdm.write(f"popularity prior: beta {best_beta} (valid {key} {tried[0.0][key]:.4f} -> "
                            f"{tried[best_beta][key]:.4f})")
         test = self.evaluate("test")
-        if self.ctx.distributed:
+        if self.device.type != "cpu":
             self.model.cpu()
             self.objective.cpu()
         return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior)
