@@ -75,7 +75,7 @@ def killed_then_resumed(out: Path, argv: list[str], kill_at: int) -> int:
 
 def strip(value):
     if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items() if "seconds" not in k}
+        return {k: strip(v) for k, v in value.items() if "seconds" not in k and k not in ("phases", "peak_memory")}
     if isinstance(value, list):
         return [strip(v) for v in value]
     return value

@@ -21,7 +21,8 @@ from cbns.runs.model_file import read_model_file
 from cbns.training.callbacks.base import Callback
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING = ("train_seconds", "seconds_per_epoch", "seconds", "phases", "phase_seconds_per_epoch")
+#: Measurements of the machine, which no two runs share: wall-clock times and peak memory.
+TIMING = ("train_seconds", "seconds_per_epoch", "seconds", "phases", "phase_seconds_per_epoch", "peak_memory")
 
 
 def small_args(data, sampler):
@@ -32,7 +33,7 @@ def small_args(data, sampler):
 
 
 def without_timing(value):
-    """``metrics.json`` minus wall-clock times, which no two runs share."""
+    """``metrics.json`` minus wall-clock times and peak memory, which no two runs share."""
     if isinstance(value, dict):
         return {k: without_timing(v) for k, v in value.items() if k not in TIMING}
     if isinstance(value, list):
