@@ -13,8 +13,9 @@ from cbns.negatives.uniform import UniformSampler
 from cbns.negatives.popularity import PopularitySampler
 from cbns.negatives.mixed import MixedSampler
 from cbns.negatives.cross_batch import CrossBatchSampler
+from cbns.negatives.full import FullSoftmax
 from cbns.negatives.memory_bank import MemoryBank
 from cbns.negatives.streaming_frequency import StreamingFrequency
 
-__all__ = ["Candidates", "CrossBatchSampler", "InBatchSampler", "MemoryBank", "MixedSampler", "NegativeSampler",
-           "PopularitySampler", "StreamingFrequency", "UniformSampler", "log_unigram"]
+__all__ = ["Candidates", "CrossBatchSampler", "FullSoftmax", "InBatchSampler", "MemoryBank", "MixedSampler",
+           "NegativeSampler", "PopularitySampler", "StreamingFrequency", "UniformSampler", "log_unigram"]

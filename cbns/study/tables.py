@@ -168,9 +168,9 @@ def short(metric: str) -> str:
     return {"recall": "R", "ndcg": "N"}.get(name, name) + "@" + k
 
 
-def negatives_per_row(r: CellResult) -> int:
-    """How many negatives a row's softmax sees (B-1 in-batch, + M for CBNS, N for sampled): what
-    the cell's sampler says (:meth:`cbns.negatives.base.NegativeSampler.negatives_per_row`)."""
+def negatives_per_row(r: CellResult) -> int | None:
+    """How many negatives a row's softmax sees (B-1 in-batch, + M for CBNS, N for sampled, None for
+    every item): what the cell's sampler says (:meth:`cbns.negatives.base.NegativeSampler.negatives_per_row`)."""
     c = r.cell
     return SAMPLERS.get(c.sampler_name).negatives_per_row(c.batch_size, c.config("-"))
 
