@@ -35,13 +35,11 @@ def _min_rating(value: str) -> None:
 
 
 def _prior(value: str) -> None:
-    """``auto``, ``off`` or a number >= 0 (see :mod:`cbns.model.popularity_prior`)."""
+    """``auto``, ``off`` or a number in [0, 100] (see :mod:`cbns.model.popularity_prior`); the
+    ValueError's message is the detail."""
     from cbns.model.popularity_prior import parse_prior
 
-    try:
-        parse_prior(value)
-    except ValueError:
-        raise ValueError(f"must be auto, off or a number >= 0, got {value!r}") from None
+    parse_prior(value)
 
 
 @dataclass

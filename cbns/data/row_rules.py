@@ -57,7 +57,8 @@ class RowCounts:
         text = f"{self.read:,} {self.unit} read: " + ", ".join(parts)
         if self.rating_range is not None and self.min_rating is None:
             lo, hi = self.rating_range
-            text += f"; ratings {lo:g} to {hi:g}, no --min-rating: every row is a positive"
+            text += (f"; ratings {lo:g} to {hi:g} and no --min-rating: every row is a positive "
+                     f"(--min-rating R keeps R and up)")
         return text
 
     def to_dict(self) -> dict:

@@ -52,7 +52,7 @@ def test_without_min_rating_every_row_is_a_positive_and_the_summary_says_so(tmp_
     frame = ratings_frame()
     data = load_dataset(str(write(frame, tmp_path / "r.csv")))
     assert len(data.train) + len(data.test) == len(frame)
-    assert "ratings 1 to 5, no --min-rating: every row is a positive" in data.summary()
+    assert "ratings 1 to 5 and no --min-rating: every row is a positive" in data.summary()
 
 
 def test_min_rating_with_a_time_split_and_fractional_threshold(tmp_path):

@@ -3,12 +3,12 @@ distinct id rather than once per row.
 
 A string id keeps its text minus surrounding whitespace (what Python's ``str.strip`` removes); it
 may not be empty or hold a line break or another control character (``user_ids.txt`` stores one
-id per line). Two spellings that strip to the same text are one id. Integer ids keep their value.
-Strings sort by code point (UTF-8 byte order is the same order), integers numerically.
+id per line): :mod:`cbns.data.id_text`. Two spellings that strip to the same text are one id.
+Integer ids keep their value. Strings sort by code point (UTF-8 byte order is the same order),
+integers numerically.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +16,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cbns.data.id_text import CONTROL
 from cbns.data.readers.locator import Locator
 from cbns.errors import CbnsError
 
-#: Characters an id may not contain (after stripping): C0 and C1 controls, line/paragraph separators.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 #: Every character ``str.isspace()`` is true for (tests/data/readers/test_id_columns.py checks it).
 WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) \
     + "\u2028\u2029\u202f\u205f\u3000"

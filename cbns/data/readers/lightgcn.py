@@ -4,7 +4,7 @@ The grammar, strictly enforced (anything else is a :class:`CbnsError` naming fil
 line is decimal ASCII integers separated by spaces or tabs, optionally surrounded by spaces or
 tabs, ended by ``\\n`` or ``\\r\\n`` (the last line may lack it). The first integer is the
 user, the others its items (there may be none). Blank lines are skipped. Ids are below 2^31 (an
-embedding table cannot be larger).
+embedding table cannot be larger): the integer ids of :mod:`cbns.data.id_text`.
 
 The file is read in blocks of whole lines and each block is parsed with numpy: a byte outside
 ``0-9``, space, tab and line ends marks the first bad line, and the integers are the runs of
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cbns.data.id_text import MAX_ID
 from cbns.data.load_progress import LoadProgress
 from cbns.data.readers.file_checks import require_file
 from cbns.errors import CbnsError
 
-MAX_ID = 2**31 - 1
 #: Bytes parsed per block (plus the rest of the line the block ends in).
 BLOCK = 8 << 20
 #: Tokens with more digits than this (leading zeros included) are converted by Python's int.

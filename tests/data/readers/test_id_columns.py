@@ -9,7 +9,8 @@ from conftest import fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cbns.data.readers.id_columns import CONTROL, WHITESPACE, IdColumn, string_ids
+from cbns.data.id_text import CONTROL
+from cbns.data.readers.id_columns import WHITESPACE, IdColumn, string_ids
 from cbns.data.readers.locator import Locator
 from cbns.errors import CbnsError
 
