@@ -85,7 +85,6 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     set_threads(ctx.threads(config.threads))
     tune_allocator()
     data = load_data(config, progress=progress and ctx.is_main)
-    _say(verbose and ctx.is_main, f"data {data.summary()}")
     check_memory(config, data.num_users, data.num_items)
     model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
     sampler = build_sampler(config, data.item_counts())
@@ -106,6 +105,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
             _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
         check_free_space(out_dir, _bytes_needed(out_dir, model, sampler))
         save_yaml(config, out_dir / "config.yaml")
+    _say(verbose and ctx.is_main, f"data {data.summary()}")  # the last line before training starts
     try:
         result = trainer.fit()
     except NonFiniteError as exc:

@@ -43,7 +43,7 @@ def config_from_args(args: argparse.Namespace):
     for name, (choice, readers) in unread.items():
         value = getattr(config, name)
         shown = ",".join(map(str, value)) if isinstance(value, list) else value
-        detail = f"{choice} does not read it (only {', '.join(readers)} do)"
+        detail = f"{choice} does not read it (read only by {', '.join(readers)})"
         if name in flags:
             raise CbnsError(f"{flag_name(name)} {shown}: {detail}; drop the flag or choose one of those")
         where = file_options.where.get(name, args.config)
@@ -84,13 +84,15 @@ def _resume_hint(out: Path):
     except KeyboardInterrupt as exc:
         from cbns.runs.checkpoint import LATEST, peek
 
+        if not (out / "config.yaml").is_file():
+            exc.detail = "before training started; nothing to resume: run the command again"
+            raise
         if not getattr(exc, "detail", ""):
             try:
                 exc.detail = f"the checkpoint at step {peek(out / LATEST)['step']} is kept"
             except CbnsError:
                 exc.detail = "no checkpoint was written yet (a resume starts at step 0)"
-        if (out / "config.yaml").is_file():
-            exc.hint = f"continue with: cbns train --resume {out}"
+        exc.hint = f"continue with: cbns train --resume {out}"
         raise
 
 

@@ -61,17 +61,19 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
     the run finished and every other file is complete. ``user_context`` (one row per user, e.g. the
     histories as of the test) is what the user tower reads when the user vectors are exported."""
     save_yaml(config, out / "config.yaml")
-    write_model_file(out, {"config": config.to_dict(), "model": model.state_dict(),
-                           "sampler": sampler.state_dict(), "num_users": data.num_users,
-                           "num_items": data.num_items})
     # With a popularity prior both matrices carry one more column (cbns.model.popularity_prior), so
     # that user . item is still the ranking score.
     users, items = model.ranking_vectors(model.all_users(data.num_users, user_context).cpu(),
                                          model.all_items(data.num_items).cpu())
-    for name, matrix in (("user_embeddings.npy", users), ("item_embeddings.npy", items)):
-        matrix = matrix.numpy().astype(np.float32)
+    matrices = {"user_embeddings.npy": users.numpy().astype(np.float32),
+                "item_embeddings.npy": items.numpy().astype(np.float32)}
+    for name, matrix in matrices.items():
         check_finite_rows(matrix, out / name, "the trained model is not finite there; nothing was exported "
                                               "(see docs/resume.md for NaN in training)")
+    write_model_file(out, {"config": config.to_dict(), "model": model.state_dict(),
+                           "sampler": sampler.state_dict(), "num_users": data.num_users,
+                           "num_items": data.num_items})
+    for name, matrix in matrices.items():
         _atomic_npy(out / name, matrix)
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
         if ids is not None:

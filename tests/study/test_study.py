@@ -142,8 +142,15 @@ def test_study_end_to_end_resumes_and_reports_the_cells_numbers(tmp_path, monkey
         writes.append(len(calls))
         return real_write(*args, **kwargs)
 
+    real_panels, drawn = cbns.study.report.save_panels, {}
+
+    def recording_panels(panels, path, *args, **kwargs):
+        drawn[path.stem] = panels
+        return real_panels(panels, path, *args, **kwargs)
+
     monkeypatch.setattr(cbns.api, "train", flaky_train)
     monkeypatch.setattr(cbns.study.report, "write_outputs", counting_write)
+    monkeypatch.setattr(cbns.study.report, "save_panels", recording_panels)
     with pytest.raises(KeyboardInterrupt):
         run_study(spec, out, threads=1, progress=False, refresh_seconds=0)
     assert "cells finished: 2 of 7" in (out / "report.md").read_text()
@@ -164,6 +171,11 @@ def test_study_end_to_end_resumes_and_reports_the_cells_numbers(tmp_path, monkey
     for name in ("samplers_convergence", "samplers_drift", "memory_memory", "batch_batch"):
         png = (out / "plots" / f"{name}.png").read_bytes()
         assert png[:8] == PNG and len(png) > 10_000
+    # one line per sampler and seed in the convergence plot, no two drawn alike (tests/plots)
+    series = drawn["samplers_convergence"][0].series
+    assert sorted(s.label for s in series) == ["cbns M=128 (seed 0)", "cbns M=128 (seed 1)", "inbatch (seed 0)",
+                                               "inbatch (seed 1)"]
+    assert len({(s.color_key, s.variant) for s in series}) == 4 and len({s.color_key for s in series}) == 2
 
     # The samplers table's in-batch row: mean ± sample std of the two seeds' test recall@20.
     report = (out / "report.md").read_text()
