@@ -1,6 +1,7 @@
 """cbns study: spec errors, the grid expansion, user slices, and a small study end to end."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +201,18 @@ def test_cli_study_errors_and_list(capsys, tmp_path):
     assert main(["study", "--spec", str(tiny_spec(tmp_path)), "--out", str(tmp_path / "s"), "--list"]) == 0
     out = capsys.readouterr().out
     assert out.count("pending ") == 7 and "0 of 7 cells finished" in out
+
+
+def test_study_help_points_to_the_docs_and_states_each_bundled_specs_cells(capsys):
+    from cbns.cli.study_cmd import SPEC_COSTS
+
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "format: docs/study.md" in text and "cbns/study/spec.py" not in text
+    for name, (cells, cost) in SPEC_COSTS.items():
+        assert len(expand(load_spec(name))) == cells, name  # counted by expanding the spec itself
+        assert f"{name}: {cells} cells, {cost}" in text
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "study.md").read_text()
+    for name, (cells, _) in SPEC_COSTS.items():
+        assert f"`{name}` | {cells} |" in doc
