@@ -24,7 +24,7 @@ from cbns.config.choices import SPLITS
 from cbns.data.events import EventLog
 from cbns.data.holdout import holdout_mask
 from cbns.data.interactions import Interactions
-from cbns.data.row_rules import RowCounts, first_of_each_pair
+from cbns.data.row_rules import RowCounts, first_of_each_pair, pair_keys
 from cbns.errors import CbnsError
 
 #: Share of events held out as test by the random and temporal splits.
@@ -42,7 +42,7 @@ def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: i
     rows = dataclasses.replace(log.rows) if log.rows is not None else RowCounts(len(log))
     rows.duplicates += int(len(first) - first.sum())
     if split == "random":
-        part = _random_parts(users, items, seed)
+        part = _random_parts(users, items, log.num_items, seed)
     elif split == "loo":
         part = _loo_parts(users)
     else:
@@ -59,13 +59,13 @@ def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: i
         user_features=log.user_features, item_features=log.item_features, split=split, rows=rows)
 
 
-def _random_parts(users, items, seed) -> np.ndarray:
+def _random_parts(users, items, num_items, seed) -> np.ndarray:
     """0 = train, 2 = test, for distinct pairs: the holdout runs over them in sorted pair order."""
     pairs = np.stack([users, items], axis=1)
-    _, first = np.unique(pairs, axis=0, return_index=True)
+    order = np.argsort(pair_keys(users, items, num_items), kind="stable")  # distinct: np.unique's order
     part = np.zeros(len(users), dtype=np.int64)
-    held = holdout_mask(pairs[first], TEST_FRACTION, seed)
-    part[first] = np.where(held, 2, 0)
+    held = holdout_mask(pairs[order], TEST_FRACTION, seed)
+    part[order] = np.where(held, 2, 0)
     return part
 
 

@@ -23,7 +23,7 @@ from cbns.data.readers.lightgcn import read_lightgcn_file
 from cbns.data.readers.ml100k import is_ml100k_dir, load_ml100k
 from cbns.data.readers.sequences import SEQUENCE_SUFFIX, load_sequences
 from cbns.data.readers.tables import TABLE_SUFFIXES, Table, read_table
-from cbns.data.row_rules import RowCounts, rating_rule, unique_pairs
+from cbns.data.row_rules import RowCounts, pair_keys, rating_rule, unique_pairs
 from cbns.errors import CbnsError
 
 #: Share of each user's pairs held out as test when a single table is given.
@@ -176,7 +176,7 @@ def finish(name, num_users, num_items, train, test, train_path, test_path, rows:
             raise CbnsError(f"{test_path}: {what} id {int(test[bad][0, col])} is outside the id range of "
                             f"{train_path.name} (0..{size - 1})")
         if size > SPARSE_MIN:
-            distinct = len(np.unique(train[:, col]))
+            distinct = int(np.count_nonzero(np.bincount(train[:, col], minlength=size)))
             if size > SPARSE_FACTOR * distinct:
                 raise CbnsError(f"{train_path}: {what} ids run up to {size - 1} but only {distinct:,} distinct "
                                 f"{what}s occur; ids must be numbered from 0 without large gaps (a CSV table "
@@ -184,8 +184,9 @@ def finish(name, num_users, num_items, train, test, train_path, test_path, rows:
     read = len(train) + len(test)
     train, test = unique_pairs(train, num_items), unique_pairs(test, num_items)
     rows.duplicates += read - len(train) - len(test)
-    key = lambda pairs: pairs[:, 0] * num_items + pairs[:, 1]  # noqa: E731
-    overlap = np.isin(key(test), key(train))
+    train_keys, test_keys = (pair_keys(p[:, 0], p[:, 1], num_items) for p in (train, test))  # both sorted
+    at = np.minimum(np.searchsorted(train_keys, test_keys), max(len(train_keys) - 1, 0))
+    overlap = train_keys[at] == test_keys if len(train_keys) else np.zeros(len(test_keys), dtype=bool)
     if overlap.any():
         u, i = test[overlap][0]
         raise CbnsError(f"{test_path}: {int(overlap.sum())} (user, item) pair(s) also in {train_path.name}, "

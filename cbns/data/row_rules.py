@@ -87,12 +87,19 @@ def pair_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarra
     return users.astype(np.int64) * np.int64(num_items) + items
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` for an int64 array, by one sort (numpy 2's hashing ``unique`` took
+    3 s for 2M keys here; the sort takes a tenth of that)."""
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
+
+
 def unique_pairs(pairs: np.ndarray, num_items: int) -> np.ndarray:
     """The distinct rows of ``pairs [N, 2]`` in sorted order: ``np.unique(pairs, axis=0)``, through
-    one int64 key per pair (several times faster for millions of pairs)."""
+    one int64 key per pair."""
     if not len(pairs):
         return pairs
-    keys = np.unique(pair_keys(pairs[:, 0], pairs[:, 1], num_items))
+    keys = sorted_unique(pair_keys(pairs[:, 0], pairs[:, 1], num_items))
     return np.stack([keys // num_items, keys % num_items], axis=1)
 
 
@@ -100,6 +107,8 @@ def first_of_each_pair(users: np.ndarray, items: np.ndarray, num_items: int) -> 
     """``[N]`` bool: True for the first row of each (user, item) pair, in the given row order."""
     keep = np.zeros(len(users), dtype=bool)
     if len(users):
-        _, first = np.unique(pair_keys(users, items, num_items), return_index=True)
-        keep[first] = True
+        keys = pair_keys(users, items, num_items)
+        order = np.argsort(keys, kind="stable")  # equal keys keep their row order: the first comes first
+        keys = keys[order]
+        keep[order[np.concatenate([[True], keys[1:] != keys[:-1]])]] = True
     return keep

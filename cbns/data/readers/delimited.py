@@ -1,9 +1,10 @@
 """CSV and TSV tables: one grammar (see :mod:`cbns.data.readers.tables`), two readers that agree.
 
-* The **fast reader** takes files without any ``"``, NUL byte or lone carriage return, in valid
-  UTF-8: every record is then one line and every field the text between separators, so pyarrow
-  splits the file in C++ and nothing runs per line in Python. Line numbers (for errors only) come
-  from one numpy pass over the newlines, on the first error.
+* The **fast reader** takes files without any ``"`` below the header line (whose quoting the
+  ``csv`` module reads), NUL byte or lone carriage return, in valid UTF-8: every record is then one
+  line and every field the text between separators, so pyarrow splits the file in C++ and nothing
+  runs per line in Python. Line numbers (for errors only) come from one numpy pass over the
+  newlines, on the first error.
 * The **exact reader** (Python's ``csv`` module, strict RFC 4180 quoting, spaces after a separator
   skipped) reads every other file, and any file the fast reader finds irregular (a row with the
   wrong number of fields, a whitespace-only line): it is the definition of the grammar, and it
@@ -74,8 +75,8 @@ def read_bytes(path: Path, progress: LoadProgress) -> bytearray:
 
 
 def _fast_reader_applies(raw: bytearray) -> bool:
-    """No quote, no NUL, no carriage return outside ``\\r\\n``, valid UTF-8."""
-    if raw.find(b'"') >= 0 or raw.find(b"\x00") >= 0 or raw.count(b"\r") != raw.count(b"\r\n"):
+    """No NUL, no carriage return outside ``\\r\\n``, valid UTF-8 (quotes: :func:`_read_fast`)."""
+    if raw.find(b"\x00") >= 0 or raw.count(b"\r") != raw.count(b"\r\n"):
         return False
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(raw)
@@ -104,9 +105,14 @@ def _read_fast(path: Path, raw: bytearray, sep: str, options: ReadOptions) -> Ta
         if end < 0:
             return None  # no header at all: the exact reader says the file is empty
         start = end + 1
-    record = next(csv.reader([text], delimiter=sep, skipinitialspace=True))
+    try:  # the header alone may be quoted (pyarrow writes it so), on this one line
+        record = next(csv.reader([text], delimiter=sep, strict=True, skipinitialspace=True))
+    except csv.Error:
+        return None  # e.g. a quoted name running over the line end
     if record == [""]:
         return None  # a whitespace-only line: skipped by the grammar, left to the exact reader
+    if end >= 0 and raw.find(b'"', end + 1) >= 0:
+        return None  # quoting below the header: records may span lines
     roles = columns(f"{path}:{line}", record, options)
     header_line = line
     body = pa.py_buffer(raw)[end + 1:] if end >= 0 else pa.py_buffer(b"")
