@@ -103,7 +103,7 @@ def main_() -> None:
     same_emb = all(np.array_equal(np.load(ref / f), np.load(killed / f))
                    for f in ("user_embeddings.npy", "item_embeddings.npy"))
     a, b = (read_model_file(d) for d in (ref, killed))
-    same_state = all(torch.equal(a[p][k], b[p][k]) for p in ("model", "sampler")
+    same_state = all(torch.equal(a[p][k], b[p][k]) for p in ("model", "objective")
                      for k in a[p] if torch.is_tensor(a[p][k]))
     test = json.loads((ref / "metrics.json").read_text())["test"]
     print(f"killed after the checkpoint at step {step}, resumed: metrics identical {same_metrics}, "

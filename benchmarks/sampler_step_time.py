@@ -19,11 +19,9 @@ from pathlib import Path
 import torch
 import yaml
 
+from cbns.api import assemble
 from cbns.config import TrainConfig, check_option
 from cbns.data.loading import load_data
-from cbns.model.build import build_model
-from cbns.negatives.build import build_sampler
-from cbns.objective.loss import build_loss
 from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
@@ -43,9 +41,7 @@ def main(argv=None) -> int:
         merged = {k: check_option(k, v, args.spec) for k, v in {**spec.get("shared", {}), **options}.items()}
         config = TrainConfig(**{**merged, "threads": args.threads})
         data = data or load_data(config)
-        model = build_model(config, data.num_users, data.num_items)
-        sampler = build_sampler(config, data.item_counts())
-        trainers[label] = Trainer(config, data, model, sampler, build_loss(config), progress=False, verbose=False)
+        trainers[label] = Trainer(config, data, *assemble(config, data), progress=False, verbose=False)
     pairs = trainers[next(iter(trainers))].train_pairs
     gen = torch.Generator().manual_seed(0)
     times = {label: [] for label in trainers}

@@ -29,11 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cbns.api import assemble
 from cbns.config import TrainConfig
 from cbns.evaluation.ranking import evaluate_split
 from cbns.model.build import build_model
-from cbns.negatives.build import build_sampler
-from cbns.objective.loss import build_loss
 
 try:
     from cbns.evaluation.topk import default_chunk
@@ -175,9 +174,7 @@ def time_steps(base: TrainConfig, data, timer, batch: int, repeats: int, steps: 
 
 
 def _trainer(config: TrainConfig, data) -> Trainer:
-    model = build_model(config, data.num_users, data.num_items)
-    sampler = build_sampler(config, data.item_counts())
-    return Trainer(config, data, model, sampler, build_loss(config), progress=False, verbose=False)
+    return Trainer(config, data, *assemble(config, data), progress=False, verbose=False)
 
 
 def _floor(trainer: Trainer):

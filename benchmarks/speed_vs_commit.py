@@ -119,18 +119,24 @@ def worker(root: Path, threads: int, steps: int, options: dict) -> int:
     import torch
 
     from cbns.config import TrainConfig
-    try:  # the package laid out by stage (0444b35 on)
+    try:  # the package laid out by stage, the loss module owning the bank
+        from cbns.api import assemble
         from cbns.data.loading import load_data
-        from cbns.model.build import build_model
-        from cbns.negatives.build import build_sampler
-        from cbns.objective.loss import build_loss
         from cbns.training.process_settings import set_threads, tune_allocator
         from cbns.training.trainer import Trainer
-    except ImportError:  # the flat layout before it
+
+        def make_trainer(config, data):
+            return Trainer(config, data, *assemble(config, data), progress=False, verbose=False)
+    except ImportError:  # the flat layout before it (12b0706 .. e4dc95a)
         from cbns.build import build_loss, build_model, build_sampler
         from cbns.run_dir import load_data
         from cbns.runtime import set_threads, tune_allocator
         from cbns.train import Trainer
+
+        def make_trainer(config, data):
+            return Trainer(config, data, build_model(config, data.num_users, data.num_items),
+                           build_sampler(config, data.item_counts()), build_loss(config), progress=False,
+                           verbose=False)
 
     assert Path(sys.modules["cbns"].__path__[0]).resolve() == (root / "cbns").resolve()
     set_threads(threads)
@@ -138,8 +144,7 @@ def worker(root: Path, threads: int, steps: int, options: dict) -> int:
     later = {k: v for k, v in LATER_OPTIONS.items() if k in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**options, **later, threads=threads)
     data = load_data(config)
-    trainer = Trainer(config, data, build_model(config, data.num_users, data.num_items),
-                      build_sampler(config, data.item_counts()), build_loss(config), progress=False, verbose=False)
+    trainer = make_trainer(config, data)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     batches = torch.split(order, config.batch_size)
     warmup = config.memory_size // config.batch_size + 2

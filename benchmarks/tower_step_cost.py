@@ -15,12 +15,9 @@ import statistics
 
 import torch
 
-from cbns.api import history_context
+from cbns.api import assemble, history_context
 from cbns.config import TrainConfig
 from cbns.data.loading import load_data
-from cbns.model.build import build_model
-from cbns.negatives.build import build_sampler
-from cbns.objective.loss import build_loss
 from cbns.training.phase_timer import PHASES
 from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
@@ -29,9 +26,8 @@ from cbns.training.trainer import Trainer
 def setting(base: dict, sampler: str, batch: int, memory: int) -> Trainer:
     config = TrainConfig(**{**base, "sampler": sampler, "batch_size": batch, "memory_size": memory}).validate()
     data = load_data(config)
-    model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
-    sampler_ = build_sampler(config, data.item_counts())
-    return Trainer(config, data, model, sampler_, build_loss(config), progress=False, verbose=False,
+    model, objective = assemble(config, data)
+    return Trainer(config, data, model, objective, progress=False, verbose=False,
                    contexts=history_context(config, data, model))
 
 

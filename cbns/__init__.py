@@ -7,6 +7,7 @@ The public entry points, imported on first use (so ``import cbns`` stays fast)::
     cbns.evaluate_run(run_dir)       recompute a run's metrics from its model file
     cbns.TrainConfig                 every option, with its help, choices and bounds
     cbns.Recommender                 serve a run directory (top-K, similar items)
+    cbns.CrossBatchSoftmaxLoss       CBNS (in-batch + a memory bank, logQ, hit masking) as one loss module
     cbns.CbnsError                   the one error type for bad input
 
 How one training step travels through the package: docs/architecture.md.
@@ -24,6 +25,7 @@ _PUBLIC = {
     "TrainConfig": "cbns.config",
     "Recommender": "cbns.serve.recommender",
     "CbnsError": "cbns.errors",
+    "CrossBatchSoftmaxLoss": "cbns.objective.cross_batch_loss",
 }
 
 __all__ = [*_PUBLIC, "__version__"]

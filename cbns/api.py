@@ -5,18 +5,21 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+
+from torch import nn
 
 from cbns.config import TrainConfig, save_yaml
 from cbns.data.history import HistoryContext
+from cbns.data.interactions import Interactions
 from cbns.data.loading import load_data
 from cbns.distributed.context import DistContext, init_distributed
 from cbns.errors import CbnsError, NonFiniteError
 from cbns.evaluation.ranking import evaluate_split
 from cbns.model.build import build_model
 from cbns.model.two_tower import TwoTower
-from cbns.negatives.build import build_sampler
-from cbns.objective.loss import build_loss
+from cbns.objective.build import build_objective
 from cbns.runs.checkpoint import checkpoint_files, peek, read_latest
 from cbns.runs.disk_space import check_free_space, estimate_state_bytes
 from cbns.runs.model_file import MODEL_FILE, model_path, read_model_file
@@ -34,18 +37,27 @@ from cbns.training.stop_request import arm as arm_stop_requests
 from cbns.training.trainer import Trainer
 
 
-def train(config: TrainConfig, out: str | Path | None = None, progress: bool = True,
-          verbose: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(config: TrainConfig | None = None, out: str | Path | None = None, progress: bool = True,
+          verbose: bool = True, callbacks: Sequence[Callback] = (), *, user_tower: nn.Module | None = None,
+          item_tower: nn.Module | None = None, loss: nn.Module | None = None) -> TrainResult:
     """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.runs.run_dir`),
     checkpointing every ``config.checkpoint_every`` steps and after every epoch (single process;
     see docs/resume.md).
+
+    Bring your own parts: ``user_tower`` / ``item_tower`` replace the towers the config names (any
+    ``nn.Module`` with the tower interface, ``forward(ids [B], context=None) -> [B, D]``; see
+    :class:`cbns.model.towers.base.Tower`), and ``loss`` replaces the objective the config names
+    (a :class:`cbns.objective.cross_batch_loss.CrossBatchSoftmaxLoss`, or any module called as
+    ``loss(user_emb, item_emb, item_ids, item_bias=..., encode_items=...)``). The run directory is
+    then written as usual (embeddings, metrics); ``cbns evaluate`` cannot rebuild custom towers
+    from it, serving works (docs/library.md).
 
     Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
     rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
     With ``config.drift_every`` > 0 the run also records item-embedding drift
     (:mod:`cbns.training.callbacks.drift`) into ``drift.json`` and ``drift.png``.
     """
-    config = resolved(config.validate())
+    config = resolved((config if config is not None else TrainConfig()).validate())
     ctx = init_distributed()
     try:
         writes = out is not None and ctx.is_main
@@ -53,7 +65,8 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
             out_dir = prepare_out_dir(Path(out)) if writes else None
             if out_dir is not None:
                 refuse_unfinished(out_dir)
-            result = _run(ctx, config, out_dir, progress, verbose, callbacks, resume=False)
+            parts = Parts(user_tower, item_tower, loss)
+            result = _run(ctx, config, out_dir, progress, verbose, callbacks, resume=False, parts=parts)
         ctx.barrier()
     finally:
         ctx.close()
@@ -61,11 +74,13 @@ def train(config: TrainConfig, out: str | Path | None = None, progress: bool = T
 
 
 def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbacks: Sequence[Callback] = (),
-           **options) -> TrainResult:
+           *, user_tower: nn.Module | None = None, item_tower: nn.Module | None = None,
+           loss: nn.Module | None = None, **options) -> TrainResult:
     """Continue the run in directory ``run`` from its latest checkpoint, with its saved configuration.
 
     ``options`` may set ``threads`` and ``checkpoint_every``; any other option that differs from the
-    saved run raises :class:`CbnsError`. The finished run equals the uninterrupted one (see
+    saved run raises :class:`CbnsError`. A run trained with your own towers or loss is resumed by
+    passing the same (freshly built) ones again. The finished run equals the uninterrupted one (see
     docs/resume.md for when this holds bit for bit). Single-process runs only.
     """
     run = Path(run)
@@ -77,17 +92,49 @@ def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbac
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise CbnsError(f"--resume {run}: resuming works in a single process; distributed runs are not "
                             f"checkpointed (run without torchrun/--nproc)")
-        return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True)
+        return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True,
+                    parts=Parts(user_tower, item_tower, loss))
+
+
+@dataclass
+class Parts:
+    """What a caller built instead of the config: towers and the loss (None: from the config)."""
+
+    user_tower: nn.Module | None = None
+    item_tower: nn.Module | None = None
+    loss: nn.Module | None = None
+
+    @property
+    def custom_towers(self) -> bool:
+        return self.user_tower is not None or self.item_tower is not None
+
+
+def assemble(config: TrainConfig, data: Interactions, parts: Parts | None = None, ctx: DistContext | None = None
+             ) -> tuple[TwoTower, nn.Module]:
+    """The model and the objective of a run: the caller's parts where given, else what ``config``
+    names (towers from :data:`cbns.registry.USER_TOWERS` / ``ITEM_TOWERS``, the objective from
+    :func:`cbns.objective.build.build_objective`)."""
+    ctx, parts = ctx or DistContext(), parts or Parts()
+    model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features,
+                        user_tower=parts.user_tower, item_tower=parts.item_tower)
+    if parts.loss is None:
+        objective = build_objective(config, data.item_counts(), gather_across_ranks=ctx.distributed,
+                                    process_group=ctx.group)
+    else:
+        objective = parts.loss
+        if hasattr(objective, "gather_across_ranks") and ctx.distributed:
+            objective.gather_across_ranks, objective.process_group = True, ctx.group
+    return model, objective
 
 
 def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: bool, verbose: bool,
-         callbacks: Sequence[Callback], resume: bool) -> TrainResult:
+         callbacks: Sequence[Callback], resume: bool, parts: Parts) -> TrainResult:
     set_threads(ctx.threads(config.threads))
     tune_allocator()
     data = load_data(config, progress=progress and ctx.is_main)
-    check_memory(config, data.num_users, data.num_items)
-    model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
-    sampler = build_sampler(config, data.item_counts())
+    if not parts.custom_towers:  # the estimate knows the registered towers only
+        check_memory(config, data.num_users, data.num_items)
+    model, objective = assemble(config, data, parts, ctx)
     contexts = history_context(config, data, model)
     callbacks = list(callbacks)
     drift = drift_callback(config, data.num_items)
@@ -98,12 +145,12 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         meta = {"config": config.to_dict(), "data": data_fingerprint(data)}
         checkpointer = Checkpointer(out_dir, config.checkpoint_every, meta)
         callbacks += [checkpointer, StopAtStepEnd(checkpointer)]
-    trainer = Trainer(config, data, model, sampler, build_loss(config), progress=progress, verbose=verbose,
-                      callbacks=callbacks, contexts=contexts, ctx=ctx)
+    trainer = Trainer(config, data, model, objective, progress=progress, verbose=verbose, callbacks=callbacks,
+                      contexts=contexts, ctx=ctx)
     if checkpointer is not None:
         if resume:
             _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
-        check_free_space(out_dir, _bytes_needed(out_dir, model, sampler))
+        check_free_space(out_dir, _bytes_needed(out_dir, model, objective))
         save_yaml(config, out_dir / "config.yaml")
     _say(verbose and ctx.is_main, f"data {data.summary()}")  # the last line before training starts
     try:
@@ -115,11 +162,15 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     if out_dir is not None:
         if drift is not None:
             save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
+        towers = {side: (f"custom: {type(getattr(model, side + '_tower')).__name__}"
+                         if getattr(parts, side + "_tower") is not None else getattr(config, side + "_tower"))
+                  for side in ("user", "item")}
         metrics = {**result.to_dict(), "dataset": data.summary(),
-                   "dataset_rows": data.rows.to_dict() if data.rows is not None else None, "world_size": ctx.world_size,
-                   "split": config.split, "towers": {"user": config.user_tower, "item": config.item_tower}}
-        save_run(out_dir, config, data, model, sampler, metrics,
-                 user_context=contexts.for_users("test") if contexts is not None else None)
+                   "dataset_rows": data.rows.to_dict() if data.rows is not None else None,
+                   "world_size": ctx.world_size, "split": config.split, "towers": towers}
+        save_run(out_dir, config, data, model, objective, metrics,
+                 user_context=contexts.for_users("test") if contexts is not None else None,
+                 custom_towers=parts.custom_towers)
         for path in checkpoint_files(out_dir):
             path.unlink()
     return result
@@ -127,7 +178,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
 
 def history_context(config: TrainConfig, data, model: TwoTower) -> HistoryContext | None:
     """The per-batch and evaluation histories, when the user tower reads one (else None)."""
-    if not model.user_tower.needs_history:
+    if not getattr(model.user_tower, "needs_history", False):
         return None
     return HistoryContext(data, config.max_history)
 
@@ -148,11 +199,11 @@ def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict
     _say(verbose, f"resuming {run} from {path.name}: step {trainer.global_step} ({where})")
 
 
-def _bytes_needed(out: Path, model, sampler) -> int:
+def _bytes_needed(out: Path, model, objective) -> int:
     """Peak disk use still to come: three training states (previous, latest, one being written) and
     the final outputs, minus what the files about to be replaced already take."""
     weights = sum(p.numel() * p.element_size() for p in model.state_dict().values())
-    needed = 3 * estimate_state_bytes(model, sampler) + 2 * weights
+    needed = 3 * estimate_state_bytes(model, objective) + 2 * weights
     existing = [*checkpoint_files(out), out / MODEL_FILE, out / "user_embeddings.npy", out / "item_embeddings.npy"]
     return max(needed - sum(p.stat().st_size for p in existing if p.is_file()), 0)
 
@@ -176,6 +227,10 @@ def evaluate_run(run: str | Path) -> dict[str, dict[str, float]]:
     set_threads(config.threads)
     data = load_data(config)
     state = read_model_file(run)
+    if state.get("custom_towers"):
+        raise CbnsError(f"{model_path(run)}: the run was trained with towers built in Python, which cbns cannot "
+                        f"rebuild from {run / 'config.yaml'}; load the weights into your towers, or serve the "
+                        f"exported embeddings (cbns recommend, cbns.Recommender)")
     model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features)
     try:
         model.load_state_dict(state["model"])

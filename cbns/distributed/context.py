@@ -59,14 +59,6 @@ class DistContext:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, cores // self.local_world_size)
 
-    def row_counts(self, n: int) -> list[int]:
-        """``[world_size]`` the ``n`` of every rank, in rank order (``[n]`` in a single process)."""
-        if not self.distributed:
-            return [n]
-        mine = torch.tensor([n], dtype=torch.long, device=self.device)
-        every = [torch.empty_like(mine) for _ in range(self.world_size)]
-        dist.all_gather(every, mine, group=self.group)
-        return [int(t) for t in every]
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum over ranks of ``values``, in float64."""

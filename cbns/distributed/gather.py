@@ -2,7 +2,7 @@
 
 Ranks may hold different row counts (the last batch of an epoch need not split evenly), so the
 rows are padded to the largest count for ``all_gather`` and trimmed afterwards; the counts come
-from :meth:`cbns.distributed.context.DistContext.row_counts`.
+from :func:`row_counts`.
 
 Gradients: :func:`all_gather_rows` is a plain collective, no gradient. :func:`gather_rows_with_grad`
 is autograd-aware and makes the global loss gradient exact: in backward every rank holds the
@@ -16,6 +16,7 @@ graph, so they do.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -60,3 +61,57 @@ class _GatherRows(torch.autograd.Function):
         dist.all_reduce(total, group=ctx.group)
         start = sum(ctx.counts[:ctx.rank])
         return total[start:start + ctx.counts[ctx.rank]], None, None, None
+
+
+def world_of(group=None) -> tuple[int, int]:
+    """``(rank, world_size)`` in ``group`` (the default group when None); ``(0, 1)`` when
+    torch.distributed is not initialised."""
+    if not dist.is_available() or not dist.is_initialized():
+        return 0, 1
+    return dist.get_rank(group), dist.get_world_size(group)
+
+
+def row_counts(n: int, group=None, device: torch.device | None = None) -> list[int]:
+    """``[world_size]`` the row count ``n`` of every rank, in rank order (``[n]`` in one process)."""
+    rank, world = world_of(group)
+    if world == 1:
+        return [n]
+    mine = torch.tensor([n], dtype=torch.long, device=device)
+    every = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(every, mine, group=group)
+    return [int(t) for t in every]
+
+
+@dataclass
+class GatheredBatch:
+    """A step's positives gathered over ranks.
+
+    Attributes:
+        emb: ``[b, D]`` every rank's item vectors in rank order, with the exact gradient.
+        ids: ``[b]`` their ids.
+        offset: where this rank's rows start (``sum_{s<r} n_s``).
+        counts: ``[world_size]`` the rows of every rank.
+        rank, group: this rank, and the group the rows were gathered over.
+    """
+
+    emb: torch.Tensor
+    ids: torch.Tensor
+    offset: int
+    counts: list[int]
+    rank: int = 0
+    group: object = None
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Another per-row tensor ``[n, ...]`` of this rank, gathered the same way (no gradient)."""
+        return all_gather_rows(x, self.counts, self.rank, self.group)
+
+
+def gather_batch(item_emb: torch.Tensor, item_ids: torch.Tensor, gather: bool, group=None) -> GatheredBatch:
+    """The global batch of a step: this rank's ``item_emb [n, D]`` and ``item_ids [n]`` with those
+    of every other rank when ``gather`` (and torch.distributed runs several ranks); else unchanged."""
+    rank, world = world_of(group) if gather else (0, 1)
+    if world == 1:
+        return GatheredBatch(item_emb, item_ids, 0, [len(item_ids)])
+    counts = row_counts(len(item_ids), group, item_ids.device)
+    return GatheredBatch(gather_rows_with_grad(item_emb, counts, rank, group),
+                         all_gather_rows(item_ids, counts, rank, group), sum(counts[:rank]), counts, rank, group)

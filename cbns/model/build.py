@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from cbns.data.features import FeatureTable
 from cbns.model.two_tower import TwoTower
@@ -9,12 +10,16 @@ from cbns.registry import ITEM_TOWERS, USER_TOWERS
 
 
 def build_model(config, num_users: int, num_items: int, user_features: FeatureTable | None = None,
-                item_features: FeatureTable | None = None) -> TwoTower:
+                item_features: FeatureTable | None = None, user_tower: nn.Module | None = None,
+                item_tower: nn.Module | None = None) -> TwoTower:
     """The towers ``config.user_tower`` and ``config.item_tower`` of width ``config.dim``, seeded
-    from ``config.seed``; the feature towers read the attribute tables given here."""
+    from ``config.seed``; the feature towers read the attribute tables given here. A tower given
+    as ``user_tower`` / ``item_tower`` (built by the caller) is used as it is instead."""
     torch.manual_seed(config.seed)
-    user = USER_TOWERS.get(config.user_tower).from_config(config, "user", num_users, num_items, user_features)
-    item = ITEM_TOWERS.get(config.item_tower).from_config(config, "item", num_items, num_items, item_features)
+    user = user_tower if user_tower is not None else \
+        USER_TOWERS.get(config.user_tower).from_config(config, "user", num_users, num_items, user_features)
+    item = item_tower if item_tower is not None else \
+        ITEM_TOWERS.get(config.item_tower).from_config(config, "item", num_items, num_items, item_features)
     return TwoTower(user, item, normalize=config.normalize, num_items=num_items, item_bias=config.item_bias)
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cbns.model.towers.base import Tower
+from cbns.model.towers.base import encode_all
 
 
 class TwoTower(nn.Module):
@@ -19,11 +19,12 @@ class TwoTower(nn.Module):
     not change a ranking).
     """
 
-    def __init__(self, user_tower: Tower, item_tower: Tower, normalize: bool = True, num_items: int = 0,
+    def __init__(self, user_tower: nn.Module, item_tower: nn.Module, normalize: bool = True, num_items: int = 0,
                  item_bias: bool = False):
         super().__init__()
-        if user_tower.out_dim != item_tower.out_dim:
-            raise ValueError(f"tower widths differ: user {user_tower.out_dim}, item {item_tower.out_dim}")
+        widths = getattr(user_tower, "out_dim", None), getattr(item_tower, "out_dim", None)
+        if None not in widths and widths[0] != widths[1]:
+            raise ValueError(f"tower widths differ: user {widths[0]}, item {widths[1]}")
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.normalize = normalize
@@ -36,8 +37,9 @@ class TwoTower(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(num_items)) if item_bias else None
 
     @property
-    def dim(self) -> int:
-        return self.user_tower.out_dim
+    def dim(self) -> int | None:
+        """The towers' output width (None for towers that do not say)."""
+        return getattr(self.user_tower, "out_dim", None)
 
     def user_embeddings(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[B, D]`` user vectors."""
@@ -50,13 +52,13 @@ class TwoTower(nn.Module):
     @torch.no_grad()
     def all_items(self, num_items: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[num_items, D]`` every item vector, for ranking and export."""
-        return self._finish(self.item_tower.encode_all(num_items, context))
+        return self._finish(encode_all(self.item_tower, num_items, context))
 
     @torch.no_grad()
     def all_users(self, num_users: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[num_users, D]`` every user vector, for ranking and export; ``context`` holds one row
         per user (e.g. the histories of :meth:`cbns.data.history.HistoryContext.for_users`)."""
-        return self._finish(self.user_tower.encode_all(num_users, context))
+        return self._finish(encode_all(self.user_tower, num_users, context))
 
     @property
     def has_prior(self) -> bool:

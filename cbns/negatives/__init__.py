@@ -15,7 +15,6 @@ from cbns.negatives.mixed import MixedSampler
 from cbns.negatives.cross_batch import CrossBatchSampler
 from cbns.negatives.memory_bank import MemoryBank
 from cbns.negatives.streaming_frequency import StreamingFrequency
-from cbns.negatives.build import build_sampler
 
 __all__ = ["Candidates", "CrossBatchSampler", "InBatchSampler", "MemoryBank", "MixedSampler", "NegativeSampler",
-           "PopularitySampler", "StreamingFrequency", "UniformSampler", "build_sampler", "log_unigram"]
+           "PopularitySampler", "StreamingFrequency", "UniformSampler", "log_unigram"]

@@ -38,6 +38,23 @@ class NegativeSampler(nn.Module):
         return cls(item_counts, seed=config.seed + 1)
 
     @classmethod
+    def objective_from_config(cls, config, item_counts: np.ndarray):
+        """The training objective this sampler makes with the configured loss: by default the
+        sampler wrapped with :class:`cbns.objective.loss.SampledSoftmaxLoss` in a
+        :class:`cbns.objective.sampled_objective.SampledSoftmaxObjective`. With ``item_frequency:
+        streaming`` q starts uniform and follows a streaming estimate."""
+        from cbns.negatives.streaming_frequency import StreamingFrequency
+        from cbns.objective.loss import build_loss
+        from cbns.objective.sampled_objective import SampledSoftmaxObjective
+
+        if config.item_frequency == "streaming":
+            sampler = cls.from_config(config, np.ones_like(item_counts))
+            sampler.frequency = StreamingFrequency(config.frequency_slots, config.frequency_alpha)
+        else:
+            sampler = cls.from_config(config, item_counts)
+        return SampledSoftmaxObjective(sampler, build_loss(config))
+
+    @classmethod
     def negatives_per_row(cls, batch_size: int, config) -> int:
         """How many negatives one row's softmax sees at batch size ``batch_size``."""
         return batch_size - 1

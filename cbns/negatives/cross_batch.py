@@ -29,6 +29,15 @@ class CrossBatchSampler(NegativeSampler):
                    seed=config.seed + 1)
 
     @classmethod
+    def objective_from_config(cls, config, item_counts: np.ndarray):
+        """Training uses :class:`cbns.objective.cross_batch_loss.CrossBatchSoftmaxLoss`, which owns
+        its bank; this class is the same method as a source of candidates, for those who compose
+        their own loss."""
+        from cbns.objective.cross_batch_loss import CrossBatchSoftmaxLoss
+
+        return CrossBatchSoftmaxLoss.from_config(config, item_counts)
+
+    @classmethod
     def negatives_per_row(cls, batch_size: int, config) -> int:
         return batch_size - 1 + config.memory_size
 

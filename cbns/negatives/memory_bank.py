@@ -49,10 +49,14 @@ class MemoryBank(nn.Module):
         """The filled part of the bank as detached candidates (ring order, not age order).
 
         While the ring is filling, rows are written from slot 0 on, so the filled rows are the
-        prefix ``[0, filled)`` and no per-step mask is needed.
+        prefix ``[0, filled)`` and no per-step mask is needed. The ids and log q are copies: a
+        backward pass may need the ids (an item bias or a refreshed row is looked up by id) after
+        an :meth:`enqueue` has overwritten the ring. The vectors are a view (no gradient flows to
+        them, and the fused loss copies them into its candidate matrix).
         """
         n = int(self.filled)
-        return Candidates(self.emb[:n], self.ids[:n], self.logq[:n], source="bank", item_grad=False)
+        return Candidates(self.emb[:n], self.ids[:n].clone(), self.logq[:n].clone(), source="bank",
+                          item_grad=False)
 
     def oldest_first(self) -> torch.Tensor:
         """``[filled]`` the stored ids from oldest to newest (for inspection and tests)."""

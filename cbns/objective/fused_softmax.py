@@ -7,18 +7,19 @@ row's target column ``t_i < Nf``:
 
     L = U C^T / T + b,   L[h] = MASKED for h in H                    [B, N]
     P = softmax(L) row-wise,   Y = one-hot(t)                        [B, N]
-    joint:  loss = mean_i -log P[i, t_i]
-            dU = (P - Y) C / (B T),     dF = (P - Y)[:, :Nf]^T U / (B T)
+    loss = mean_i -log P[i, t_i]          (the cross-entropy of the full softmax, both sides)
+    joint:  dU = (P - Y) C / (B T),     dF = (P - Y)[:, :Nf]^T U / (B T)
     split:  Q = softmax(L[:, :Nf]) = P[:, :Nf] / rowsum(P[:, :Nf])    (the fresh columns alone)
-            loss = mean_i -log P[i, t_i] + mean_i -log Q[i, t_i]
             dU = (P - Y) C / (B T),     dF = (Q - Y[:, :Nf])^T U / (B T)
     both:   db = colsum(P - Y) / B      (when the bias carries a gradient, e.g. a learned item
                                          bias: it learns from the softmax over every column, as the
                                          user side does, bank columns included)
 
-The split form is what :class:`cbns.objective.loss.SampledSoftmaxLoss` states as two cross-entropies (the
-user side over every candidate with items detached, the item side over the fresh candidates with
-users detached); here it costs one forward GEMM and one softmax instead of two of each.
+The split form's gradients are those of two cross-entropies (the user side over every candidate
+with items detached, the item side over the fresh candidates with users detached), as
+:class:`cbns.objective.loss.SampledSoftmaxLoss` states them; here they cost one forward GEMM and
+one softmax instead of two of each. The value returned is the full softmax's cross-entropy in
+both forms: the split form changes the gradients, not what is being minimised and reported.
 
 Why by hand: autograd through ``addmm``, an in-place mask and ``cross_entropy`` writes and rereads
 several more ``[B, N]`` blocks (the clone the in-place mask's backward makes, the zeros of the NLL
@@ -102,9 +103,8 @@ class _FusedSampledSoftmax(torch.autograd.Function):
             # never written out.
             weight = None
             if split:
-                weight, item_nll = _renormalise(probs[:, :num_fresh], picked, logits[:, :num_fresh], t,
-                                                grad_fresh, scaled[s:e, :dim])
-                total += item_nll.sum()
+                weight = _renormalise(probs[:, :num_fresh], picked, grad_fresh, logits[:, :num_fresh],
+                                      scaled[s:e, :dim])
             if want_fresh:
                 u = scaled[s:e, :dim] if weight is None else scaled[s:e, :dim] * weight[:, None]
                 grad_fresh.addmm_(probs[:, :num_fresh].T, u)
@@ -151,25 +151,22 @@ def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, to
     return scaled, cand
 
 
-def _renormalise(fresh_probs: torch.Tensor, picked: torch.Tensor, fresh_logits: torch.Tensor,
-                 target: torch.Tensor, grad_fresh: torch.Tensor | None, users: torch.Tensor):
+def _renormalise(fresh_probs: torch.Tensor, picked: torch.Tensor, grad_fresh: torch.Tensor | None,
+                 fresh_logits: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
     """The split item side of one block from the full softmax's fresh columns ``P_f [R, Nf]``.
 
-    Returns ``(weight [R], nll [R])``: ``weight = 1 / rowsum(P_f)`` (so ``weight * P_f`` is the
-    softmax over the fresh columns) and ``nll = -log Q[i, t_i] = -log P[i, t_i] + log rowsum``.
-    A row whose fresh mass or target probability underflows gets weight 0 and is done exactly from
-    its logits instead, its gradient added to ``grad_fresh`` here.
+    Returns ``weight [R] = 1 / rowsum(P_f)``, so that ``weight * P_f`` is the softmax over the
+    fresh columns. A row whose fresh mass or target probability underflows gets weight 0 and is
+    done exactly from its logits instead, its gradient added to ``grad_fresh`` here.
     """
     mass = fresh_probs.sum(1)
     weight = 1.0 / mass
-    nll = -torch.log(picked) + torch.log(mass)
     small = ((mass < _TINY) | (picked < _TINY)).nonzero()[:, 0]
     if len(small):
         weight[small] = 0.0
-        nll[small] = torch.logsumexp(fresh_logits[small], dim=1) - fresh_logits[small, target[small]]
         if grad_fresh is not None:
             grad_fresh.addmm_(torch.softmax(fresh_logits[small], dim=1).T, users[small])
-    return weight, nll
+    return weight
 
 
 def _nll(picked: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -15,18 +15,24 @@ from cbns.objective.logits import hit_positions, sampled_softmax_logits
 
 @dataclass
 class SampledSoftmaxLoss:
-    """``mean_i -log softmax(logits_i)[0]`` over the corrected logits of :mod:`cbns.objective.logits`.
+    """``mean_i -log softmax(logits_i)[t_i]`` over the corrected logits of :mod:`cbns.objective.logits`.
+
+    The lower-level piece under :class:`cbns.objective.cross_batch_loss.CrossBatchSoftmaxLoss`,
+    for those who compose their own sources (:class:`cbns.negatives.candidates.Candidates`).
 
     Attributes:
         temperature: T > 0 dividing the scores.
         logq_correction: apply ``s - log q`` to every column (positive included).
-        item_side: ``joint`` or ``split`` (see :data:`ITEM_SIDES`). With only gradient-carrying
-            candidates the two are the same loss.
+        item_side: ``split`` or ``joint`` (see :data:`cbns.config.choices.ITEM_SIDES`); it changes
+            the item tower's gradient only, never the value, which is the full softmax's
+            cross-entropy. With only gradient-carrying candidates the two are the same. ``split``
+            is the default because it holds for every tower (``joint`` lets an MLP item tower
+            collapse when bank rows take softmax mass; see BENCHMARKS.md).
     """
 
     temperature: float = 0.1
     logq_correction: bool = True
-    item_side: str = "joint"
+    item_side: str = "split"
 
     def __post_init__(self):
         if self.temperature <= 0:
@@ -43,8 +49,10 @@ class SampledSoftmaxLoss:
         ``b(i) / T`` to the logit of every candidate i, the positive included; it learns from the
         softmax over every candidate (bank rows too: the bias is looked up fresh by id).
 
-        When the first source is the batch's positives (inbatch, mns, cbns) the loss runs as one
-        fused autograd node (:mod:`cbns.objective.fused_softmax`); otherwise as the plain composition below.
+        When the first source ``holds_positives`` (the batch's own positives: inbatch, mns, cbns)
+        the loss runs as one fused autograd node (:mod:`cbns.objective.fused_softmax`), and each
+        row's positive is read from that block: ``positives`` and ``positive_logq`` are then not
+        used. Otherwise it runs as the plain composition below, the positive prepended as column 0.
         """
         biased = item_bias is not None
         if biased:
@@ -58,7 +66,9 @@ class SampledSoftmaxLoss:
         # The item side: fresh candidates only, and the bias learns from the user side alone.
         fresh = [replace(s, logq=s.logq.detach()) for s in sources if s.item_grad]
         item_side = self._cross_entropy(users.detach(), positives, positive_ids, positive_logq.detach(), fresh, biased)
-        return user_side + item_side
+        # The value is the full softmax's cross-entropy (the user side); the item side adds its
+        # gradient, not its value.
+        return user_side + (item_side - item_side.detach())
 
     def _with_bias(self, item_bias, positive_ids, positive_logq, sources):
         """The bias folded into the log q of every column (``l = s/T - log q + b/T``), so that the

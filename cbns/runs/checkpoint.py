@@ -1,7 +1,7 @@
 """The training-state checkpoint: written atomically, checked on read, the previous one kept.
 
 "Checkpoint" in cbns means this file and nothing else: the state a run resumes from (weights,
-optimizer moments, sampler and bank, generators, the loop's position). A run directory holds at
+optimizer moments, the objective (the bank, generators), the loop's position). A run directory holds at
 most two of them while training, and none once the run has finished:
 
     train_state.ckpt        the latest state

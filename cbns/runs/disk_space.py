@@ -10,11 +10,11 @@ from torch import nn
 from cbns.errors import CbnsError
 
 
-def estimate_state_bytes(model: nn.Module, sampler: nn.Module, optimizer_copies: int = 2) -> int:
+def estimate_state_bytes(model: nn.Module, objective: nn.Module, optimizer_copies: int = 2) -> int:
     """Bytes of one training checkpoint: weights, ``optimizer_copies`` moment tensors per weight
-    (Adam keeps two), the best weights, and the sampler's buffers (the CBNS bank)."""
+    (Adam keeps two), the best weights, and the objective's buffers (the CBNS bank)."""
     weights = sum(p.numel() * p.element_size() for p in model.state_dict().values())
-    buffers = sum(b.numel() * b.element_size() for b in sampler.state_dict().values() if torch.is_tensor(b))
+    buffers = sum(b.numel() * b.element_size() for b in objective.state_dict().values() if torch.is_tensor(b))
     return weights * (2 + optimizer_copies) + buffers
 
 

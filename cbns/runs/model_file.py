@@ -1,7 +1,8 @@
-"""The final model file of a run: the best weights and the sampler state, checksummed.
+"""The final model file of a run: the best weights and the objective state, checksummed.
 
-A finished run directory holds ``model.pt``: ``{"config", "model", "sampler", "num_users",
-"num_items"}`` (state_dicts and plain values) in a checksummed file (:mod:`cbns.runs.checksummed`),
+A finished run directory holds ``model.pt``: ``{"config", "model", "objective", "num_users",
+"num_items", "custom_towers"}`` (state_dicts and plain values; the objective's state is the CBNS
+bank) in a checksummed file (:mod:`cbns.runs.checksummed`),
 so a damaged copy is refused instead of evaluated. Runs written before this file existed hold the
 same payload as a plain ``torch.save`` in ``checkpoint.pt``; it is read when ``model.pt`` is absent.
 """

@@ -3,7 +3,7 @@
 Layout:
     config.yaml           the resolved configuration
     metrics.json          valid/test metrics, best epoch, timings, per-epoch history
-    model.pt              the best weights and the sampler state (the CBNS bank included) with
+    model.pt              the best weights and the objective state (the CBNS bank included) with
                           the config, checksummed (see cbns.runs.model_file; runs written before
                           it have the same payload unchecked in checkpoint.pt)
     train_state.ckpt      while training: the checkpoint to resume from (see cbns.runs.checkpoint);
@@ -21,12 +21,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from cbns.config import LEGACY_VALUES, FileOptions, TrainConfig, build_config, load_yaml, save_yaml
 from cbns.data.interactions import Interactions
 from cbns.errors import CbnsError
 from cbns.model.two_tower import TwoTower
-from cbns.negatives.base import NegativeSampler
 from cbns.runs.atomic import atomic_write_bytes, atomic_write_text
 from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
@@ -55,11 +55,13 @@ def resolved(config: TrainConfig) -> TrainConfig:
     return TrainConfig(**{**config.to_dict(), **changes}) if changes else config
 
 
-def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower,
-             sampler: NegativeSampler, metrics: dict, user_context: dict | None = None) -> None:
+def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower, objective: nn.Module,
+             metrics: dict, user_context: dict | None = None, custom_towers: bool = False) -> None:
     """Write the run's outputs, each file atomically; ``metrics.json`` last, so its presence means
     the run finished and every other file is complete. ``user_context`` (one row per user, e.g. the
-    histories as of the test) is what the user tower reads when the user vectors are exported."""
+    histories as of the test) is what the user tower reads when the user vectors are exported;
+    ``custom_towers`` records that the towers were built in Python (the model file then cannot be
+    rebuilt from the config alone)."""
     save_yaml(config, out / "config.yaml")
     # With a popularity prior both matrices carry one more column (cbns.model.popularity_prior), so
     # that user . item is still the ranking score.
@@ -71,8 +73,8 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
         check_finite_rows(matrix, out / name, "the trained model is not finite there; nothing was exported "
                                               "(see docs/resume.md for NaN in training)")
     write_model_file(out, {"config": config.to_dict(), "model": model.state_dict(),
-                           "sampler": sampler.state_dict(), "num_users": data.num_users,
-                           "num_items": data.num_items})
+                           "objective": objective.state_dict(), "num_users": data.num_users,
+                           "num_items": data.num_items, "custom_towers": custom_towers})
     for name, matrix in matrices.items():
         _atomic_npy(out / name, matrix)
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):

@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from cbns.model.two_tower import TwoTower
-from cbns.negatives.candidates import Candidates
 
 
 class PairEncoder(nn.Module):
@@ -23,13 +22,3 @@ class PairEncoder(nn.Module):
         bias = self.model.item_bias
         return (self.model.user_embeddings(users, context), self.model.item_embeddings(items),
                 bias.view(-1) if bias is not None else None)
-
-
-def zero_on_same_graph(user_emb: torch.Tensor, item_emb: torch.Tensor, sources: list[Candidates],
-                       item_bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A zero loss for a rank with no rows that still reaches every parameter (DDP waits for each)
-    and every gathered tensor the other ranks' losses use (their backward is a collective)."""
-    parts = [user_emb.sum(), item_emb.sum(), *(s.emb.sum() for s in sources if s.emb.requires_grad)]
-    if item_bias is not None:
-        parts.append(item_bias.sum())
-    return 0.0 * torch.stack(parts).sum()

@@ -6,14 +6,13 @@ One step, the same code in one process and on W ranks (``ctx``, a
 1. encode the step's users (with their history context, for history towers) and positive items
    through the pair encoder (:class:`cbns.training.pair_encoder.PairEncoder`, wrapped in DDP on
    several ranks);
-2. gather every rank's positive ids and vectors (:mod:`cbns.distributed.gather`; the vectors with
-   the exact gradient), so the sampler sees the whole global batch; the in-batch block's rows
-   ``[o_r, o_r + n_r)`` are this rank's positives (``o_r = sum_{s<r} n_s``), so target columns,
-   accidental hits and the logQ correction see every rank's items;
-3. the sampled-softmax loss over the sampler's sources, scaled by ``W n_r / b`` so that DDP's
-   average of the ranks' gradients is the gradient of the global mean over the b rows;
-4. backward, one optimizer step at the scheduled learning rate, then the sampler observes the
-   gathered ids and vectors (the CBNS bank enqueues the global batch, the same on every rank).
+2. the objective (:mod:`cbns.objective.build`: the CBNS loss module for ``inbatch`` and ``cbns``,
+   a sampler with the sampled softmax otherwise) gathers every rank's positive ids and vectors
+   (the vectors with the exact gradient; :mod:`cbns.distributed.gather`), scores this rank's rows
+   against the global batch and its negatives, and updates its own state (the CBNS bank enqueues
+   the global batch, the same on every rank);
+3. the loss, scaled by ``W n_r / b`` so that DDP's average of the ranks' gradients is the gradient
+   of the global mean over the b rows; backward and one optimizer step at the scheduled rate.
 """
 from __future__ import annotations
 
@@ -23,31 +22,33 @@ import time
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.distributed.context import DistContext
-from cbns.distributed.gather import all_gather_rows, gather_rows_with_grad
+from cbns.distributed.gather import row_counts
 from cbns.distributed.sharding import shard_batches
 from cbns.evaluation.sharded import evaluate_sharded
 from cbns.model.popularity_prior import choose_prior, parse_prior, prior_column
 from cbns.model.two_tower import TwoTower
-from cbns.negatives.base import NegativeSampler
-from cbns.negatives.candidates import at_offset
-from cbns.objective.loss import SampledSoftmaxLoss
 from cbns.training.callbacks.base import Callback
 from cbns.training.fit_state import FitState
 from cbns.training.guards import check_finite
 from cbns.training.lr_schedule import lr_factor
-from cbns.training.pair_encoder import PairEncoder, zero_on_same_graph
+from cbns.training.pair_encoder import PairEncoder
 from cbns.training.phase_timer import PhaseTimer
 from cbns.training.result import TrainResult
 
 
 class Trainer:
-    """Trains ``model`` with ``sampler`` and ``loss`` on ``data`` as ``config`` says.
+    """Trains ``model`` with ``objective`` on ``data`` as ``config`` says.
+
+    ``objective`` is called as ``objective(user_emb, item_emb, item_ids, item_bias=...,
+    encode_items=...)`` and returns the step's loss (see :mod:`cbns.objective.build`); it keeps its
+    own state (the CBNS bank), which checkpoints save with the model's.
 
     ``contexts`` (a :class:`cbns.data.history.HistoryContext`, for user towers that read a
     history) supplies the user tower's context for each batch and for evaluation. Validation runs
@@ -57,20 +58,19 @@ class Trainer:
     On several ranks (``ctx.distributed``) ``config.batch_size`` is the global batch and this
     rank reads its share of each (:mod:`cbns.distributed.sharding`); evaluation is sharded over
     users and gives every rank the single-process metrics; only rank 0 shows progress and prints;
-    the model and sampler move to ``ctx.device`` for training and back to the CPU when :meth:`fit`
+    the model and objective move to ``ctx.device`` for training and back to the CPU when :meth:`fit`
     returns. A W-rank run is the single-process run with the same global batch, up to float
     summation order.
     """
 
-    def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower,
-                 sampler: NegativeSampler, loss: SampledSoftmaxLoss, progress: bool = True,
-                 verbose: bool = True, callbacks: Sequence[Callback] = (), contexts=None,
+    def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower, objective: nn.Module,
+                 progress: bool = True, verbose: bool = True, callbacks: Sequence[Callback] = (), contexts=None,
                  ctx: DistContext | None = None):
         self.ctx = ctx = ctx or DistContext()
         if ctx.distributed:
             model.to(ctx.device)
-            sampler.to(ctx.device)
-        self.config, self.data, self.model, self.sampler, self.loss = config, data, model, sampler, loss
+            objective.to(ctx.device)
+        self.config, self.data, self.model, self.objective = config, data, model, objective
         self.contexts = contexts
         self.timer = PhaseTimer()
         self.progress, self.verbose = progress and ctx.is_main, verbose and ctx.is_main
@@ -105,6 +105,7 @@ class Trainer:
         """Train epoch ``epoch``, or the rest of it when ``state.batch`` batches are already done."""
         s = self.state
         self.model.train()
+        self.objective.train()
         self.shuffle.set_state(s.order)
         batches = self.epoch_batches()
         bar = tqdm(batches[s.batch:], desc=f"epoch {epoch}", disable=not self.progress, leave=False,
@@ -146,33 +147,28 @@ class Trainer:
         with timer("encode"):
             user_emb, item_emb, item_bias = self.encoder(users, items, context)
         with timer("loss"):
-            counts = ctx.row_counts(len(items))
-            pool_ids = all_gather_rows(items, counts, ctx.rank, ctx.group)
-            pool_emb = gather_rows_with_grad(item_emb, counts, ctx.rank, ctx.group)
-            self.sampler.update_frequency(pool_ids)
-            sources = at_offset(self.sampler.negatives(pool_ids, pool_emb, self.model.item_embeddings),
-                                sum(counts[:ctx.rank]))
-            if len(items):
-                loss = self.loss(user_emb, item_emb, items, self.sampler.positive_logq(items), sources, item_bias)
-                objective = loss * (ctx.world_size * len(items) / sum(counts)) if ctx.distributed else loss
-            else:  # a rank with no rows still joins every collective of the backward
-                loss = user_emb.new_zeros(())
-                objective = zero_on_same_graph(user_emb, item_emb, sources, item_bias)
+            loss = self.objective(user_emb, item_emb, items, item_bias=item_bias,
+                                  encode_items=self.model.item_embeddings)
+        objective = loss
+        if ctx.distributed:  # DDP averages the ranks' gradients: weigh this rank by its rows
+            objective = loss * (ctx.world_size * len(items) / self._global_rows(len(items)))
         check_finite(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
                      item_embeddings=item_emb)
-        self._update(objective, pool_ids, pool_emb)
+        self._update(objective)
         return loss.item()
 
-    def _update(self, objective: torch.Tensor, item_ids: torch.Tensor, item_emb: torch.Tensor) -> None:
-        """Backward ``objective``, one optimizer step at the scheduled lr, then the sampler observes
-        the step's items ``item_ids [N]`` with their vectors ``item_emb [N, D]`` (the bank enqueues)."""
+    def _global_rows(self, n: int) -> int:
+        """The global batch size of the step this rank takes ``n`` rows of."""
+        return sum(row_counts(n, self.ctx.group, self.ctx.device))
+
+    def _update(self, objective: torch.Tensor) -> None:
+        """Backward ``objective`` and one optimizer step at the scheduled learning rate."""
         with self.timer("backward"):
             self.optimizer.zero_grad(set_to_none=True)
             objective.backward()
         with self.timer("optimizer"):
             self._set_lr()
             self.optimizer.step()
-            self.sampler.observe(item_ids, item_emb.detach())
         self.global_step += 1
 
     def _set_lr(self) -> None:
@@ -186,16 +182,17 @@ class Trainer:
             group["lr"] = lr
 
     def state_dict(self) -> dict:
-        """Everything needed to continue this run exactly: weights, optimizer moments, sampler
-        (bank and generator), step counter, the global torch RNG, and the loop's :class:`FitState`."""
+        """Everything needed to continue this run exactly: weights, optimizer moments, the
+        objective's state (bank, generator), step counter, the global torch RNG, and the loop's
+        :class:`FitState`."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "sampler": self.sampler.state_dict(), "global_step": self.global_step,
+                "objective": self.objective.state_dict(), "global_step": self.global_step,
                 "torch_rng": torch.get_rng_state(), "fit": self.state.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
+        self.objective.load_state_dict(state["objective"])
         self.global_step = state["global_step"]
         torch.set_rng_state(state["torch_rng"])
         self.state = FitState.from_dict(state["fit"])
@@ -263,7 +260,7 @@ class Trainer:
         test = self.evaluate("test")
         if self.ctx.distributed:
             self.model.cpu()
-            self.sampler.cpu()
+            self.objective.cpu()
         return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior)
 
     def set_prior(self, beta: float) -> None:

@@ -11,15 +11,15 @@ import torch.multiprocessing as mp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cbns.api import assemble
 from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.distributed import all_gather_rows, gather_rows_with_grad, init_distributed, shard_batches, split_sizes
+from cbns.distributed.gather import row_counts
 from cbns.evaluation.ranking import evaluate_split, full_ranking, ranking_matrices
 from cbns.model.build import build_model
 from cbns.negatives import Candidates
-from cbns.negatives.build import build_sampler
 from cbns.objective.logits import correct_logq, mask_accidental_hits, sampled_softmax_logits, scores
-from cbns.objective.loss import build_loss
 from cbns.training.trainer import Trainer
 
 # The steps of the two-rank test: global batches of (user, item) rows and how they split over
@@ -78,21 +78,20 @@ def _two_rank_worker(rank: int, port: int, out: str) -> None:
     data = toy_data()
     for case in CASES:
         config = toy_config(case)
-        model = build_model(config, data.num_users, data.num_items)
-        sampler = build_sampler(config, data.item_counts())
-        trainer = Trainer(config, data, model, sampler, build_loss(config), progress=False, ctx=ctx)
+        model, objective = assemble(config, data, ctx=ctx)
+        trainer = Trainer(config, data, model, objective, progress=False, ctx=ctx)
         losses = []
         for rows, first in STEPS:
             mine = rows[:first] if rank == 0 else rows[first:]
             losses.append((len(mine), trainer.step(torch.tensor(mine, dtype=torch.long).reshape(-1, 2))))
-        # Saved once (rank 0), restored on every rank into a fresh sampler.
-        path = Path(out) / f"sampler-{case['sampler']}-{case.get('bank_mode', 'stale')}.pt"
+        # Saved once (rank 0), restored on every rank into a fresh objective.
+        path = Path(out) / f"objective-{case['sampler']}-{case.get('bank_mode', 'stale')}.pt"
         if ctx.is_main:
-            torch.save(sampler.state_dict(), path)
+            torch.save(objective.state_dict(), path)
         ctx.barrier()
-        restored = build_sampler(config, data.item_counts())
+        _, restored = assemble(config, data, ctx=ctx)
         restored.load_state_dict(torch.load(path, weights_only=True))
-        results.append({"losses": losses, "model": model.state_dict(), "sampler": sampler.state_dict(),
+        results.append({"losses": losses, "model": model.state_dict(), "objective": objective.state_dict(),
                         "restored": restored.state_dict()})
     metrics = evaluate_sharded(model, data, "test", [2, 5], ctx, chunk_size=3)
     history = _history_steps(ctx, rank, data)
@@ -106,18 +105,16 @@ def _history_steps(ctx, rank: int, data: Interactions) -> dict:
     from cbns.evaluation.sharded import evaluate_sharded
 
     config = toy_config(HISTORY_CASE)
-    model = build_model(config, data.num_users, data.num_items)
-    sampler = build_sampler(config, data.item_counts())
+    model, objective = assemble(config, data, ctx=ctx)
     contexts = HistoryContext(data, config.max_history)
-    trainer = Trainer(config, data, model, sampler, build_loss(config), progress=False, contexts=contexts,
-                      ctx=ctx)
+    trainer = Trainer(config, data, model, objective, progress=False, contexts=contexts, ctx=ctx)
     losses = []
     for rows, first in HISTORY_STEPS:
         index = torch.tensor(rows[:first] if rank == 0 else rows[first:], dtype=torch.long)
         losses.append((len(index), trainer.step(trainer.train_pairs[index], contexts.for_pairs(index))))
     metrics = evaluate_sharded(model, data, "test", [2, 5], ctx, chunk_size=3,
                                user_context=contexts.for_users("test"))
-    return {"losses": losses, "model": model.state_dict(), "sampler": sampler.state_dict(), "metrics": metrics}
+    return {"losses": losses, "model": model.state_dict(), "objective": objective.state_dict(), "metrics": metrics}
 
 
 @pytest.fixture(scope="module")
@@ -144,22 +141,21 @@ def _assert_ranks_match_one_process(ranks, steps, want, model) -> None:
 def test_two_ranks_take_the_same_steps_as_one_rank_on_the_global_batch(two_ranks, index):
     config = toy_config(CASES[index])
     data = toy_data()
-    model = build_model(config, data.num_users, data.num_items)
-    sampler = build_sampler(config, data.item_counts())
-    single = Trainer(config, data, model, sampler, build_loss(config), progress=False, verbose=False)
+    model, objective = assemble(config, data)
+    single = Trainer(config, data, model, objective, progress=False, verbose=False)
     want = [single.step(torch.tensor(rows)) for rows, _ in STEPS]
     ranks = [r["cases"][index] for r in two_ranks]
     _assert_ranks_match_one_process(ranks, STEPS, want, model)
-    for name, value in sampler.state_dict().items():
-        if name == "_extra_state":
+    for name, value in objective.state_dict().items():
+        if name.endswith("_extra_state"):
             continue
         for r in ranks:
-            assert torch.equal(r["sampler"][name], r["restored"][name]), name
-            assert torch.allclose(r["sampler"][name].float(), value.float(), atol=1e-6), name
+            assert torch.equal(r["objective"][name], r["restored"][name]), name
+            assert torch.allclose(r["objective"][name].float(), value.float(), atol=1e-6), name
     if config.sampler == "cbns":
         # Items enqueued in global order 3 1 5 7 3 0 2 8 | 5 5 4 6 3 | 7: the bank holds the last
         # 6, written oldest first after the ring wrapped to slot 0.
-        assert ranks[0]["sampler"]["bank.ids"].tolist() == [5, 5, 4, 6, 3, 7]
+        assert ranks[0]["objective"]["bank.ids"].tolist() == [5, 5, 4, 6, 3, 7]
 
 
 def test_sharded_evaluation_equals_single_process(two_ranks):
@@ -228,7 +224,7 @@ def test_single_process_is_a_no_op():
     ctx = init_distributed({})
     assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.distributed) == (0, 1, True, False)
     x = torch.randn(3, 2, requires_grad=True)
-    assert gather_rows_with_grad(x, ctx.row_counts(3), 0) is x and all_gather_rows(x, [3], 0) is x
+    assert gather_rows_with_grad(x, row_counts(3), 0) is x and all_gather_rows(x, [3], 0) is x
     assert ctx.sum([1.5, 2]) == [1.5, 2.0] and ctx.threads(0) == 0 and ctx.threads(3) == 3
 
 
@@ -289,18 +285,16 @@ def test_history_tower_and_streaming_frequency_on_two_ranks_equal_one_rank(two_r
 
     config = toy_config(HISTORY_CASE)
     data = toy_data()
-    model = build_model(config, data.num_users, data.num_items)
-    sampler = build_sampler(config, data.item_counts())
+    model, objective = assemble(config, data)
     contexts = HistoryContext(data, config.max_history)
-    single = Trainer(config, data, model, sampler, build_loss(config), progress=False, verbose=False,
-                     contexts=contexts)
+    single = Trainer(config, data, model, objective, progress=False, verbose=False, contexts=contexts)
     want = [single.step(single.train_pairs[rows], contexts.for_pairs(torch.tensor(rows))) for rows, _ in HISTORY_STEPS]
     ranks = [r["history"] for r in two_ranks]
     _assert_ranks_match_one_process(ranks, HISTORY_STEPS, want, model)
-    assert int(sampler.frequency.step) == len(HISTORY_STEPS)
-    for name in ("frequency.last_seen", "frequency.gap", "log_q", "bank.ids"):
+    assert int(objective.frequency.step) == len(HISTORY_STEPS)
+    for name in ("frequency.last_seen", "frequency.gap", "bank.logq", "bank.ids"):
         for r in ranks:
-            assert torch.allclose(r["sampler"][name].double(), sampler.state_dict()[name].double(), atol=1e-6), name
+            assert torch.allclose(r["objective"][name].double(), objective.state_dict()[name].double(), atol=1e-6), name
     want_metrics = evaluate_split(model, data, "test", [2, 5], user_context=contexts.for_users("test"))
     for r in ranks:
         assert all(abs(r["metrics"][k] - want_metrics[k]) < 1e-6 for k in want_metrics), (r["metrics"], want_metrics)

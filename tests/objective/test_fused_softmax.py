@@ -9,10 +9,11 @@ from cbns.objective.fused_softmax import fused_sampled_softmax
 
 
 def reference(users, fresh, frozen, bias, pos_ids, cand_ids, T, split, offset=0):
-    """Explicit [B, N] logits, an explicit equality mask, ``F.cross_entropy``; split = the sum of
-    the user-side CE (items detached) and the item-side CE over the fresh columns (users detached);
-    without frozen rows the two sides see the same columns and split means joint. Row i's target
-    is column offset + i."""
+    """Explicit [B, N] logits, an explicit equality mask, ``F.cross_entropy``. The value is the
+    full softmax's cross-entropy in both forms; split's gradient is that of the sum of the
+    user-side CE (items detached) and the item-side CE over the fresh columns (users detached),
+    written as ``user + item - item.detach()``; without frozen rows the two sides see the same
+    columns and split means joint. Row i's target is column offset + i."""
     batch, num_fresh = users.shape[0], fresh.shape[0]
     target = torch.arange(offset, offset + batch)
     hit = pos_ids[:, None] == cand_ids[None, :]
@@ -25,7 +26,8 @@ def reference(users, fresh, frozen, bias, pos_ids, cand_ids, T, split, offset=0)
     every = torch.arange(len(cand_ids))
     if not split or len(frozen) == 0:
         return ce(users, torch.cat([fresh, frozen.detach()]), every)
-    return ce(users, torch.cat([fresh, frozen]).detach(), every) + ce(users.detach(), fresh, every[:num_fresh])
+    item_side = ce(users.detach(), fresh, every[:num_fresh])
+    return ce(users, torch.cat([fresh, frozen]).detach(), every) + (item_side - item_side.detach())
 
 
 def make_case(seed, batch, extra_fresh, num_frozen, num_ids, dtype, offset=0):

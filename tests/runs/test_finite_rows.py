@@ -8,7 +8,7 @@ from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.errors import NonFiniteError
 from cbns.model.build import build_model
-from cbns.negatives.build import build_sampler
+from cbns.objective.build import build_objective
 from cbns.runs.run_dir import save_run
 
 
@@ -20,6 +20,6 @@ def test_export_refuses_a_nan_row_and_writes_no_embeddings(tmp_path):
         model.item_tower.embedding.weight[3, 2] = float("nan")
     with pytest.raises(NonFiniteError, match=r"item_embeddings.npy: row 3 holds nan \(\d+ non-finite values in all\); "
                                              r"the trained model is not finite there; nothing was exported"):
-        save_run(tmp_path, config, data, model, build_sampler(config, data.item_counts()), {})
+        save_run(tmp_path, config, data, model, build_objective(config, data.item_counts()), {})
     assert not list(tmp_path.glob("*_embeddings.npy")) and not (tmp_path / "model.pt").exists()
     assert not (tmp_path / "metrics.json").exists()

@@ -27,7 +27,8 @@ def run(tmp_path_factory):
 
 def test_the_model_file_holds_the_weights_and_evaluates_to_the_run_metrics(run):
     payload = read_model_file(run)
-    assert set(payload) == {"config", "model", "sampler", "num_users", "num_items"}
+    assert set(payload) == {"config", "model", "objective", "num_users", "num_items", "custom_towers"}
+    assert payload["objective"]["bank.ids"].shape == (64,) and not payload["custom_towers"]
     assert payload["num_users"] == 40 and payload["num_items"] == 30
     saved = json.loads((run / "metrics.json").read_text())
     assert evaluate_run(run)["test"]["recall@20"] == pytest.approx(saved["test"]["recall@20"], abs=1e-7)

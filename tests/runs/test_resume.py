@@ -42,13 +42,13 @@ def without_timing(value):
 
 
 def assert_same_run(a: Path, b: Path):
-    """Bitwise equal outputs: metrics (but timings), exported embeddings, model and sampler state."""
+    """Bitwise equal outputs: metrics (but timings), exported embeddings, model and objective state."""
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
     assert without_timing(ma) == without_timing(mb)
     for name in ("user_embeddings.npy", "item_embeddings.npy"):
         assert np.array_equal(np.load(a / name), np.load(b / name)), name
     ca, cb = (read_model_file(d) for d in (a, b))
-    for part in ("model", "sampler"):
+    for part in ("model", "objective"):
         assert ca[part].keys() == cb[part].keys()
         for key, value in ca[part].items():
             if torch.is_tensor(value):
@@ -108,7 +108,7 @@ def test_a_signal_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, gowal
                             f"{state['global_step']} is written; continue with: cbns train --resume {killed}")
         assert state["global_step"] >= seen["step"]
     if sampler == "cbns":
-        assert int(state["sampler"]["bank.filled"]) == 512 and int(state["sampler"]["step"]) > 20
+        assert int(state["objective"]["bank.filled"]) == 512 and int(state["objective"]["step"]) > 20
 
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
     reference = tmp_path / "reference"
@@ -334,25 +334,22 @@ def test_history_tower_and_streaming_frequency_resume_exactly(tmp_path, sequence
     state, _, _ = read_latest(out)
     assert state["global_step"] == 10 and state["fit"]["batch"] == 10
     # the estimator is part of the sampler's state: 10 steps seen, some slots written
-    assert int(state["sampler"]["frequency.step"]) == 10 and (state["sampler"]["frequency.last_seen"] >= 0).any()
+    assert int(state["objective"]["frequency.step"]) == 10 and (state["objective"]["frequency.last_seen"] >= 0).any()
     resume(out, progress=False, verbose=False)
     assert_same_run(reference, out)
 
 
 def test_a_resumed_epoch_keeps_the_phase_seconds_of_its_first_part(sequences):
     """The epoch's phase sums are loop state: an epoch resumed half-way adds to the saved ones."""
-    from cbns.api import history_context
+    from cbns.api import assemble, history_context
     from cbns.data.loading import load_data
-    from cbns.model.build import build_model
-    from cbns.negatives.build import build_sampler
-    from cbns.objective.loss import build_loss
     from cbns.training.trainer import Trainer
 
     config = history_config(sequences, epochs=1)
     data = load_data(config)
-    model = build_model(config, data.num_users, data.num_items)
-    trainer = Trainer(config, data, model, build_sampler(config, data.item_counts()), build_loss(config),
-                      progress=False, verbose=False, contexts=history_context(config, data, model))
+    model, objective = assemble(config, data)
+    trainer = Trainer(config, data, model, objective, progress=False, verbose=False,
+                      contexts=history_context(config, data, model))
     trainer.state.batch, trainer.state.phases = 17, {"encode": 1000.0, "data": 500.0}
     record = trainer.train_epoch(1)
     assert record["phases"]["encode"] >= 1000.0 and record["phases"]["data"] >= 500.0

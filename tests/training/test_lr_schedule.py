@@ -7,8 +7,7 @@ import pytest
 from cbns.config import OptionError, TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.model.build import build_model
-from cbns.negatives.build import build_sampler
-from cbns.objective.loss import build_loss
+from cbns.objective.build import build_objective
 from cbns.training.lr_schedule import lr_factor
 from cbns.training.trainer import Trainer
 
@@ -34,8 +33,8 @@ def test_trainer_applies_the_schedule():
     rng = np.random.default_rng(0)
     data = Interactions("toy", 20, 15, train=np.stack([rng.integers(0, 20, 100), rng.integers(0, 15, 100)], 1),
                         test=np.zeros((0, 2), dtype=np.int64))
-    trainer = Trainer(cfg, data, build_model(cfg, 20, 15), build_sampler(cfg, data.item_counts()),
-                      build_loss(cfg), progress=False, verbose=False)
+    trainer = Trainer(cfg, data, build_model(cfg, 20, 15), build_objective(cfg, data.item_counts()),
+                      progress=False, verbose=False)
     total = 2 * 7  # 2 epochs of ceil(100 / 16) = 7 steps
     seen = []
     for index in trainer.epoch_batches()[:3]:

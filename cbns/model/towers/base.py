@@ -44,10 +44,25 @@ class Tower(nn.Module):
         ``context`` (when given) holds one row per id: ``context[k][r]`` belongs to id r, and each
         chunk of ids gets the matching rows.
         """
-        device = next(self.parameters()).device
-        parts = []
-        for s in range(0, num, chunk):
-            rows = slice(s, min(s + chunk, num))
-            part = None if context is None else {k: v[rows].to(device) for k, v in context.items()}
-            parts.append(self(torch.arange(rows.start, rows.stop, device=device), part))
-        return torch.cat(parts)
+        return encode_in_chunks(self, num, context, chunk)
+
+
+def encode_all(tower: nn.Module, num: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Every id of ``tower`` encoded: its own ``encode_all`` when it has one (a :class:`Tower`),
+    else :func:`encode_in_chunks` (any module called as ``tower(ids, context)``)."""
+    if hasattr(tower, "encode_all"):
+        return tower.encode_all(num, context)
+    return encode_in_chunks(tower, num, context)
+
+
+@torch.no_grad()
+def encode_in_chunks(tower: nn.Module, num: int, context: Mapping[str, torch.Tensor] | None = None,
+                     chunk: int = 8192) -> torch.Tensor:
+    """``[num, D]``: ids ``0..num-1`` through ``tower`` in chunks, each with its rows of ``context``."""
+    device = next(tower.parameters()).device
+    parts = []
+    for s in range(0, num, chunk):
+        rows = slice(s, min(s + chunk, num))
+        part = None if context is None else {k: v[rows].to(device) for k, v in context.items()}
+        parts.append(tower(torch.arange(rows.start, rows.stop, device=device), part))
+    return torch.cat(parts)

@@ -1,0 +1,22 @@
+"""The training objective a :class:`cbns.config.TrainConfig` names: loss and negatives in one module."""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from cbns.registry import SAMPLERS
+
+
+def build_objective(config, item_counts: np.ndarray, gather_across_ranks: bool = False,
+                    process_group=None) -> nn.Module:
+    """``config.sampler``'s objective: a module called as ``objective(user_emb, item_emb, item_ids,
+    item_bias=..., encode_items=...)`` that returns the step's loss and updates its own state.
+
+    ``inbatch`` and ``cbns`` are :class:`cbns.objective.cross_batch_loss.CrossBatchSoftmaxLoss` (the
+    in-batch sampler with no bank); the samplers that draw negatives are wrapped in
+    :class:`cbns.objective.sampled_objective.SampledSoftmaxObjective` (see
+    :meth:`cbns.negatives.base.NegativeSampler.objective_from_config`).
+    """
+    objective = SAMPLERS.get(config.sampler).objective_from_config(config, item_counts)
+    objective.gather_across_ranks, objective.process_group = gather_across_ranks, process_group
+    return objective
