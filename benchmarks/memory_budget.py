@@ -11,8 +11,9 @@ item tower, trained with leave-one-out on a sequence dataset. Steps:
    process (the allocator keeps freed blocks, so the resident set ends at its high-water mark);
    on a GPU ``torch.cuda.max_memory_allocated`` over the same steps;
 2. ``B_max``, the largest in-batch batch within ``--budget-mb``;
-3. CBNS at ``B_max / --shrink`` with the largest bank of ``--memories`` (multiples of ``B_max``)
-   whose step also fits the budget: more negatives per row for the same memory;
+3. CBNS at ``B_max / --shrink`` with the largest bank of ``--memories`` (multiples of ``B_max``,
+   capped at ``I - B``: a bank beyond the catalogue only repeats items) whose step also fits the
+   budget: more negatives per row for the same memory;
 4. both trained ``--epochs`` epochs (validation HR@20 each epoch, the best epoch's weights tested
    once): quality at equal epochs; and at equal time, each run's best validation HR@20 within the
    training time of the faster run (the test set is touched once per run, at the end).
@@ -159,9 +160,11 @@ def main(argv=None) -> int:
         raise SystemExit(f"no in-batch batch of {args.batches} fits {args.budget_mb} MB")
     b_max = max(fitting)
     b_small = max(b_max // args.shrink, 16)
+    num_items = load_data(TrainConfig(**base).validate()).num_items
+    cap = num_items - b_small
     bank, bank_peaks = None, {}
-    for k in (int(x) for x in args.memories.split(",")):
-        m = k * b_max
+    sizes = sorted({min(int(x) * b_max, cap) for x in args.memories.split(",")})
+    for m in sizes:
         bank_peaks[m] = measure({**base, "sampler": "cbns", "batch_size": b_small, "memory_size": m}, args.steps)
         print(f"cbns B={b_small} M={m:6d}: step peak {bank_peaks[m] / MB:8.1f} MB", flush=True)
         if bank_peaks[m] > budget:

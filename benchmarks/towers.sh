@@ -36,8 +36,8 @@ for seed in 0 1 2; do
 done
 
 # Amazon Beauty (22,363 users, 12,101 items, 154k train events): GRU over the history.
-B_FLAGS="--data $BEAUTY --max-history 20 --hidden-dim 64"
-trio beauty-id-id 256 1024 $B_FLAGS --epochs 40 --user-tower id --item-tower id
+B_FLAGS="--data $BEAUTY --max-history 20 --hidden-dim 64"   # the history tower's options: not for id-id
+trio beauty-id-id 256 1024 --data "$BEAUTY" --epochs 40 --user-tower id --item-tower id
 for seed in 0 1 2; do
   s=$([ "$seed" = 0 ] && echo "" || echo "-s$seed")
   trio "beauty-gru-id$s" 256 1024 $B_FLAGS --epochs 15 --seed "$seed" --user-tower gru --item-tower id

@@ -1,3 +1,3 @@
-from cbns.cli import main
+from cbns.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +26,15 @@ from cbns.runs.disk_space import check_free_space, estimate_state_bytes
 from cbns.runs.model_file import MODEL_FILE, model_path, read_model_file
 from cbns.runs.resume import check_same_run, data_fingerprint, refuse_changes, refuse_unfinished
 from cbns.runs.run_dir import load_run_config, prepare_out_dir, resolved, save_run
+from cbns.runs.run_lock import RunLock
 from cbns.training.callbacks.base import Callback
 from cbns.training.callbacks.checkpointer import Checkpointer
 from cbns.training.callbacks.drift import drift_callback, save_drift
+from cbns.training.memory_need import check_memory
 from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.result import TrainResult
+from cbns.training.stop_request import StopAtStepEnd
+from cbns.training.stop_request import arm as arm_stop_requests
 from cbns.training.trainer import Trainer
 
 
@@ -56,11 +61,13 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     config = resolved((config if config is not None else TrainConfig()).validate())
     ctx = init_distributed()
     try:
-        out_dir = prepare_out_dir(Path(out)) if out is not None and ctx.is_main else None
-        if out_dir is not None:
-            refuse_unfinished(out_dir)
-        parts = Parts(user_tower, item_tower, loss)
-        result = _run(ctx, config, out_dir, progress, verbose, callbacks, resume=False, parts=parts)
+        writes = out is not None and ctx.is_main
+        with RunLock(Path(out), "--out") if writes else nullcontext():
+            out_dir = prepare_out_dir(Path(out)) if writes else None
+            if out_dir is not None:
+                refuse_unfinished(out_dir)
+            parts = Parts(user_tower, item_tower, loss)
+            result = _run(ctx, config, out_dir, progress, verbose, callbacks, resume=False, parts=parts)
         ctx.barrier()
     finally:
         ctx.close()
@@ -79,14 +86,15 @@ def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbac
     """
     run = Path(run)
     saved = load_run_config(run)
-    if not checkpoint_files(run) and (run / "metrics.json").is_file():
-        raise CbnsError(f"--resume {run}: this run finished already (metrics.json is there); nothing to resume")
-    config = refuse_changes(run, saved, options)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CbnsError(f"--resume {run}: resuming works in a single process; distributed runs are not "
-                        f"checkpointed (run without torchrun/--nproc)")
-    return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True,
-                parts=Parts(user_tower, item_tower, loss))
+    with RunLock(run, "--resume"):
+        if not checkpoint_files(run) and (run / "metrics.json").is_file():
+            raise CbnsError(f"--resume {run}: this run finished already (metrics.json is there); nothing to resume")
+        config = refuse_changes(run, saved, options)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise CbnsError(f"--resume {run}: resuming works in a single process; distributed runs are not "
+                            f"checkpointed (run without torchrun/--nproc)")
+        return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True,
+                    parts=Parts(user_tower, item_tower, loss))
 
 
 @dataclass
@@ -124,7 +132,9 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
          callbacks: Sequence[Callback], resume: bool, parts: Parts) -> TrainResult:
     set_threads(ctx.threads(config.threads))
     tune_allocator()
-    data = load_data(config)
+    data = load_data(config, progress=progress and ctx.is_main)
+    if not parts.custom_towers:  # the estimate knows the registered towers only
+        check_memory(config, data.num_users, data.num_items)
     model, objective = assemble(config, data, parts, ctx)
     contexts = history_context(config, data, model)
     callbacks = list(callbacks)
@@ -135,7 +145,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     if out_dir is not None and not ctx.distributed:
         meta = {"config": config.to_dict(), "data": data_fingerprint(data)}
         checkpointer = Checkpointer(out_dir, config.checkpoint_every, meta)
-        callbacks.append(checkpointer)
+        callbacks += [checkpointer, StopAtStepEnd(checkpointer)]
     trainer = Trainer(config, data, model, objective, progress=progress, verbose=verbose, callbacks=callbacks,
                       contexts=contexts, ctx=ctx)
     reset_peak_memory(trainer.device)
@@ -144,19 +154,23 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
             _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
         check_free_space(out_dir, _bytes_needed(out_dir, model, objective))
         save_yaml(config, out_dir / "config.yaml")
+    _say(verbose and ctx.is_main, f"data {data.summary()}")  # the last line before training starts
     try:
         result = trainer.fit()
     except NonFiniteError as exc:
         raise NonFiniteError(f"{exc}; {_last_good(out_dir)}") from None
+    finally:
+        arm_stop_requests(False)
     if out_dir is not None:
         if drift is not None:
             save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
         towers = {side: (f"custom: {type(getattr(model, side + '_tower')).__name__}"
                          if getattr(parts, side + "_tower") is not None else getattr(config, side + "_tower"))
                   for side in ("user", "item")}
-        metrics = {**result.to_dict(), "dataset": data.summary(), "world_size": ctx.world_size,
-                   "split": config.split, "towers": towers, "precision": config.precision,
-                   "peak_memory": peak_memory(trainer.device)}
+        metrics = {**result.to_dict(), "dataset": data.summary(),
+                   "dataset_rows": data.rows.to_dict() if data.rows is not None else None,
+                   "world_size": ctx.world_size, "split": config.split, "towers": towers,
+                   "precision": config.precision, "peak_memory": peak_memory(trainer.device)}
         save_run(out_dir, config, data, model, objective, metrics,
                  user_context=contexts.for_users("test") if contexts is not None else None,
                  custom_towers=parts.custom_towers)

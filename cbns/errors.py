@@ -22,6 +22,21 @@ class NonFiniteError(CbnsError):
     """A NaN or infinity appeared in the loss, the embeddings or the weights."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM (a KeyboardInterrupt, so code that cleans up on Ctrl-C
+    cleans up on either). ``detail`` says what was kept (``the checkpoint at step 120``)."""
+
+    def __init__(self, signum: int, detail: str = ""):
+        super().__init__(signum)
+        self.signum, self.detail = signum, detail
+
+    @property
+    def signal_name(self) -> str:
+        import signal
+
+        return signal.Signals(self.signum).name
+
+
 def flag_name(option: str) -> str:
     """The command-line flag of a config option: ``memory_size`` -> ``--memory-size``."""
     return "--" + option.replace("_", "-")

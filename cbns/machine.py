@@ -59,6 +59,15 @@ def available_memory(device: torch.device | None = None) -> int | None:
     return None
 
 
+def format_bytes(n: float) -> str:
+    """``512 B``, ``3.4 MB``, ``2.0 TB``: binary units, one decimal."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            break
+        n /= 1024
+    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+
+
 def block_rows(row_bytes: int, cap_bytes: int, min_rows: int = 1, device: torch.device | None = None) -> int:
     """Rows per block for work of ``row_bytes`` a row: ``cap_bytes`` worth, or an eighth of the
     device's available memory if that is less, but never under ``min_rows``."""

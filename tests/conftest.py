@@ -55,3 +55,28 @@ def fuzz_settings(default_examples: int = 100):
                     derandomize=not long_run, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished one-epoch run directory on 40 random users of 30 items (LightGCN ids, no id files)."""
+    from cbns.api import train
+    from cbns.config import TrainConfig
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    rng = np.random.default_rng(2)
+    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
+                                           for u, line in enumerate(lines)))
+    train(TrainConfig(data=str(root), sampler="cbns", memory_size=64, dim=4, batch_size=32, epochs=1, threads=1),
+          root / "run", progress=False, verbose=False)
+    return root / "run"
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    """A copy of run directory ``run`` at ``to`` (to damage without touching the original)."""
+    import shutil
+
+    shutil.copytree(run, to)
+    return to

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     seen = "seen items excluded" if args.exclude_seen else "seen items included"
     print(f"# top {args.k} for {len(rows)} user(s), {seen}, {how}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(ranked.to_json("user"), indent=2))
+        print(json.dumps(ranked.to_json("user"), indent=2, allow_nan=False))
     else:
         print(_table(ranked))
     return 0

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from cbns.cli.options import add_config_flags, config_flags
 from cbns.config import build_config, load_yaml
 from cbns.distributed.context import launched_rank
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, flag_name
 
 DEFAULT_OUT = "runs/latest"
 
@@ -31,8 +32,23 @@ def register(commands) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
+    """The run's configuration; an option the chosen sampler and towers do not read is refused
+    when given as a flag and warned about when the config file set it."""
+    from cbns.config.unread_options import unread_options
+
     file_options = load_yaml(args.config) if args.config else {}
-    return build_config(file_options, config_flags(args))
+    flags = {k: v for k, v in config_flags(args).items() if v is not None}
+    config = build_config(file_options, flags)
+    unread = unread_options(config, candidates=[*flags, *file_options])
+    for name, (choice, readers) in unread.items():
+        value = getattr(config, name)
+        shown = ",".join(map(str, value)) if isinstance(value, list) else value
+        detail = f"{choice} does not read it (read only by {', '.join(readers)})"
+        if name in flags:
+            raise CbnsError(f"{flag_name(name)} {shown}: {detail}; drop the flag or choose one of those")
+        where = file_options.where.get(name, args.config)
+        print(f"cbns: warning: {where}: {name} {shown} has no effect: {detail}", file=sys.stderr)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _check_resume_args(args)
         out = Path(args.resume)
-        result = resume(out, progress=not args.no_progress, **_given(args))
+        with _resume_hint(out):
+            result = resume(out, progress=not args.no_progress, **_given(args))
         config = load_run_config(out)
     else:
         config, out = config_from_args(args), Path(args.out or DEFAULT_OUT)
@@ -51,15 +68,32 @@ def run(args: argparse.Namespace) -> int:
             from cbns.distributed.launch import launch
 
             return launch(config, out, args.nproc, progress=not args.no_progress)
-        try:
+        with _resume_hint(out):
             result = train(config, out, progress=not args.no_progress)
-        except KeyboardInterrupt:
-            print(f"cbns: interrupted; continue with: cbns train --resume {out}", file=sys.stderr)
-            raise
     if launched_rank() == 0:
         print(results_table(result, config))
         print(f"run directory: {out}")
     return 0
+
+
+@contextmanager
+def _resume_hint(out: Path):
+    """An interrupted run's one line says what is kept and how to continue it."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        from cbns.runs.checkpoint import LATEST, peek
+
+        if not (out / "config.yaml").is_file():
+            exc.detail = "before training started; nothing to resume: run the command again"
+            raise
+        if not getattr(exc, "detail", ""):
+            try:
+                exc.detail = f"the checkpoint at step {peek(out / LATEST)['step']} is kept"
+            except CbnsError:
+                exc.detail = "no checkpoint was written yet (a resume starts at step 0)"
+        exc.hint = f"continue with: cbns train --resume {out}"
+        raise
 
 
 def _given(args: argparse.Namespace) -> dict:

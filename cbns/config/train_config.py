@@ -32,14 +32,22 @@ def _device(value: str) -> None:
         raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
-def _prior(value: str) -> None:
-    """``auto``, ``off`` or a number >= 0 (see :mod:`cbns.model.popularity_prior`)."""
-    from cbns.model.popularity_prior import parse_prior
+def _min_rating(value: str) -> None:
+    """``off`` or a finite number (see :mod:`cbns.data.read_options`)."""
+    from cbns.data.read_options import parse_min_rating
 
     try:
-        parse_prior(value)
+        parse_min_rating(value)
     except ValueError:
-        raise ValueError(f"must be auto, off or a number >= 0, got {value!r}") from None
+        raise ValueError(f"must be off or a number, got {value!r}") from None
+
+
+def _prior(value: str) -> None:
+    """``auto``, ``off`` or a number in [0, 100] (see :mod:`cbns.model.popularity_prior`); the
+    ValueError's message is the detail."""
+    from cbns.model.popularity_prior import parse_prior
+
+    parse_prior(value)
 
 
 @dataclass
@@ -49,6 +57,15 @@ class TrainConfig:
     # data
     data: str = option("gowalla", "bundled name (gowalla), LightGCN directory, MovieLens-100k directory, .txt "
                        "sequence file, or CSV/TSV/Parquet table", "data", metavar="DATA", nonempty=True)
+    min_rating: str = option("off", "tables with a rating column, MovieLens-100k: keep only the rows rated R or "
+                             "more as positives (off = every row, whatever its rating)", "data", metavar="off|R",
+                             check=_min_rating, words=("off",))
+    user_column: str = option("user", "tables: the column of user ids", "data", metavar="NAME", nonempty=True)
+    item_column: str = option("item", "tables: the column of item ids", "data", metavar="NAME", nonempty=True)
+    rating_column: str = option("rating", "tables: the column of ratings (optional; see --min-rating)", "data",
+                                metavar="NAME", nonempty=True)
+    time_column: str = option("timestamp", "tables: the column of event times (optional; needed by --split loo "
+                              "and temporal)", "data", metavar="NAME", nonempty=True)
     # the sampler
     sampler: str = option("cbns", "negative sampler", "sampler", choices=SAMPLERS)
     batch_size: int = option(2048, "training batch size", "sampler", metavar="B", minimum=1)

@@ -45,6 +45,8 @@ def read_options(path: Path, what: str = "--config") -> tuple[dict[str, Any], di
     strings (``1:`` becomes option ``"1"``), so an odd key ends as an unknown option, not a crash.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CbnsError(f"{what} {path}: is a directory, not a YAML file")
     if not path.is_file():
         raise CbnsError(f"{what} {path}: no such file")
     try:

@@ -8,11 +8,15 @@
               ``valid_fraction`` of all events just before them valid; events at the same time as
               a cut fall on the later side. Users or items first seen after a cut stay in.
 
-A valid or test event whose (user, item) pair already occurs in an earlier part is dropped: the
-evaluator masks the user's earlier items, so it could never be retrieved. The datasets bundled
-for this (ML-100k, the Amazon sequences) have no repeated pairs, so nothing is dropped there.
+A (user, item) pair is one interaction (:mod:`cbns.data.row_rules`): its first event in time (file
+order among equal times) is kept and the repeats are dropped before the split, and counted. So a
+pair never lands in two parts (the evaluator masks a user's earlier items, so a repeat could never
+be retrieved), and the last event of leave-one-out is the user's last new item. ML-100k and the
+Amazon sequences have no repeated pairs, so nothing is dropped there.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -20,6 +24,7 @@ from cbns.config.choices import SPLITS
 from cbns.data.events import EventLog
 from cbns.data.holdout import holdout_mask
 from cbns.data.interactions import Interactions
+from cbns.data.row_rules import RowCounts, first_of_each_pair, pair_keys
 from cbns.errors import CbnsError
 
 #: Share of events held out as test by the random and temporal splits.
@@ -31,14 +36,17 @@ def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: i
     if split not in SPLITS:
         raise CbnsError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
     order = np.lexsort((np.arange(len(log)), log.times, log.users))  # by user, time, file position
+    first = first_of_each_pair(log.users[order], log.items[order], log.num_items)
+    order = order[first]
     users, items, times = log.users[order], log.items[order], log.times[order]
+    rows = dataclasses.replace(log.rows) if log.rows is not None else RowCounts(len(log))
+    rows.duplicates += int(len(first) - first.sum())
     if split == "random":
-        part = _random_parts(users, items, seed)
+        part = _random_parts(users, items, log.num_items, seed)
     elif split == "loo":
         part = _loo_parts(users)
     else:
         part = _temporal_parts(times, valid_fraction)
-    part = _drop_repeats(users, items, part, log.num_items)
     pick = {name: part == code for code, name in enumerate(("train", "valid", "test"))}
     if not pick["test"].any():
         raise CbnsError(f"{log.name}: the {split} split leaves no test events (every user has one event?)")
@@ -48,16 +56,16 @@ def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: i
         train=pairs[pick["train"]], test=pairs[pick["test"]], valid=pairs[pick["valid"]],
         user_ids=log.user_ids, item_ids=log.item_ids,
         train_time=times[pick["train"]], valid_time=times[pick["valid"]], test_time=times[pick["test"]],
-        user_features=log.user_features, item_features=log.item_features, split=split)
+        user_features=log.user_features, item_features=log.item_features, split=split, rows=rows)
 
 
-def _random_parts(users, items, seed) -> np.ndarray:
-    """0 = train, 2 = test; a user's repeated item counts once (its first event is kept)."""
+def _random_parts(users, items, num_items, seed) -> np.ndarray:
+    """0 = train, 2 = test, for distinct pairs: the holdout runs over them in sorted pair order."""
     pairs = np.stack([users, items], axis=1)
-    _, first = np.unique(pairs, axis=0, return_index=True)
-    part = np.full(len(users), -1, dtype=np.int64)     # -1 = a repeat, dropped
-    held = holdout_mask(pairs[first], TEST_FRACTION, seed)
-    part[first] = np.where(held, 2, 0)
+    order = np.argsort(pair_keys(users, items, num_items), kind="stable")  # distinct: np.unique's order
+    part = np.zeros(len(users), dtype=np.int64)
+    held = holdout_mask(pairs[order], TEST_FRACTION, seed)
+    part[order] = np.where(held, 2, 0)
     return part
 
 
@@ -82,14 +90,4 @@ def _temporal_parts(times, valid_fraction) -> np.ndarray:
     if valid_fraction > 0:
         part[times >= valid_cut] = 1
     part[times >= test_cut] = 2
-    return part
-
-
-def _drop_repeats(users, items, part, num_items) -> np.ndarray:
-    """Mark valid/test events whose pair occurs in an earlier part as dropped (-1)."""
-    key = users * num_items + items
-    part = part.copy()
-    for later, earlier in ((1, (0,)), (2, (0, 1))):
-        seen = key[np.isin(part, earlier)]
-        part[(part == later) & np.isin(key, seen)] = -1
     return part

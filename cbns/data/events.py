@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cbns.data.features import FeatureTable
+from cbns.data.row_rules import RowCounts
 
 
 @dataclass
@@ -19,6 +20,7 @@ class EventLog:
             Equal times are simultaneous: no event counts as "before" another with the same time.
         user_ids, item_ids: original id of each internal id, or ``None`` when they coincide.
         user_features, item_features: attribute tables, or ``None``.
+        rows: what the reader kept and dropped (:mod:`cbns.data.row_rules`), or ``None``.
     """
 
     name: str
@@ -31,6 +33,7 @@ class EventLog:
     item_ids: np.ndarray | None = None
     user_features: FeatureTable | None = None
     item_features: FeatureTable | None = None
+    rows: RowCounts | None = None
 
     def __len__(self) -> int:
         return len(self.users)

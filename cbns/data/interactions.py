@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cbns.data.features import FeatureTable
+from cbns.data.row_rules import RowCounts
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Interactions:
             order; see :mod:`cbns.data.history`).
         user_features, item_features: attribute tables (row r = internal id r), or ``None``.
         split: how test (and validation) were held out: ``random``, ``loo`` or ``temporal``.
+        rows: what the reader kept and dropped on the way (rating threshold, duplicates; see
+            :mod:`cbns.data.row_rules`), or ``None`` for a dataset stored as pairs (bundled).
     """
 
     name: str
@@ -43,6 +46,7 @@ class Interactions:
     user_features: FeatureTable | None = None
     item_features: FeatureTable | None = None
     split: str = "random"
+    rows: RowCounts | None = None
 
     def item_counts(self) -> np.ndarray:
         """``[num_items]`` int64: how often each item occurs in train (the unigram counts)."""
@@ -62,5 +66,7 @@ class Interactions:
         return getattr(self, f"{part}_time")
 
     def summary(self) -> str:
-        return (f"{self.name}: {self.num_users:,} users, {self.num_items:,} items, "
+        """One line: sizes, pairs per part and, when known, what happened to the rows read."""
+        text = (f"{self.name}: {self.num_users:,} users, {self.num_items:,} items, "
                 f"{len(self.train):,} train / {len(self.valid):,} valid / {len(self.test):,} test")
+        return text if self.rows is None else f"{text} pairs; {self.rows.describe()}"

@@ -1,4 +1,9 @@
-"""``load_dataset``: from a name or a path to :class:`Interactions`, with validation and test."""
+"""``load_dataset``: from a name or a path to :class:`Interactions`, with validation and test.
+
+What becomes an interaction is decided once, before any split (:mod:`cbns.data.row_rules`): rows
+rated below ``--min-rating`` are dropped, then every (user, item) pair counts once; both are
+counted in ``Interactions.rows`` and shown by ``Interactions.summary()``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,19 +14,24 @@ from cbns.data.event_splits import split_events
 from cbns.data.events import EventLog
 from cbns.data.holdout import carve_validation, holdout_mask
 from cbns.data.interactions import Interactions
+from cbns.data.load_progress import LoadProgress
+from cbns.data.read_options import DEFAULT_READ, ReadOptions
 from cbns.data.readers.bundled import BUNDLED, load_bundled
 from cbns.data.readers.feature_files import read_feature_file
+from cbns.data.readers.id_columns import IdColumn
 from cbns.data.readers.lightgcn import read_lightgcn_file
 from cbns.data.readers.ml100k import is_ml100k_dir, load_ml100k
 from cbns.data.readers.sequences import SEQUENCE_SUFFIX, load_sequences
-from cbns.data.readers.tables import TABLE_SUFFIXES, Table, read_table, remap_ids
+from cbns.data.readers.tables import TABLE_SUFFIXES, Table, read_table
+from cbns.data.row_rules import RowCounts, pair_keys, rating_rule, unique_pairs
 from cbns.errors import CbnsError
 
 #: Share of each user's pairs held out as test when a single table is given.
 TABLE_TEST_FRACTION = 0.2
 
 
-def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction: float = 0.1) -> Interactions:
+def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction: float = 0.1,
+                 read: ReadOptions | None = None, progress: LoadProgress | None = None) -> Interactions:
     """Load ``spec``: a bundled name (``gowalla``), a LightGCN directory (``train.txt`` and
     ``test.txt``), a directory with ``train`` and ``test`` tables, a MovieLens-100k directory
     (``u.data``), a sequence file (``.txt``, one ``user item item ...`` line per user in time
@@ -29,11 +39,15 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
     pairs.
 
     ``split`` (see :mod:`cbns.data.event_splits`) applies to the sources with event times
-    (MovieLens-100k, sequence files, a table with a ``timestamp`` column); the others come with
-    their own test split and accept ``random`` only. With ``random`` the validation split is not
-    carved here (see :func:`cbns.data.holdout.carve_validation`); ``loo`` and ``temporal`` return it.
+    (MovieLens-100k, sequence files, a table with a time column); the others come with their own
+    test split and accept ``random`` only. With ``random`` the validation split is not carved here
+    (see :func:`cbns.data.holdout.carve_validation`); ``loo`` and ``temporal`` return it. ``read``
+    names a table's columns and the rating threshold; a source they do not apply to refuses them.
     """
+    read = read or ReadOptions()
+    progress = progress or LoadProgress(enabled=False)
     if spec in BUNDLED:
+        read.refuse_for(f"the bundled {spec} (check-ins, stored as pairs)", columns=False, ratings=False)
         return _presplit(load_bundled(spec), split, spec)
     path = Path(spec)
     if not path.exists():
@@ -41,23 +55,28 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
         raise CbnsError(f"--data {spec}: no such file or directory, and not a bundled dataset ({names})")
     if path.is_dir():
         if is_ml100k_dir(path):
-            return split_events(load_ml100k(path), split, valid_fraction, seed)
+            read.refuse_for(f"{path} (MovieLens-100k)", columns=False)
+            return split_events(load_ml100k(path, read.min_rating), split, valid_fraction, seed)
         if (path / "train.txt").exists() or (path / "test.txt").exists():
-            return _presplit(load_lightgcn_dir(path), split, spec)
+            read.refuse_for(f"{path} (LightGCN text)", columns=False, ratings=False)
+            return _presplit(load_lightgcn_dir(path, progress), split, spec)
         tables = {stem: _find_table(path, stem) for stem in ("train", "test")}
         if all(tables.values()):
-            return _presplit(load_table_pair(tables["train"], tables["test"]), split, spec)
+            return _presplit(load_table_pair(tables["train"], tables["test"], read, progress), split, spec)
+        if path.suffix.lower() in (*TABLE_SUFFIXES, SEQUENCE_SUFFIX):
+            raise CbnsError(f"--data {path}: is a directory, not a {path.suffix} file")
         raise CbnsError(f"{path}: expected train.txt and test.txt (LightGCN text), train/test "
                         f"tables ({', '.join(TABLE_SUFFIXES)}) or u.data (MovieLens-100k)")
     if path.suffix.lower() == SEQUENCE_SUFFIX:
+        read.refuse_for(f"{path} (a sequence file)", columns=False, ratings=False)
         if split == "temporal":
             raise CbnsError(f"--split temporal: {path} orders each user's items but has no global clock; "
                             f"use --split loo or random")
         return split_events(load_sequences(path), split, valid_fraction, seed)
     if path.suffix.lower() in TABLE_SUFFIXES:
         if split == "random":
-            return load_single_table(path, seed)
-        return split_events(table_events(path, split), split, valid_fraction, seed)
+            return load_single_table(path, seed, read, progress)
+        return split_events(table_events(path, split, read, progress), split, valid_fraction, seed)
     raise CbnsError(f"{path}: unknown dataset file type {path.suffix!r}; give a directory, a .txt "
                     f"sequence file or a .csv, .tsv or .parquet table")
 
@@ -69,53 +88,75 @@ def _presplit(data: Interactions, split: str, spec: str) -> Interactions:
     return data
 
 
-def table_events(path: Path, split: str) -> EventLog:
-    """A table with a ``timestamp`` column as an :class:`EventLog` (for the time-based splits)."""
-    table = read_table(path)
+def rated_table(path: Path, read: ReadOptions, progress: LoadProgress) -> tuple[Table, RowCounts]:
+    """The table with the rows rated below ``read.min_rating`` dropped, and its row counts."""
+    table = read_table(path, read, progress)
+    progress.stage("applying --min-rating" if read.min_rating is not None else "remapping ids")
+    keep, counts = rating_rule(table.rating, read.min_rating, len(table))
+    if keep is not None:
+        if not keep.any():
+            lo, hi = counts.rating_range
+            raise CbnsError(f"--min-rating {read.min_rating:g}: no row of {path} is rated that high (its ratings "
+                            f"run from {lo:g} to {hi:g})")
+        table = table.take(keep)
+    return table, counts
+
+
+def table_events(path: Path, split: str, read: ReadOptions = DEFAULT_READ,
+                 progress: LoadProgress | None = None) -> EventLog:
+    """A table with a time column as an :class:`EventLog` (for the time-based splits)."""
+    table, counts = rated_table(path, read, progress or LoadProgress(enabled=False))
     if table.timestamp is None:
-        raise CbnsError(f"--split {split}: {path} has no timestamp column; use --split random")
-    user_codes, user_ids = remap_ids(table.user)
-    item_codes, item_ids = remap_ids(table.item)
-    return EventLog(path.stem, len(user_ids), len(item_ids), user_codes, item_codes, table.timestamp,
-                    user_ids, item_ids)
+        raise CbnsError(f"--split {split}: {path} has no {read.time_column!r} column; name the column of event "
+                        f"times with --time-column, or use --split random")
+    return EventLog(path.stem, len(table.user.originals), len(table.item.originals), table.user.codes,
+                    table.item.codes, table.timestamp, table.user.originals, table.item.originals, rows=counts)
 
 
-def load_lightgcn_dir(path: Path) -> Interactions:
+def load_lightgcn_dir(path: Path, progress: LoadProgress | None = None) -> Interactions:
     train_path, test_path = path / "train.txt", path / "test.txt"
-    train = read_lightgcn_file(train_path)
-    test = read_lightgcn_file(test_path)
+    train = read_lightgcn_file(train_path, progress)
+    test = read_lightgcn_file(test_path, progress)
     num_users = int(train[:, 0].max()) + 1
     num_items = int(train[:, 1].max()) + 1
-    return finish(path.name, num_users, num_items, train, test, train_path, test_path)
+    return finish(path.name, num_users, num_items, train, test, train_path, test_path,
+                  RowCounts(len(train) + len(test), unit="pairs"))
 
 
-def load_table_pair(train_path: Path, test_path: Path) -> Interactions:
-    train_table, test_table = read_table(train_path), read_table(test_path)
+def load_table_pair(train_path: Path, test_path: Path, read: ReadOptions = DEFAULT_READ,
+                    progress: LoadProgress | None = None) -> Interactions:
+    progress = progress or LoadProgress(enabled=False)
+    (train_table, train_rows), (test_table, test_rows) = (rated_table(p, read, progress)
+                                                          for p in (train_path, test_path))
     for column in ("user", "item"):
-        kinds = [_kind(getattr(t, column)) for t in (train_table, test_table)]
+        kinds = [getattr(t, column).kind for t in (train_table, test_table)]
         if kinds[0] != kinds[1]:
             raise CbnsError(f"{test_path}: {column} ids are {kinds[1]}, but those of {train_path.name} are "
                             f"{kinds[0]}; both tables must use the same id type")
-    user_codes, user_ids = remap_ids(train_table.user)
-    item_codes, item_ids = remap_ids(train_table.item)
-    train = np.stack([user_codes, item_codes], axis=1)
-    test = np.stack([_lookup(test_table, "user", user_ids, train_path),
-                     _lookup(test_table, "item", item_ids, train_path)], axis=1)
-    data = finish(train_path.parent.name, len(user_ids), len(item_ids), train, test, train_path, test_path)
+    user_ids, item_ids = train_table.user.originals, train_table.item.originals
+    train = np.stack([train_table.user.codes, train_table.item.codes], axis=1)
+    test = np.stack([_lookup(test_table, "user", user_ids, train_path, read),
+                     _lookup(test_table, "item", item_ids, train_path, read)], axis=1)
+    data = finish(train_path.parent.name, len(user_ids), len(item_ids), train, test, train_path, test_path,
+                  train_rows + test_rows)
     data.user_ids, data.item_ids = user_ids, item_ids
     return data
 
 
-def load_single_table(path: Path, seed: int) -> Interactions:
-    table = read_table(path)
-    user_codes, user_ids = remap_ids(table.user)
-    item_codes, item_ids = remap_ids(table.item)
-    pairs = _dedupe(np.stack([user_codes, item_codes], axis=1))
+def load_single_table(path: Path, seed: int, read: ReadOptions = DEFAULT_READ,
+                      progress: LoadProgress | None = None) -> Interactions:
+    progress = progress or LoadProgress(enabled=False)
+    table, rows = rated_table(path, read, progress)
+    user_ids, item_ids = table.user.originals, table.item.originals
+    progress.stage("splitting")
+    pairs = unique_pairs(np.stack([table.user.codes, table.item.codes], axis=1), len(item_ids))
+    rows.duplicates = len(table) - len(pairs)
+    del table
     mask = holdout_mask(pairs, TABLE_TEST_FRACTION, seed)
     if not mask.any():
         raise CbnsError(f"{path}: no test pairs: the test split holds out round({TABLE_TEST_FRACTION} * n) of "
                         f"each user's n distinct items, and no user has 3 or more")
-    data = Interactions(path.stem, len(user_ids), len(item_ids), pairs[~mask], pairs[mask])
+    data = Interactions(path.stem, len(user_ids), len(item_ids), pairs[~mask], pairs[mask], rows=rows)
     data.user_ids, data.item_ids = user_ids, item_ids
     return data
 
@@ -126,30 +167,31 @@ SPARSE_FACTOR = 10
 SPARSE_MIN = 100_000
 
 
-def finish(name, num_users, num_items, train, test, train_path, test_path) -> Interactions:
-    """Check test ids against the train id range, deduplicate, and reject train/test overlap."""
+def finish(name, num_users, num_items, train, test, train_path, test_path, rows: RowCounts) -> Interactions:
+    """Check test ids against the train id range, deduplicate each part (counted into ``rows``),
+    and reject train/test overlap."""
     for col, size, what in ((0, num_users, "user"), (1, num_items, "item")):
         bad = test[:, col] >= size
         if bad.any():
             raise CbnsError(f"{test_path}: {what} id {int(test[bad][0, col])} is outside the id range of "
                             f"{train_path.name} (0..{size - 1})")
-        distinct = len(np.unique(train[:, col]))
-        if size > SPARSE_MIN and size > SPARSE_FACTOR * distinct:
-            raise CbnsError(f"{train_path}: {what} ids run up to {size - 1} but only {distinct:,} distinct "
-                            f"{what}s occur; ids must be numbered from 0 without large gaps (a CSV table "
-                            f"has its ids renumbered for you)")
-    train, test = _dedupe(train), _dedupe(test)
-    key = lambda pairs: pairs[:, 0] * num_items + pairs[:, 1]  # noqa: E731
-    overlap = np.isin(key(test), key(train))
+        if size > SPARSE_MIN:
+            distinct = int(np.count_nonzero(np.bincount(train[:, col], minlength=size)))
+            if size > SPARSE_FACTOR * distinct:
+                raise CbnsError(f"{train_path}: {what} ids run up to {size - 1} but only {distinct:,} distinct "
+                                f"{what}s occur; ids must be numbered from 0 without large gaps (a CSV table "
+                                f"has its ids renumbered for you)")
+    read = len(train) + len(test)
+    train, test = unique_pairs(train, num_items), unique_pairs(test, num_items)
+    rows.duplicates += read - len(train) - len(test)
+    train_keys, test_keys = (pair_keys(p[:, 0], p[:, 1], num_items) for p in (train, test))  # both sorted
+    at = np.minimum(np.searchsorted(train_keys, test_keys), max(len(train_keys) - 1, 0))
+    overlap = train_keys[at] == test_keys if len(train_keys) else np.zeros(len(test_keys), dtype=bool)
     if overlap.any():
         u, i = test[overlap][0]
         raise CbnsError(f"{test_path}: {int(overlap.sum())} (user, item) pair(s) also in {train_path.name}, "
                         f"e.g. ({u}, {i}); a test pair must not be a training pair")
-    return Interactions(name, num_users, num_items, train, test)
-
-
-def _dedupe(pairs: np.ndarray) -> np.ndarray:
-    return np.unique(pairs, axis=0) if len(pairs) else pairs
+    return Interactions(name, num_users, num_items, train, test, rows=rows)
 
 
 def _find_table(path: Path, stem: str) -> Path | None:
@@ -159,34 +201,38 @@ def _find_table(path: Path, stem: str) -> Path | None:
     return found[0] if found else None
 
 
-def _kind(ids: np.ndarray) -> str:
-    return "integers" if ids.dtype.kind in "iu" else "strings"
-
-
-def _lookup(table: Table, column: str, originals: np.ndarray, train_path: Path) -> np.ndarray:
+def _lookup(table: Table, column: str, originals: np.ndarray, train_path: Path, read: ReadOptions) -> np.ndarray:
     """``[N]`` codes of ``table``'s ids in the sorted train ids ``originals``; every id must occur."""
-    values = getattr(table, column)
-    codes = np.minimum(np.searchsorted(originals, values), len(originals) - 1)
-    found = originals[codes] == values
+    ids: IdColumn = getattr(table, column)
+    at = np.minimum(np.searchsorted(originals, ids.originals), len(originals) - 1)
+    found = originals[at] == ids.originals
     if not found.all():
-        row = int(np.argmin(found))
-        raise CbnsError(f"{table.where(row)}: {column} {values[row]!r} does not occur in the train table "
-                        f"{train_path.name}")
-    return codes.astype(np.int64)
+        row = int(np.flatnonzero(~found[ids.codes])[0])
+        value = ids.originals[ids.codes[row]]
+        dropped = f" (after --min-rating {read.min_rating:g})" if read.min_rating is not None else ""
+        raise CbnsError(f"{table.where(row)}: {column} {value!r} does not occur in the train table "
+                        f"{train_path.name}{dropped}")
+    return at[ids.codes].astype(np.int64)
 
 
-def load_data(config) -> Interactions:
+def load_data(config, progress: bool = False) -> Interactions:
     """The dataset of ``config`` split as ``config.split`` says, with its validation split (carved
     from train for ``random``; made by the split itself for ``loo`` and ``temporal``), and the
-    attribute tables named by ``user_features`` / ``item_features`` added to the dataset's own."""
-    data = load_dataset(config.data, seed=config.seed, split=config.split, valid_fraction=config.valid_fraction)
-    if config.split == "random":
-        data = carve_validation(data, config.valid_fraction, config.seed)
-    for side, num in (("user", data.num_users), ("item", data.num_items)):
-        path = getattr(config, f"{side}_features")
-        if path:
-            table = read_feature_file(path, side, getattr(config, f"{side}_feature_columns"),
-                                      getattr(data, f"{side}_ids"), num)
-            own = getattr(data, f"{side}_features")
-            setattr(data, f"{side}_features", table if own is None else own.merged(table))
+    attribute tables named by ``user_features`` / ``item_features`` added to the dataset's own.
+    With ``progress``, a load that takes more than a few seconds shows a progress bar on stderr."""
+    read = ReadOptions.from_config(config)
+    with LoadProgress(f"loading {Path(config.data).name or config.data}", enabled=progress) as bar:
+        data = load_dataset(config.data, seed=config.seed, split=config.split,
+                            valid_fraction=config.valid_fraction, read=read, progress=bar)
+        if config.split == "random":
+            bar.stage("carving the validation split")
+            data = carve_validation(data, config.valid_fraction, config.seed)
+        for side, num in (("user", data.num_users), ("item", data.num_items)):
+            path = getattr(config, f"{side}_features")
+            if path:
+                bar.stage(f"reading --{side}-features")
+                table = read_feature_file(path, side, getattr(config, f"{side}_feature_columns"),
+                                          getattr(data, f"{side}_ids"), num)
+                own = getattr(data, f"{side}_features")
+                setattr(data, f"{side}_features", table if own is None else own.merged(table))
     return data

@@ -56,7 +56,7 @@ class NegativeSampler(nn.Module):
 
     @classmethod
     def negatives_per_row(cls, batch_size: int, config) -> int:
-        """How many negatives one row's softmax sees at batch size ``batch_size``."""
+        """How many negatives one row's softmax sees at batch size ``batch_size`` (None: every item)."""
         return batch_size - 1
 
     def __init__(self, item_counts: np.ndarray, seed: int = 0):

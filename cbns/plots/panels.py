@@ -23,6 +23,7 @@ class Series:
     yerr: list[float | None] | None = None
     color_key: str | None = None  # series with the same key share a colour (the label's first use)
     show_label: bool = True
+    variant: int = 0  # series sharing a colour differ by it: line style and marker (e.g. one per seed)
 
 
 @dataclass
@@ -52,12 +53,18 @@ def save_panels(panels: list[Panel], path: Path, title: str | None = None, cols:
     return save(fig, path)
 
 
+#: Line style and marker of a series' ``variant``: series of one colour never look alike.
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "x")
+
+
 def _draw(ax, panel: Panel, colors: dict) -> None:
     for s in panel.series:
         key = s.color_key or s.label
         color = colors.setdefault(key, COLORS[len(colors) % len(COLORS)])
         errors = [e or 0.0 for e in s.yerr] if s.yerr and any(e for e in s.yerr) else None
-        ax.errorbar(s.xs, s.ys, yerr=errors, color=color, marker="o", markersize=3.5, linewidth=1.3,
+        ax.errorbar(s.xs, s.ys, yerr=errors, color=color, marker=MARKERS[s.variant % len(MARKERS)],
+                    linestyle=LINESTYLES[s.variant % len(LINESTYLES)], markersize=3.5, linewidth=1.3,
                     capsize=3, label=s.label if s.show_label else None)
     for i, (y, label) in enumerate(panel.hlines):
         ax.axhline(y, color="grey", linestyle=("--", ":", "-.")[i % 3], linewidth=1, label=label)

@@ -10,7 +10,7 @@ import numpy as np
 from cbns.config import TrainConfig
 from cbns.data import Interactions
 from cbns.errors import CbnsError
-from cbns.runs.checkpoint import LATEST, checkpoint_files, peek
+from cbns.runs.checkpoint import checkpoint_files, peek
 
 #: Options a resumed run may change: they decide how fast and how often, not what is computed.
 #: (A different thread count or device can change float rounding; see docs/resume.md.)
@@ -69,8 +69,9 @@ def refuse_unfinished(out: Path) -> None:
             where = f" at step {peek(files[0])['step']}"
         except CbnsError:
             where = ""
+        names = " and ".join(str(p) for p in files)
         raise CbnsError(f"--out {out}: holds an unfinished run (checkpoint{where}); continue it with "
-                        f"`cbns train --resume {out}`, or delete {out / LATEST} to start over")
+                        f"`cbns train --resume {out}`, or delete {names} to start over")
 
 
 def _show(value: Any) -> str:

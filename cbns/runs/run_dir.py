@@ -28,6 +28,7 @@ from cbns.data.interactions import Interactions
 from cbns.errors import CbnsError
 from cbns.model.two_tower import TwoTower
 from cbns.runs.atomic import atomic_write_bytes, atomic_write_text
+from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
 
 
@@ -62,15 +63,20 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
     ``custom_towers`` records that the towers were built in Python (the model file then cannot be
     rebuilt from the config alone)."""
     save_yaml(config, out / "config.yaml")
-    write_model_file(out, {"config": config.to_dict(), "model": model.state_dict(),
-                           "objective": objective.state_dict(), "num_users": data.num_users,
-                           "num_items": data.num_items, "custom_towers": custom_towers})
     # With a popularity prior both matrices carry one more column (cbns.model.popularity_prior), so
     # that user . item is still the ranking score.
     users, items = model.ranking_vectors(model.all_users(data.num_users, user_context).cpu(),
                                          model.all_items(data.num_items).cpu())
-    _atomic_npy(out / "user_embeddings.npy", users.numpy().astype(np.float32))
-    _atomic_npy(out / "item_embeddings.npy", items.numpy().astype(np.float32))
+    matrices = {"user_embeddings.npy": users.numpy().astype(np.float32),
+                "item_embeddings.npy": items.numpy().astype(np.float32)}
+    for name, matrix in matrices.items():
+        check_finite_rows(matrix, out / name, "the trained model is not finite there; nothing was exported "
+                                              "(see docs/resume.md for NaN in training)")
+    write_model_file(out, {"config": config.to_dict(), "model": model.state_dict(),
+                           "objective": objective.state_dict(), "num_users": data.num_users,
+                           "num_items": data.num_items, "custom_towers": custom_towers})
+    for name, matrix in matrices.items():
+        _atomic_npy(out / name, matrix)
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
         if ids is not None:
             atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))

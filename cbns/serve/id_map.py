@@ -2,6 +2,9 @@
 
 A remapped table writes line r = the original id of row r (ids of any type, written as text).
 Without the file the dataset's own integer ids are the rows (LightGCN text, bundled Gowalla).
+A query id is read by the loaders' rule (:mod:`cbns.data.id_text`): digits 0-9 only for integer
+ids (``+1``, `` 7 `` and ``٣`` are refused, as a LightGCN file refuses them), the stripped text for
+text ids.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cbns.data.id_text import MAX_ID, integer_id, text_id
 from cbns.errors import CbnsError
 
 
@@ -42,17 +46,28 @@ class IdMap:
         """``[N]`` int64 rows of ``ids``; :class:`CbnsError` naming the first unknown id (as ``label``)."""
         ids = list(ids)
         if self.originals is None:
-            rows = np.array([_as_int(x) for x in ids], dtype=np.int64)
-            known = (rows >= 0) & (rows < self.size)
+            parsed = [integer_id(x) for x in ids]
+            for x, row in zip(ids, parsed):
+                if row is None:
+                    raise CbnsError(f"{label} {x!r}: not an id of this run: its ids are the integers "
+                                    f"0..{self.size - 1}, written with the digits 0-9 only (no sign or spaces; "
+                                    f"at most {MAX_ID})")
+            rows = np.array(parsed, dtype=np.int64)
+            known = rows < self.size
         else:
-            text = np.array([str(x) for x in ids], dtype=str)
+            cleaned = [text_id(x) for x in ids]
+            for x, text in zip(ids, cleaned):
+                if text is None:
+                    raise CbnsError(f"{label} {str(x)!r}: not an id of this run: an id is text that is not empty "
+                                    f"and holds no control character")
+            text = np.array(cleaned, dtype=str)
             pos = np.minimum(np.searchsorted(self._sorted, text), self.size - 1)
             known = self._sorted[pos] == text if len(text) else np.zeros(0, dtype=bool)
             rows = self._order[pos].astype(np.int64)
         if not known.all():
             bad = np.flatnonzero(~known)
             more = f" (and {len(bad) - 1} more unknown)" if len(bad) > 1 else ""
-            first = ids[bad[0]] if self.originals is None else str(ids[bad[0]])
+            first = ids[bad[0]] if self.originals is None else str(text[bad[0]])
             raise CbnsError(f"{label} {first!r}: not in this run ({self.size:,} known, {self.source}){more}")
         return rows
 
@@ -67,12 +82,3 @@ class IdMap:
         out[pad] = None
         return out
 
-
-def _as_int(value) -> int:
-    """An integer id from an int or its decimal text; -1 (unknown) for anything else."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return -1

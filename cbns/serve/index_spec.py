@@ -23,6 +23,14 @@ PARAMS = {"flat": (), "ivf": ("nlist", "nprobe"), "hnsw": ("m", "ef_search", "ef
 DEFAULT_M = 32
 DEFAULT_EF_SEARCH = 128
 DEFAULT_EF_CONSTRUCTION = 80
+#: Bounds of the hnsw parameters. faiss crashes (a segfault) with m = 1 and stores 2m links per
+#: item at the base level; a beam of ef entries is a heap allocated per query thread, and faiss
+#: takes ef as a C int. Recall stops growing long before these (docs/serving.md).
+MIN_M, MAX_M = 2, 512
+MAX_EF = 1 << 20
+#: Each parameter's bounds: (smallest, largest).
+BOUNDS = {"nlist": (1, None), "nprobe": (1, None), "m": (MIN_M, MAX_M), "ef_search": (1, MAX_EF),
+          "ef_construction": (1, MAX_EF)}
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,8 @@ class IndexSpec:
         (see docs/serving.md for the measurements).
 
         Defaults: ``nlist = round(4 sqrt(I))`` (at most ``I``), ``nprobe = min(nlist, max(8, nlist // 16))``,
-        ``m = 32``, ``ef_search = 128``, ``ef_construction = 80``.
+        ``m = 32``, ``ef_search = 128``, ``ef_construction = 80``. Bounds: :data:`BOUNDS` (``nlist``
+        at most ``I``, ``nprobe`` at most ``nlist``).
         """
         if self.kind not in KINDS:
             raise CbnsError(f"--kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
@@ -56,8 +65,14 @@ class IndexSpec:
                 users = [k for k, names in PARAMS.items() if name in names]
                 raise CbnsError(f"{_flag(name)}: applies to --kind {users[0]} only, got --kind {self.kind} "
                                 f"with {_flag(name)} {value}")
-            if value < 1:
-                raise CbnsError(f"{_flag(name)}: must be >= 1, got {value}")
+            low, high = BOUNDS[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise CbnsError(f"{_flag(name)}: must be an integer, got {value!r}")
+            if value < low:
+                raise CbnsError(f"{_flag(name)}: must be >= {low}, got {value}")
+            if high is not None and value > high:
+                raise CbnsError(f"{_flag(name)}: must be <= {high:,} (a larger value only costs memory; see "
+                                f"docs/serving.md), got {value}")
         if self.kind == "ivf":
             return self._resolve_ivf(num_items)
         if self.kind == "hnsw":
@@ -74,6 +89,16 @@ class IndexSpec:
         if nprobe > nlist:
             raise CbnsError(f"--nprobe: must be <= --nlist ({nlist}), got {nprobe}")
         return IndexSpec("ivf", nlist=nlist, nprobe=nprobe)
+
+    def memory_bytes(self, num_items: int, dim: int) -> int:
+        """About how much memory the resolved index takes over ``num_items`` vectors of ``dim``
+        floats: the vectors, plus hnsw's links (2m at the base level, about m / (m - 1) m above)."""
+        vectors = num_items * (dim + 1) * 4
+        if self.kind == "hnsw":
+            return vectors + num_items * 4 * (2 * self.m + self.m) + num_items * 16
+        if self.kind == "ivf":
+            return 2 * vectors + self.nlist * (dim + 1) * 4 + num_items * 8
+        return vectors
 
     def params(self) -> dict[str, int]:
         """The parameters this kind uses, e.g. ``{"nlist": 810, "nprobe": 33}``."""

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cbns.errors import CbnsError
+from cbns.machine import available_memory, format_bytes
 from cbns.serve.index_spec import IndexSpec
 
 INDEX_FILE = "index.faiss"
@@ -73,6 +74,7 @@ class ItemIndex:
         items = np.ascontiguousarray(items, dtype=np.float32)
         num_items, dim = items.shape
         spec = spec.resolve(num_items)
+        _check_memory(spec, num_items, dim)
         start = time.perf_counter()
         phi = _l2_phi(items) if spec.kind == "ivf" else None
         if phi is not None:
@@ -159,6 +161,16 @@ class ItemIndex:
             self.index.nprobe = self.spec.nprobe
         elif self.spec.kind == "hnsw":
             self.index.hnsw.efSearch = self.spec.ef_search
+
+
+def _check_memory(spec: IndexSpec, num_items: int, dim: int) -> None:
+    """:class:`CbnsError` before building when the index would not fit the available memory."""
+    needed, free = spec.memory_bytes(num_items, dim), available_memory()
+    if free is not None and needed > free:
+        flag = "--m" if spec.kind == "hnsw" else "--kind"
+        raise CbnsError(f"{flag}: {spec.describe()} over {num_items:,} items x {dim} needs about "
+                        f"{format_bytes(needed)}, but {format_bytes(free)} of memory is available; use a smaller "
+                        f"--m or --kind ivf")
 
 
 def _l2_phi(items: np.ndarray) -> float | None:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cbns.errors import CbnsError
+
 
 @dataclass
 class Ranked:
@@ -36,7 +38,13 @@ class Ranked:
                 for ids, scores, rows in zip(self.ids, self.scores, self.rows)]
 
     def to_json(self, query_key: str = "user") -> list[dict]:
-        """``[{query_key: id, "items": [{"item": id, "score": s}, ...]}, ...]`` for ``json.dumps``."""
+        """``[{query_key: id, "items": [{"item": id, "score": s}, ...]}, ...]`` for ``json.dumps``;
+        :class:`CbnsError` for a score JSON cannot hold (finite vectors whose product overflows)."""
+        real = self.rows >= 0
+        if not np.isfinite(self.scores[real]).all():
+            q, k = np.argwhere(real & ~np.isfinite(self.scores))[0]
+            raise CbnsError(f"the score of item {self.ids[q, k]!r} for {query_key} {self.queries[q]!r} is "
+                            f"{self.scores[q, k]}: the embeddings overflow float32; JSON cannot hold it")
         return [{query_key: _plain(q), "items": [{"item": _plain(i), "score": round(s, 6)} for i, s in pairs]}
                 for q, pairs in zip(self.queries, self.lists())]
 

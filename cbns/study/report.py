@@ -147,12 +147,13 @@ def _convergence(section, groups, setting: Setting, out: Path, key: str) -> Path
         label = setting.label(group[0]) + (f" B={group[0].cell.batch_size}" if len(section.batch_sizes) > 1 else "")
         for i, r in enumerate(x for x in group if x.done):
             pts = r.curve(key, clock)
-            if pts:
-                series.append(Series(label, [p[0] for p in pts], [p[1] for p in pts], color_key=label,
-                                     show_label=i == 0))
+            if pts:  # one colour per setting, one line style and marker per seed
+                series.append(Series(f"{label} (seed {r.cell.seed})", [p[0] for p in pts], [p[1] for p in pts],
+                                     color_key=label, variant=i))
     if not series:
         return None
-    panel = Panel(f"Validation {short(key)} against training time (one line per seed)",
+    panel = Panel(f"Validation {short(key)} against training time (one line per seed: colour = setting, "
+                  f"line style = seed)",
                   f"cumulative training {'CPU time' if clock == 'cpu' else 'wall-clock'} (s, validation excluded)",
                   f"validation {key}", series)
     return save_panels([panel], out / PLOTS_DIR / f"{section.name}_convergence.png", cols=1)

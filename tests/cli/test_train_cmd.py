@@ -24,8 +24,16 @@ def run_cli(capsys, *argv):
     (["--data", "/no/such/dir"], "--data /no/such/dir: no such file or directory"),
     (["--lr", "abc"], "argument --lr: invalid float value: 'abc'"),
     (["--ks", "20,x"], "expected comma-separated integers"),
+    (["--popularity-prior", "1e100"], "--popularity-prior: must be auto, off or a number in [0, 100]"),
+    (["--min-rating", "high"], "--min-rating: must be off or a number, got 'high'"),
+    (["--min-rating", "4"], "--min-rating 4: the bundled gowalla (check-ins, stored as pairs) has no ratings"),
+    (["--user-column", "customer"], "--user-column customer: the bundled gowalla (check-ins, stored as pairs) has no "
+                                    "named columns"),
+    (["--config", "."], "--config .: is a directory, not a YAML file"),
 ])
 def test_bad_options_end_in_one_line(capsys, tmp_path, argv, message):
+    """Bad flags; the hostile sizes are in tests/training/test_memory_need.py, the options the
+    sampler or towers do not read in tests/config/test_unread_options.py."""
     with pytest.raises(SystemExit) if "argument" in message or "expected" in message else _nothing():
         code, out, err = run_cli(capsys, "train", "--out", str(tmp_path / "o"), *argv)
         assert code == 2
@@ -94,3 +102,26 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_rated_table_prints_and_records_what_min_rating_kept(capsys, tmp_path):
+    rng = np.random.default_rng(4)
+    rows = [(f"u{u}", f"i{i}", int(rng.integers(1, 6))) for u in range(60) for i in rng.choice(50, 12, replace=False)]
+    lines = ["customer,product,stars"] + [f"{u},{i},{r}" for u, i, r in rows]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    below = sum(r < 4 for _, _, r in rows)   # counted here
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "r.csv"), "--user-column", "customer",
+                           "--item-column", "product", "--rating-column", "stars", "--min-rating", "4", "--epochs", "1",
+                           "--dim", "8", "--batch-size", "64", "--threads", "1", "--no-progress",
+                           "--out", str(tmp_path / "run"))
+    assert code == 0
+    summary = err.splitlines()[0]
+    assert summary.startswith("data r: ") and " train / " in summary and " valid / " in summary
+    assert summary.endswith(f"pairs; {len(rows):,} rows read: {len(rows) - below:,} kept, {below:,} rated below 4 "
+                            f"dropped, 0 duplicate (user, item) rows dropped")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["dataset_rows"] == {"read": len(rows), "kept": len(rows) - below, "below_min_rating": below,
+                                       "duplicates": 0, "min_rating": 4.0, "rating_range": [1.0, 5.0]}
+    assert metrics["dataset"] == summary[len("data "):]
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (config["min_rating"], config["user_column"], config["rating_column"]) == ("4", "customer", "stars")

@@ -36,9 +36,13 @@ def test_temporal_split_is_one_global_cut():
     # 1000 distinct times 0..999: the cuts sit at 800 (test) and 700 (valid)
     assert (d.train_time.max(), d.valid_time.min(), d.valid_time.max(), d.test_time.min()) == (699, 700, 799, 800)
     assert (len(d.train), len(d.valid), len(d.test)) == (700, 100, 200)
-    # a later event repeating an earlier pair is dropped (it could never be retrieved)
-    d = split_events(log_of([(0, i, float(i)) for i in range(9)] + [(0, 0, 9.0)]), "temporal", 0.0)
-    assert len(d.train) == 8 and d.test.tolist() == [[0, 8]]
+    # a later event repeating an earlier pair is dropped before the split (it is a duplicate):
+    # the split is the one of the log without it, and the repeat is counted
+    events = [(0, i, float(i)) for i in range(9)]
+    d = split_events(log_of(events + [(0, 0, 9.0)]), "temporal", 0.0)
+    plain = split_events(log_of(events), "temporal", 0.0)
+    assert d.train.tolist() == plain.train.tolist() and d.test.tolist() == plain.test.tolist() == [[0, 7], [0, 8]]
+    assert d.rows.duplicates == 1 and d.rows.kept == 9
 
 
 def test_random_split_holds_out_a_fifth_of_each_users_distinct_items():
@@ -55,7 +59,7 @@ def test_presplit_sources_refuse_time_splits(tmp_path):
     with pytest.raises(CbnsError, match="--split temporal: .*no global clock"):
         load_dataset(str(tmp_path / "s.txt"), split="temporal")
     pd.DataFrame({"user": [1], "item": [2]}).to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(CbnsError, match="has no timestamp column"):
+    with pytest.raises(CbnsError, match="has no .timestamp. column; name the column of event times with --time-column"):
         load_dataset(str(tmp_path / "t.csv"), split="loo")
 
 

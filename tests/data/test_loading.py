@@ -108,3 +108,19 @@ def test_bundled_gowalla_matches_published_statistics():
     carve_validation(d, 0.1, 0)
     assert len(d.train) + len(d.valid) == 810128
     assert np.bincount(d.train[:, 0], minlength=d.num_users).min() >= 1
+
+
+def test_a_directory_where_a_file_belongs_says_so(tmp_path):
+    (tmp_path / "log.csv").mkdir()
+    with pytest.raises(CbnsError, match=r"--data .*log.csv: is a directory, not a .csv file"):
+        load_dataset(str(tmp_path / "log.csv"))
+    lightgcn = tmp_path / "lg"
+    (lightgcn / "train.txt").mkdir(parents=True)
+    (lightgcn / "test.txt").write_text("0 1\n")
+    with pytest.raises(CbnsError, match=r"lg/train.txt: is a directory, not a file; give the file itself"):
+        load_dataset(str(lightgcn))
+    from cbns.data.readers.feature_files import read_feature_file
+
+    (tmp_path / "users.csv").mkdir()
+    with pytest.raises(CbnsError, match=r"--user-features .*users.csv: is a directory, not a file"):
+        read_feature_file(tmp_path / "users.csv", "user", [], None, 3)

@@ -26,10 +26,11 @@ TIMING = ("train_seconds", "seconds_per_epoch", "seconds", "phases", "phase_seco
 
 
 def small_args(data, sampler):
-    """A 2-epoch run on the 400-user slice: 112 steps per epoch, a checkpoint every 25 steps."""
-    return ["--data", str(data), "--sampler", sampler, "--dim", "16", "--batch-size", "256", "--epochs", "2",
-            "--memory-size", "512", "--warmup-steps", "20", "--num-negatives", "256", "--lr", "0.02",
-            "--threads", "1", "--checkpoint-every", "25", "--no-progress"]
+    """A 2-epoch run on the 400-user slice: 112 steps per epoch, a checkpoint every 25 steps (the
+    sampler's own options only: cbns train refuses one the sampler does not read)."""
+    own = {"cbns": ["--memory-size", "512", "--warmup-steps", "20"], "inbatch": []}[sampler]
+    return ["--data", str(data), "--sampler", sampler, "--dim", "16", "--batch-size", "256", "--epochs", "2", *own,
+            "--lr", "0.02", "--threads", "1", "--checkpoint-every", "25", "--no-progress"]
 
 
 def without_timing(value):
@@ -75,26 +76,38 @@ def wait_for_mid_epoch_checkpoint(proc, path: Path, min_step: int, timeout: floa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampler", ["inbatch", "cbns"])
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, gowalla_slice, sampler, capsys):
+@pytest.mark.parametrize("sampler,signum", [("inbatch", signal.SIGKILL), ("cbns", signal.SIGKILL),
+                                            ("cbns", signal.SIGTERM), ("inbatch", signal.SIGINT)])
+def test_a_signal_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, gowalla_slice, sampler, signum, capsys):
+    """SIGKILL leaves the last checkpoint; SIGTERM and SIGINT print one line and write a checkpoint
+    after the step in progress. Either way the resumed run ends where the uninterrupted one does."""
     args = small_args(gowalla_slice, sampler)
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "cbns", "train", *args, "--out", str(killed)], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         # the warm-up (20 steps) is over by then, so the CBNS bank is full and in use
-        wait_for_mid_epoch_checkpoint(proc, killed / LATEST, min_step=50)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        seen = wait_for_mid_epoch_checkpoint(proc, killed / LATEST, min_step=50)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == -signal.SIGKILL
     assert not (killed / "metrics.json").exists()
     state, _, problems = read_latest(killed)
     assert not problems
     assert state["fit"]["batch"] > 0 and state["global_step"] >= 50  # mid-epoch
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        word = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupted"}[signum]
+        assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum]
+        lines = err.splitlines()
+        assert len(lines) == 2 and lines[0].startswith("data ") and "Traceback" not in err
+        assert lines[1] == (f"cbns: {word} ({signal.Signals(signum).name}); the checkpoint at step "
+                            f"{state['global_step']} is written; continue with: cbns train --resume {killed}")
+        assert state["global_step"] >= seen["step"]
     if sampler == "cbns":
         assert int(state["objective"]["bank.filled"]) == 512 and int(state["objective"]["step"]) > 20
 
@@ -342,3 +355,21 @@ def test_a_resumed_epoch_keeps_the_phase_seconds_of_its_first_part(sequences):
     record = trainer.train_epoch(1)
     assert record["phases"]["encode"] >= 1000.0 and record["phases"]["data"] >= 500.0
     assert record["phases"]["encode"] < 1000.0 + record["seconds"] and trainer.state.phases == {}
+
+
+def test_the_advice_to_start_over_names_every_checkpoint_file_and_is_not_repeated(capsys, tmp_path, gowalla_slice):
+    out = tmp_path / "run"
+    with pytest.raises(Crash.Boom):
+        train(small_config(gowalla_slice, epochs=1), out, progress=False, verbose=False, callbacks=[Crash(step=25)])
+    assert (out / LATEST).is_file() and (out / PREVIOUS).is_file()
+    again = ["train", "--data", str(gowalla_slice), "--epochs", "1", "--dim", "8", "--threads", "1", "--no-progress",
+             "--out", str(out)]
+    code, err = run_cli(capsys, *again)
+    assert code == 2 and err.endswith(f"or delete {out / LATEST} and {out / PREVIOUS} to start over\n")
+    (out / LATEST).unlink()   # half of the advice followed: the refusal says what is left
+    code, err = run_cli(capsys, *again)
+    assert code == 2 and err.endswith(f"(checkpoint at step 10); continue it with `cbns train --resume {out}`, or "
+                                      f"delete {out / PREVIOUS} to start over\n")
+    (out / PREVIOUS).unlink()
+    code, err = run_cli(capsys, *again)
+    assert code == 0

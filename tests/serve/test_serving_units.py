@@ -76,8 +76,10 @@ def test_id_map_with_file_keeps_text_ids(tmp_path):
 def test_id_map_without_file_is_the_integer_identity(tmp_path):
     ids = IdMap.from_file(tmp_path / "absent.txt", 5)
     np.testing.assert_array_equal(ids.to_rows([4, "0", np.int64(2)]), [4, 0, 2])
-    for bad in (5, -1, "x"):
-        with pytest.raises(CbnsError, match=r"not in this run \(5 known, integer ids 0\.\.4\)"):
+    with pytest.raises(CbnsError, match=r"not in this run \(5 known, integer ids 0\.\.4\)"):
+        ids.to_rows([5])
+    for bad in (-1, "x"):  # not integer ids at all (tests/serve/test_id_map.py: the loaders' rule)
+        with pytest.raises(CbnsError, match=r"not an id of this run: its ids are the integers 0\.\.4"):
             ids.to_rows([bad])
 
 

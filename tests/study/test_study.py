@@ -1,6 +1,7 @@
 """cbns study: spec errors, the grid expansion, user slices, and a small study end to end."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,8 +143,15 @@ def test_study_end_to_end_resumes_and_reports_the_cells_numbers(tmp_path, monkey
         writes.append(len(calls))
         return real_write(*args, **kwargs)
 
+    real_panels, drawn = cbns.study.report.save_panels, {}
+
+    def recording_panels(panels, path, *args, **kwargs):
+        drawn[path.stem] = panels
+        return real_panels(panels, path, *args, **kwargs)
+
     monkeypatch.setattr(cbns.api, "train", flaky_train)
     monkeypatch.setattr(cbns.study.report, "write_outputs", counting_write)
+    monkeypatch.setattr(cbns.study.report, "save_panels", recording_panels)
     with pytest.raises(KeyboardInterrupt):
         run_study(spec, out, threads=1, progress=False, refresh_seconds=0)
     assert "cells finished: 2 of 7" in (out / "report.md").read_text()
@@ -164,6 +172,11 @@ def test_study_end_to_end_resumes_and_reports_the_cells_numbers(tmp_path, monkey
     for name in ("samplers_convergence", "samplers_drift", "memory_memory", "batch_batch"):
         png = (out / "plots" / f"{name}.png").read_bytes()
         assert png[:8] == PNG and len(png) > 10_000
+    # one line per sampler and seed in the convergence plot, no two drawn alike (tests/plots)
+    series = drawn["samplers_convergence"][0].series
+    assert sorted(s.label for s in series) == ["cbns M=128 (seed 0)", "cbns M=128 (seed 1)", "inbatch (seed 0)",
+                                               "inbatch (seed 1)"]
+    assert len({(s.color_key, s.variant) for s in series}) == 4 and len({s.color_key for s in series}) == 2
 
     # The samplers table's in-batch row: mean ± sample std of the two seeds' test recall@20.
     report = (out / "report.md").read_text()
@@ -188,3 +201,18 @@ def test_cli_study_errors_and_list(capsys, tmp_path):
     assert main(["study", "--spec", str(tiny_spec(tmp_path)), "--out", str(tmp_path / "s"), "--list"]) == 0
     out = capsys.readouterr().out
     assert out.count("pending ") == 7 and "0 of 7 cells finished" in out
+
+
+def test_study_help_points_to_the_docs_and_states_each_bundled_specs_cells(capsys):
+    from cbns.cli.study_cmd import SPEC_COSTS
+
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "format: docs/study.md" in text and "cbns/study/spec.py" not in text
+    for name, (cells, cost) in SPEC_COSTS.items():
+        assert len(expand(load_spec(name))) == cells, name  # counted by expanding the spec itself
+        assert f"{name}: {cells} cells, {cost}" in text
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "study.md").read_text()
+    for name, (cells, _) in SPEC_COSTS.items():
+        assert f"`{name}` | {cells} |" in doc

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cbns.data.features import FeatureTable, categorical_column, multi_column
+from cbns.data.readers.file_checks import require_file
 from cbns.data.readers.tables import TABLE_SUFFIXES
 from cbns.errors import CbnsError
 
@@ -34,8 +35,7 @@ def read_feature_file(path: str | Path, key: str, columns: Sequence[str], ids: n
     option = f"--{key}-features {path}"
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise CbnsError(f"{option}: unknown table format {path.suffix!r}; use .csv, .tsv or .parquet")
-    if not path.is_file():
-        raise CbnsError(f"{option}: no such file")
+    require_file(path, f"--{key}-features")
     try:
         if path.suffix.lower() == ".parquet":
             frame = pd.read_parquet(path)

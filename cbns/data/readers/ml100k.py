@@ -2,7 +2,8 @@
 
 Files (``|``-separated, Latin-1): ``u.data`` (tab-separated ``user item rating unix_time``),
 ``u.user`` (``user | age | gender | occupation | zip``), ``u.item`` (``item | title | release date
-| video release | url | 19 genre flags``). Every rating is an interaction (implicit feedback).
+| video release | url | 19 genre flags``). Every rating is an interaction (implicit feedback),
+unless ``min_rating`` keeps only those rated at least that (``--min-rating``).
 
 User attributes: age band (the MovieLens-1M bands), gender, occupation, first character of the zip
 code. Item attributes: genres (multi-hot), release decade.
@@ -16,7 +17,9 @@ import pandas as pd
 
 from cbns.data.events import EventLog
 from cbns.data.features import FeatureTable, categorical_column, multi_column
-from cbns.data.readers.tables import remap_ids
+from cbns.data.readers.file_checks import require_file
+from cbns.data.readers.id_columns import remap_ids
+from cbns.data.row_rules import rating_rule
 from cbns.errors import CbnsError
 
 #: Upper bounds of the MovieLens-1M age bands: <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+.
@@ -30,13 +33,20 @@ def is_ml100k_dir(path: Path) -> bool:
     return path.is_dir() and (path / "u.data").is_file()
 
 
-def load_ml100k(path: Path) -> EventLog:
-    """All 100,000 ratings as timed events, with the user and item attribute tables."""
+def load_ml100k(path: Path, min_rating: float | None = None) -> EventLog:
+    """The ratings (all 100,000, or those >= ``min_rating``) as timed events, with the user and item
+    attribute tables; users and items are those of the ratings kept."""
     ratings = _read(path / "u.data", "\t", ["user", "item", "rating", "time"])
-    user_codes, user_ids = remap_ids(ratings["user"])
-    item_codes, item_ids = remap_ids(ratings["item"])
+    keep, rows = rating_rule(ratings["rating"].to_numpy(dtype=np.float64), min_rating, len(ratings))
+    if keep is not None:
+        ratings = ratings[keep]
+    if not len(ratings):
+        raise CbnsError(f"--min-rating {min_rating:g}: no rating in {path / 'u.data'} is that high "
+                        f"(they run from {rows.rating_range[0]:g} to {rows.rating_range[1]:g})")
+    user_codes, user_ids = remap_ids(ratings["user"].to_numpy())
+    item_codes, item_ids = remap_ids(ratings["item"].to_numpy())
     log = EventLog(path.name, len(user_ids), len(item_ids), user_codes, item_codes,
-                   ratings["time"].to_numpy(dtype=np.float64), user_ids, item_ids)
+                   ratings["time"].to_numpy(dtype=np.float64), user_ids, item_ids, rows=rows)
     if (path / "u.user").is_file():
         log.user_features = _user_features(path / "u.user", user_ids)
     if (path / "u.item").is_file():
@@ -45,6 +55,7 @@ def load_ml100k(path: Path) -> EventLog:
 
 
 def _read(path: Path, sep: str, names: list[str]) -> pd.DataFrame:
+    require_file(path)
     try:
         frame = pd.read_csv(path, sep=sep, header=None, encoding="latin-1", dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:

@@ -15,7 +15,8 @@ import pandas as pd
 
 from cbns.data.events import EventLog
 from cbns.data.features import FeatureTable, multi_column
-from cbns.data.readers.tables import remap_ids
+from cbns.data.readers.file_checks import require_file
+from cbns.data.readers.id_columns import remap_ids
 from cbns.errors import CbnsError
 
 SEQUENCE_SUFFIX = ".txt"
@@ -28,8 +29,7 @@ def attributes_path(path: Path) -> Path:
 
 def load_sequences(path: Path) -> EventLog:
     """The events of a sequence file, with the item attributes when their JSON file is beside it."""
-    if not path.is_file():
-        raise CbnsError(f"{path}: no such file")
+    require_file(path)
     users, items, positions = [], [], []
     with open(path, "rb") as fh:
         for raw in fh:

@@ -26,7 +26,8 @@ class FeaturesTower(Tower):
     """
 
     summary = "id + attributes through an MLP"
-    options = ("hidden_dim", "dropout")
+    options = ("hidden_dim", "dropout", "user_features", "user_feature_columns", "item_features",
+               "item_feature_columns")
 
     @classmethod
     def from_config(cls, config, side, num, num_items, features=None) -> FeaturesTower:

@@ -26,7 +26,7 @@ class PooledHistoryTower(Tower):
 
     needs_history = True
     summary = "YouTubeDNN: mean of the history items + user attributes"
-    options = ("max_history", "pool_decay", "hidden_dim", "dropout")
+    options = ("max_history", "pool_decay", "hidden_dim", "dropout", "user_features", "user_feature_columns")
 
     @classmethod
     def from_config(cls, config, side, num, num_items, features=None) -> PooledHistoryTower:

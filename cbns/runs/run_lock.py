@@ -1,0 +1,55 @@
+"""One run writes a run directory at a time: an exclusive lock on ``DIR/run.lock``.
+
+``cbns train --out DIR`` and ``--resume DIR`` take an ``fcntl.flock`` on the file before they
+write anything into DIR and hold it until they return; a second run started on the same DIR
+meanwhile is refused in one line naming the process that holds it. The kernel releases the
+lock when its process ends, however it ends (SIGKILL included), so a stale ``run.lock`` left in
+a finished or killed run's directory locks nothing. Where ``fcntl`` does not exist (Windows)
+nothing is locked.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cbns.errors import CbnsError
+
+LOCK_FILE = "run.lock"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+
+class RunLock:
+    """``with RunLock(out, "--out"):`` holds the lock of run directory ``out`` (created if needed)."""
+
+    def __init__(self, run_dir: Path, flag: str = "--out"):
+        self.run_dir, self.flag, self._fd = Path(run_dir), flag, None
+
+    def __enter__(self) -> RunLock:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise CbnsError(f"{self.flag} {self.run_dir}: cannot write there ({exc.strerror or exc})") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise CbnsError(f"{self.flag} {self.run_dir}: another cbns run ({holder}) is writing this directory; "
+                                f"wait for it to end, or choose another {self.flag}") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            if fcntl is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

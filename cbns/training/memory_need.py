@@ -1,0 +1,87 @@
+"""What a training run will allocate, estimated from its config and dataset sizes before anything
+is allocated, and refused when above the memory the machine can still give.
+
+A size option that passes its range check can still ask for terabytes (``--memory-size
+2147483647``, ``--dim 2147483647``); torch then fails deep inside its allocator, or the kernel
+kills the process. Each part below is a lower bound of what the run holds at its peak (float32):
+
+* **embedding tables**: one row of D floats per id of each tower's table (a history tower's is
+  an item table), and the item bias, times 9: the weights, their gradients, Adam's two moments,
+  the best weights kept for the test, and a checkpoint's serialised copy of those four;
+* **tower layers**: towers that read ``--hidden-dim`` hold about 4 H (D + H) more floats, 9 times;
+* **the bank**: CBNS keeps M vectors of D floats with their ids and log q;
+* **the step**: the logits of B rows over every candidate (``negatives_per_row + 1`` columns)
+  three times (the logits, the softmax, its gradient), and the candidates beyond the batch (bank
+  rows, sampled items) as vectors with their gradient, three times;
+* **streaming frequency**: two int64 arrays of ``--frequency-slots`` entries.
+
+The message names the option behind the largest part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cbns.errors import CbnsError, flag_name
+from cbns.machine import available_memory, format_bytes
+from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
+
+FLOAT = 4
+#: Copies of every weight held at the peak (see the module docstring).
+WEIGHT_COPIES = 9
+
+
+@dataclass
+class Part:
+    """One allocation: its bytes, the option that sizes it, and what it is."""
+
+    bytes: int
+    option: str
+    what: str
+
+
+def memory_parts(config, num_users: int, num_items: int) -> list[Part]:
+    """The allocations a run of ``config`` on ``num_users`` x ``num_items`` makes (module doc)."""
+    d, b = config.dim, config.batch_size
+    user_tower, item_tower = USER_TOWERS.get(config.user_tower), ITEM_TOWERS.get(config.item_tower)
+    sampler = SAMPLERS.get(config.sampler)
+    rows = (num_items if user_tower.needs_history else num_users) + num_items
+    parts = [Part(WEIGHT_COPIES * FLOAT * (rows * d + num_items), "dim",
+                  f"the embedding tables, {rows:,} rows x {d} floats x {WEIGHT_COPIES} copies")]
+    hidden = [t for t in (user_tower, item_tower) if "hidden_dim" in t.options]
+    if hidden:
+        h = config.hidden_dim
+        parts.append(Part(WEIGHT_COPIES * FLOAT * len(hidden) * 4 * h * (d + h), "hidden_dim",
+                          f"the towers' layers, about 4 x {h} x ({d} + {h}) floats x {WEIGHT_COPIES} copies"))
+    if "memory_size" in sampler.options:
+        m = config.memory_size
+        parts.append(Part(m * (d * FLOAT + 8 + FLOAT), "memory_size", f"the bank, {m:,} vectors of {d} floats"))
+    negatives = sampler.negatives_per_row(b, config)  # None: every item (the full softmax)
+    columns = num_items if negatives is None else negatives + 1
+    extra = max(columns - b, 0)  # bank rows or sampled items beyond the batch
+    driver = "memory_size" if "memory_size" in sampler.options else \
+        "num_negatives" if "num_negatives" in sampler.options else "batch_size"
+    if extra > b:
+        what = f"the step's softmax over {columns:,} candidates for {b:,} rows, and {extra:,} candidate vectors"
+    else:
+        driver, what = "batch_size", f"the step's softmax over {columns:,} candidates for {b:,} rows"
+    parts.append(Part(3 * FLOAT * (b * columns + extra * d), driver, what))
+    if config.item_frequency == "streaming":
+        parts.append(Part(16 * config.frequency_slots, "frequency_slots",
+                          f"the streaming frequency arrays, 2 x {config.frequency_slots:,} int64"))
+    return parts
+
+
+def check_memory(config, num_users: int, num_items: int) -> None:
+    """:class:`CbnsError` when the run would need more memory than is available (unknown: no check)."""
+    free = available_memory()
+    if free is None:
+        return
+    parts = memory_parts(config, num_users, num_items)
+    needed = sum(p.bytes for p in parts)
+    if needed <= free:
+        return
+    biggest = max(parts, key=lambda p: p.bytes)
+    value = getattr(config, biggest.option)
+    raise CbnsError(f"{flag_name(biggest.option)} {value}: the run needs about {format_bytes(needed)} of memory "
+                    f"({biggest.what}: {format_bytes(biggest.bytes)}), but {format_bytes(free)} is available; "
+                    f"use a smaller {flag_name(biggest.option)}")

@@ -1,0 +1,66 @@
+"""Defaults that read the data and the towers: what ``auto`` becomes for one run.
+
+Three options take ``auto`` (their defaults), resolved once the dataset is loaded, printed at the
+start of the run, and written resolved into ``config.yaml`` (so a resumed run, ``cbns evaluate``
+and the study read the same concrete values):
+
+* ``--sampler auto``: ``cbns``, unless the batch and the bank would hold as many rows as the
+  catalogue has items (``B + M >= I``): a bank that large only repeats items, and the full softmax
+  (``full``) is then the cheaper exact answer.
+* ``--item-side auto``: ``joint`` (the paper's form) when the item tower is an ID table, ``split``
+  otherwise. Measured on validation (BENCHMARKS.md): with ID towers and the learned bias joint
+  leads split on Gowalla on both seeds; with an MLP item tower joint collapses.
+* ``--min-steps S``: training lasts at least S optimizer steps (``epochs`` grows to
+  ``ceil(S / steps per epoch)`` when an epoch is short), and the learning-rate schedule decays
+  over that length: a dataset of a few thousand rows gets as many updates as a large one, not 10
+  epochs of a handful of steps. Early stopping on validation still ends a run that stops improving.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+#: The options this module may rewrite (the study compares a finished cell's saved value with the
+#: cell's own only where the cell did not leave the option to this module).
+RESOLVED = ("sampler", "item_side", "epochs")
+
+
+def resolve(config, num_items: int, num_train: int) -> tuple[object, list[str]]:
+    """``(config with every auto resolved, one line per decision)`` for a dataset of ``num_items``
+    items and ``num_train`` training pairs; an already resolved config comes back unchanged."""
+    changes, notes = {}, []
+    if config.sampler == "auto":
+        rows = config.batch_size + config.memory_size
+        if rows >= num_items:
+            changes["sampler"] = "full"
+            notes.append(f"sampler full: B + M = {rows:,} rows would hold the whole catalogue of {num_items:,} "
+                         f"items, so every item is a negative (the exact softmax)")
+        else:
+            changes["sampler"] = "cbns"
+            notes.append(f"sampler cbns: B + M = {rows:,} < {num_items:,} items")
+    if config.item_side == "auto":
+        from cbns.registry import ITEM_TOWERS
+
+        id_table = getattr(ITEM_TOWERS.get(config.item_tower), "id_table", False)
+        changes["item_side"] = "joint" if id_table else "split"
+        notes.append(f"item side {changes['item_side']}: the item tower ({config.item_tower}) "
+                     f"{'is an ID table' if id_table else 'is not an ID table'}")
+    if config.min_steps:
+        per_epoch = max(1, math.ceil(num_train / config.batch_size))
+        epochs = max(config.epochs, math.ceil(config.min_steps / per_epoch))
+        if epochs != config.epochs:
+            changes["epochs"] = epochs
+            notes.append(f"epochs {epochs}: at least {config.min_steps:,} steps of {per_epoch:,} per epoch "
+                         f"(--epochs {config.epochs} would give {config.epochs * per_epoch:,})")
+    if not changes:
+        return config, notes
+    return dataclasses.replace(config, **changes).validate(), notes
+
+
+def leaves_to_recipe(name: str, expected) -> bool:
+    """Whether option ``name`` of the (unresolved) config ``expected`` is decided here at run time."""
+    if name in ("sampler", "item_side"):
+        return getattr(expected, name) == "auto"
+    if name == "epochs":
+        return bool(expected.min_steps)
+    return False

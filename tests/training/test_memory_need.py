@@ -1,0 +1,63 @@
+"""Sizes that pass their range check are checked against the memory they need before anything is
+allocated: one line naming the option, never an allocator traceback."""
+import pytest
+from conftest import fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cbns.cli import main
+from cbns.config import TrainConfig
+from cbns.errors import CbnsError
+from cbns.training import memory_need
+from cbns.training.memory_need import WEIGHT_COPIES, check_memory, memory_parts
+
+
+@pytest.mark.parametrize("flags,option", [
+    (["--memory-size", "2147483647"], "--memory-size 2147483647"),
+    (["--memory-size", "500000000"], "--memory-size 500000000"),
+    (["--sampler", "uniform", "--num-negatives", "2147483647"], "--num-negatives 2147483647"),
+    (["--dim", "2147483647"], "--dim 2147483647"),
+    (["--user-tower", "gru", "--hidden-dim", "2147483647"], "--hidden-dim 2147483647"),
+])
+def test_the_issue_sizes_are_refused_before_allocating(capsys, tmp_path, gowalla_slice, flags, option):
+    code = main(["train", "--data", str(gowalla_slice), "--threads", "1", "--no-progress", *flags,
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"cbns: error: {option}: the run needs about ") and "is available; use a smaller" in err[0]
+    assert not (tmp_path / "o" / "config.yaml").exists()
+
+
+def test_the_tables_term_is_the_model_weights_times_the_copies_held():
+    from cbns.model.build import build_model
+
+    config = TrainConfig(dim=12, item_bias=True).validate()
+    weights = sum(p.numel() * 4 for p in build_model(config, 50, 70).parameters())  # counted from the model
+    tables = next(p for p in memory_parts(config, 50, 70) if p.option == "dim")
+    assert tables.bytes == WEIGHT_COPIES * weights
+
+
+sizes = st.sampled_from([1, 7, 1024, 65536, 2**20, 2**25, 2**31 - 1])
+
+
+@fuzz_settings(200)
+@given(sampler=st.sampled_from(["inbatch", "uniform", "mns", "cbns"]), dim=sizes, memory=sizes, negatives=sizes,
+       batch=sizes, free=st.sampled_from([2**20, 2**30, 2**35, 2**40]))
+def test_refused_exactly_when_the_parts_exceed_the_free_memory(sampler, dim, memory, negatives, batch, free):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory_need, "available_memory", lambda: free)
+        check_against(sampler, dim, memory, negatives, batch, free)
+
+
+def check_against(sampler, dim, memory, negatives, batch, free):
+    config = TrainConfig(sampler=sampler, dim=dim, memory_size=memory, num_negatives=negatives,
+                         batch_size=batch).validate()
+    parts = memory_parts(config, 1000, 2000)
+    needed = sum(p.bytes for p in parts)
+    if needed <= free:
+        check_memory(config, 1000, 2000)
+        return
+    biggest = max(parts, key=lambda p: p.bytes)
+    flag = "--" + biggest.option.replace("_", "-")
+    with pytest.raises(CbnsError, match=rf"^{flag} {getattr(config, biggest.option)}: the run needs about "):
+        check_memory(config, 1000, 2000)
