@@ -6,6 +6,7 @@ import argparse
 import json
 
 from cbns.cli.index_cmd import add_index_options, add_threads_option, apply_threads, spec_from_args
+from cbns.cli.options import add_device_option
 
 #: Index parameters that only apply when building; on a loaded index they need --kind.
 _BUILD_ONLY = ("nlist", "m", "ef_construction")
@@ -20,6 +21,7 @@ def register(commands) -> None:
                                         "queries per second beside exact scoring.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by cbns train")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_device_option(p)
     p.add_argument("--index", action="store_true",
                    help="evaluate the built index (cbns index build), or a temporary one with --kind")
     add_index_options(p, None)
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if given:
         from cbns.errors import CbnsError
         raise CbnsError(f"--{given[0].replace('_', '-')}: only used with --index")
-    metrics = evaluate_run(args.run_dir)
+    metrics = evaluate_run(args.run_dir, device=args.device)
     print(json.dumps(metrics, indent=2) if args.json else metrics_table(metrics))
     return 0
 

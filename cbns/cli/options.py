@@ -56,6 +56,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                            help=_help(spec, getattr(defaults, name)))
 
 
+def add_device_option(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device``, for the commands that score on a device (evaluate, recommend, study)."""
+    p.add_argument("--device", default=default, metavar="DEVICE",
+                   help=f"auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (default: {default})")
+
+
 def config_flags(args: argparse.Namespace) -> dict:
     """The config options among parsed ``args`` (None = not given)."""
     return {name: getattr(args, name) for name in TrainConfig.options() if hasattr(args, name)}

@@ -6,6 +6,7 @@ import json
 import sys
 
 from cbns.cli.index_cmd import add_threads_option, apply_threads
+from cbns.cli.options import add_device_option
 
 
 def register(commands) -> None:
@@ -21,6 +22,7 @@ def register(commands) -> None:
                    help="leave out the user's train and validation items (default: on)")
     p.add_argument("--exact", action="store_true", help="score every item even when an index was built")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output (default: %(default)s)")
+    add_device_option(p, "cpu")
     add_threads_option(p)
     p.set_defaults(run=run)
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from cbns.serve.recommender import Recommender
 
     apply_threads(args.threads)
-    rec = Recommender.from_run(args.run_dir, use_index=not args.exact)
+    rec = Recommender.from_run(args.run_dir, use_index=not args.exact, device=args.device)
     rows = rec.user_map.to_rows(args.user, "--user")
     ranked = rec.recommend_rows(rows, args.k, args.exclude_seen)
     how = f"index {rec.index.spec.describe()}" if rec.index is not None else "exact scoring"

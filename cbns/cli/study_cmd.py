@@ -31,6 +31,9 @@ def register(commands) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="write the report from the finished cells without training the rest")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--device", metavar="DEVICE",
+                   help="auto, cpu, cuda or cuda:N for every cell (default: the spec's, else auto); not part of a "
+                        "cell's identity, like --threads")
     p.set_defaults(run=run)
 
 
@@ -54,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     command = f"cbns study --spec {shlex.quote(args.spec)} --out {shlex.quote(args.out)}"
     command += f" --threads {args.threads}" if args.threads is not None else ""
+    command += f" --device {args.device}" if args.device is not None else ""
     study = run_study(spec, args.out, threads=args.threads, progress=not args.no_progress,
-                      train_missing=not args.report_only, command=command)
+                      train_missing=not args.report_only, command=command, device=args.device)
     done = len(study.results) - len(study.pending)
     print(f"{done} of {len(study.results)} cells finished ({len(study.trained)} trained now)")
     print(f"report: {study.report}")

@@ -43,11 +43,11 @@ class StudyRun:
 
 def run_study(spec: StudySpec, out: str | Path, threads: int | None = None, progress: bool = True,
               train_missing: bool = True, command: str | None = None,
-              refresh_seconds: float = REFRESH_SECONDS) -> StudyRun:
+              refresh_seconds: float = REFRESH_SECONDS, device: str | None = None) -> StudyRun:
     """Train the pending cells of ``spec`` into ``out`` (unless ``train_missing`` is False), then
     write ``report.md``, ``results.json`` and the plots from every finished cell.
 
-    ``threads`` overrides every cell's thread count (it is not part of a cell's identity). While
+    ``threads`` and ``device`` override every cell's (neither is part of a cell's identity). While
     cells train, the outputs are rewritten after a cell whenever ``refresh_seconds`` have passed
     since the last write, so a long study always shows how far it got. If training stops
     (Ctrl-C, a failing cell), the outputs of the cells finished so far are written before the
@@ -64,7 +64,7 @@ def run_study(spec: StudySpec, out: str | Path, threads: int | None = None, prog
     trained: list[str] = []
     try:
         if train_missing:
-            trained = _train_pending(cells, out, threads, progress, write, refresh_seconds)
+            trained = _train_pending(cells, out, threads, progress, write, refresh_seconds, device)
     except BaseException:  # Ctrl-C or a failing cell: report what finished, then stop
         write()
         raise
@@ -95,7 +95,7 @@ def _read(cell: Cell, out: Path) -> CellResult:
 
 
 def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: bool, write,
-                   refresh_seconds: float) -> list[str]:
+                   refresh_seconds: float, device: str | None = None) -> list[str]:
     from cbns.api import train
 
     written = time.monotonic()
@@ -108,7 +108,7 @@ def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: 
         folder = cell_dir(out, cell)
         if (folder / METRICS_FILE).is_file():
             bar.write(f"{cell.name}: options changed since it ran; training it again")
-        config = cell.config(data_path(cell.dataset, out), threads)
+        config = cell.config(data_path(cell.dataset, out), threads, device)
         start = time.perf_counter()
         result = train(config, folder, progress=False, verbose=False, callbacks=[CpuClock()])
         trained.append(cell.name)
