@@ -32,6 +32,7 @@ from cbns.training.callbacks.checkpointer import Checkpointer
 from cbns.training.callbacks.drift import drift_callback, save_drift
 from cbns.training.memory_need import check_memory
 from cbns.training.process_settings import set_threads, tune_allocator
+from cbns.training.recipe import resolve as resolve_recipe
 from cbns.training.result import TrainResult
 from cbns.training.stop_request import StopAtStepEnd
 from cbns.training.stop_request import arm as arm_stop_requests
@@ -114,8 +115,10 @@ def assemble(config: TrainConfig, data: Interactions, parts: Parts | None = None
              ) -> tuple[TwoTower, nn.Module]:
     """The model and the objective of a run: the caller's parts where given, else what ``config``
     names (towers from :data:`cbns.registry.USER_TOWERS` / ``ITEM_TOWERS``, the objective from
-    :func:`cbns.objective.build.build_objective`)."""
+    :func:`cbns.objective.build.build_objective`). Options left ``auto`` are resolved for ``data``
+    first (:mod:`cbns.training.recipe`)."""
     ctx, parts = ctx or DistContext(), parts or Parts()
+    config, _ = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower)
     model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features,
                         user_tower=parts.user_tower, item_tower=parts.item_tower)
     if parts.loss is None:
@@ -133,6 +136,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     set_threads(ctx.threads(config.threads))
     tune_allocator()
     data = load_data(config, progress=progress and ctx.is_main)
+    config, recipe = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower)
     if not parts.custom_towers:  # the estimate knows the registered towers only
         check_memory(config, data.num_users, data.num_items)
     model, objective = assemble(config, data, parts, ctx)
@@ -143,18 +147,21 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         callbacks.append(drift)
     checkpointer = None
     if out_dir is not None and not ctx.distributed:
-        meta = {"config": config.to_dict(), "data": data_fingerprint(data)}
+        meta = {"config": config.to_dict(), "data": data_fingerprint(data), "recipe": recipe}
         checkpointer = Checkpointer(out_dir, config.checkpoint_every, meta)
         callbacks += [checkpointer, StopAtStepEnd(checkpointer)]
     trainer = Trainer(config, data, model, objective, progress=progress, verbose=verbose, callbacks=callbacks,
                       contexts=contexts, ctx=ctx)
     reset_peak_memory(trainer.device)
     if checkpointer is not None:
-        if resume:
-            _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose)
+        if resume:  # the saved config is resolved: the decisions are the first part's, from its checkpoint
+            recipe = _restore(trainer, out_dir, config, checkpointer.meta["data"], verbose) or recipe
+            checkpointer.meta["recipe"] = recipe
         check_free_space(out_dir, _bytes_needed(out_dir, model, objective))
         save_yaml(config, out_dir / "config.yaml")
-    _say(verbose and ctx.is_main, f"data {data.summary()}")  # the last line before training starts
+    _say(verbose and ctx.is_main, f"data {data.summary()}")  # the data, then the recipe, then training
+    for line in recipe:
+        _say(verbose and ctx.is_main, f"recipe: {line}")
     try:
         result = trainer.fit()
     except NonFiniteError as exc:
@@ -170,7 +177,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         metrics = {**result.to_dict(), "dataset": data.summary(),
                    "dataset_rows": data.rows.to_dict() if data.rows is not None else None,
                    "world_size": ctx.world_size, "split": config.split, "towers": towers,
-                   "precision": config.precision, "peak_memory": peak_memory(trainer.device)}
+                   "precision": config.precision, "recipe": recipe, "peak_memory": peak_memory(trainer.device)}
         save_run(out_dir, config, data, model, objective, metrics,
                  user_context=contexts.for_users("test") if contexts is not None else None,
                  custom_towers=parts.custom_towers)
@@ -186,12 +193,14 @@ def history_context(config: TrainConfig, data, model: TwoTower) -> HistoryContex
     return HistoryContext(data, config.max_history)
 
 
-def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict, verbose: bool) -> None:
-    """Load the newest readable checkpoint of ``run`` into ``trainer`` (none: start at step 0)."""
+def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict, verbose: bool
+             ) -> list[str] | None:
+    """Load the newest readable checkpoint of ``run`` into ``trainer`` (none: start at step 0);
+    returns the recipe lines the run started with (None when it has no checkpoint)."""
     found = read_latest(run)
     if found is None:
         _say(verbose, f"resuming {run}: no checkpoint was written yet, starting from step 0")
-        return
+        return None
     payload, path, problems = found
     for problem in problems:
         print(f"cbns: warning: {problem}; using {path.name} instead", file=sys.stderr)
@@ -200,6 +209,7 @@ def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict
     s = trainer.state
     where = "training done, testing" if s.done else f"epoch {s.epoch + 1}, batch {s.batch}"
     _say(verbose, f"resuming {run} from {path.name}: step {trainer.global_step} ({where})")
+    return payload.get("recipe")
 
 
 def _bytes_needed(out: Path, model, objective) -> int:

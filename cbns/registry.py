@@ -24,10 +24,14 @@ class Registry:
     Args:
         kind: what the entries are, for messages (``sampler``, ``user tower``).
         package: the package whose import registers the built-in entries.
+        aliases: names that stand for an entry until a run decides (``{"auto": "cbns"}``: the
+            recipe, :mod:`cbns.training.recipe`, resolves ``auto`` once the data is known; before
+            that, questions such as "which options does it read" are answered by ``cbns``).
     """
 
-    def __init__(self, kind: str, package: str):
+    def __init__(self, kind: str, package: str, aliases: dict[str, str] | None = None):
         self.kind, self.package = kind, package
+        self.aliases = dict(aliases or {})
         self._entries: dict[str, Any] = {}
         self._loaded = False
 
@@ -50,9 +54,15 @@ class Registry:
         self._load()
         return tuple(self._entries)
 
+    def choices(self) -> tuple[str, ...]:
+        """What a config may name: the aliases, then every registered name."""
+        return (*self.aliases, *self.names())
+
     def get(self, name: str):
-        """The entry filed under ``name``; KeyError naming the known ones otherwise."""
+        """The entry filed under ``name`` (an alias: the entry it stands for); KeyError naming the
+        known ones otherwise."""
         self._load()
+        name = self.aliases.get(name, name)
         if name not in self._entries:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self._entries)}")
         return self._entries[name]
@@ -75,7 +85,7 @@ def _label(entry) -> str:
 
 
 #: ``--sampler``: subclasses of :class:`cbns.negatives.base.NegativeSampler`.
-SAMPLERS = Registry("sampler", "cbns.negatives")
+SAMPLERS = Registry("sampler", "cbns.negatives", aliases={"auto": "cbns"})
 #: ``--user-tower`` and ``--item-tower``: subclasses of :class:`cbns.model.towers.base.Tower`.
 USER_TOWERS = Registry("user tower", "cbns.model.towers")
 ITEM_TOWERS = Registry("item tower", "cbns.model.towers")

@@ -58,7 +58,7 @@ def test_cbns_train_trains_with_the_loss_module():
 
     counts = np.ones(10)
     for sampler, memory in (("cbns", 4096), ("inbatch", 0)):
-        objective = build_objective(cbns.TrainConfig(sampler=sampler), counts)
+        objective = build_objective(cbns.TrainConfig(sampler=sampler, item_side="split"), counts)
         assert type(objective) is cbns.CrossBatchSoftmaxLoss and objective.memory_size == memory
 
 

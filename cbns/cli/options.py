@@ -72,6 +72,8 @@ def _help(spec: Option, default) -> str:
     if isinstance(spec.choices, Registry):
         described = [f"{name} = {spec.choices.get(name).summary}" for name in spec.choices.names()
                      if getattr(spec.choices.get(name), "summary", "")]
+        if "auto" in spec.choices.aliases:
+            described.insert(0, "auto = decided from the data (cbns, or full when B + M covers the catalogue)")
         if described:
             text += ": " + "; ".join(described)
     shown = ",".join(map(str, default)) if isinstance(default, list) else default

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             return launch(config, out, args.nproc, progress=not args.no_progress)
         with _resume_hint(out):
             result = train(config, out, progress=not args.no_progress)
+        if launched_rank() == 0:
+            config = load_run_config(out)  # as the recipe resolved it (cbns.training.recipe)
     if launched_rank() == 0:
         print(results_table(result, config))
         print(f"run directory: {out}")

@@ -14,6 +14,9 @@ BANK_MODES = ("stale", "refresh")
 #: softmax over the candidates that carry gradient (positive + fresh negatives) only, so that an
 #: item's push away from other users is not shrunk by bank rows it cannot feel.
 ITEM_SIDES = ("joint", "split")
+#: ``--item-side`` also takes ``auto``: joint for an ID-table item tower, split otherwise
+#: (:mod:`cbns.training.recipe`).
+ITEM_SIDE_CHOICES = ("auto", *ITEM_SIDES)
 
 #: ``--item-frequency``, how q of the positives' stream is known: ``static`` = unigram counts of
 #: train, read up front; ``streaming`` = estimated during training

@@ -72,7 +72,7 @@ class Option:
         """The allowed words (a registry's names are read now), or None when any value goes."""
         if self.choices is None:
             return None
-        return self.choices.names() if isinstance(self.choices, Registry) else tuple(self.choices)
+        return self.choices.choices() if isinstance(self.choices, Registry) else tuple(self.choices)
 
     def validate(self, name: str, kind: str, value: Any) -> None:
         """:class:`OptionError` for a value of the right type that is out of range."""

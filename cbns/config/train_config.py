@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cbns.config.choices import BANK_MODES, ITEM_FREQUENCIES, ITEM_SIDES, LR_SCHEDULES, PRECISIONS, SPLITS
+from cbns.config.choices import BANK_MODES, ITEM_FREQUENCIES, ITEM_SIDE_CHOICES, LR_SCHEDULES, PRECISIONS, SPLITS
 from cbns.config.option import Option, coerce, option, spec_of
 from cbns.config.yaml_file import FileOptions, read_options
 from cbns.config.yaml_file import save_yaml as _save_options
@@ -67,15 +67,16 @@ class TrainConfig:
     time_column: str = option("timestamp", "tables: the column of event times (optional; needed by --split loo "
                               "and temporal)", "data", metavar="NAME", nonempty=True)
     # the sampler
-    sampler: str = option("cbns", "negative sampler", "sampler", choices=SAMPLERS)
+    sampler: str = option("auto", "negative sampler", "sampler", choices=SAMPLERS)
     batch_size: int = option(2048, "training batch size", "sampler", metavar="B", minimum=1)
     memory_size: int = option(4096, "cbns: bank size in items", "sampler", metavar="M", minimum=0)
     warmup_steps: int = option(0, "cbns: steps with in-batch negatives only before the bank is used", "sampler",
                                metavar="W", minimum=0)
     bank_mode: str = option("stale", "cbns: stale = stored vectors (paper), refresh = re-encode stored ids",
                             "sampler", choices=BANK_MODES)
-    item_side: str = option("split", "joint = one softmax for both towers (paper); split = item tower learns "
-                            "from the gradient-carrying candidates only", "loss", choices=ITEM_SIDES)
+    item_side: str = option("auto", "joint = one softmax for both towers (paper); split = item tower learns "
+                            "from the gradient-carrying candidates only; auto = joint for an ID-table item tower, "
+                            "split otherwise", "loss", choices=ITEM_SIDE_CHOICES)
     num_negatives: int = option(2048, "uniform/popularity/mns: sampled negatives per step", "sampler",
                                 metavar="N", minimum=1)
     popularity_alpha: float = option(0.75, "popularity: q proportional to count^A", "sampler", metavar="A")
@@ -93,6 +94,9 @@ class TrainConfig:
     init_std: float = option(0.1, "std of the embedding init", "model", metavar="S", minimum=0)
     # training
     epochs: int = option(10, "maximum epochs", "training", metavar="E", minimum=1)
+    min_steps: int = option(0, "train at least S optimizer steps: epochs grow to fit them when an epoch is short "
+                            "(the lr schedule decays over that length); 0 = --epochs alone", "training",
+                            metavar="S", minimum=0)
     lr: float = option(1e-2, "Adam learning rate", "training", metavar="LR", above=0)
     lr_schedule: str = option("cosine", "constant, or decay per step to 0 at the last of --epochs: cosine or "
                               "linear", "training", choices=LR_SCHEDULES)
@@ -163,7 +167,7 @@ class TrainConfig:
 #: What an option meant before it existed: the value that reproduces the library's behaviour from
 #: before. A saved run configuration without the key (written before the option was added) is read
 #: with this value, not today's default; study cells leave these values out of their hash.
-LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant", "item_bias": False}
+LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant", "item_bias": False, "min_steps": 0}
 
 
 def check_option(name: str, value: Any, where: str) -> Any:

@@ -16,7 +16,15 @@ def build_objective(config, item_counts: np.ndarray, gather_across_ranks: bool =
     in-batch sampler with no bank); the samplers that draw negatives are wrapped in
     :class:`cbns.objective.sampled_objective.SampledSoftmaxObjective` (see
     :meth:`cbns.negatives.base.NegativeSampler.objective_from_config`).
+    ``config`` must be resolved: options left ``auto`` depend on the data and the towers
+    (:func:`cbns.training.recipe.resolve`; :func:`cbns.api.assemble` and :func:`cbns.train` resolve
+    them).
     """
+    left = [name for name in ("sampler", "item_side") if getattr(config, name) == "auto"
+            and not (name == "item_side" and config.sampler == "full")]  # the full softmax has no item side
+    if left:
+        raise ValueError(f"{', '.join(left)} still 'auto': resolve the config for the data first "
+                         f"(cbns.training.recipe.resolve(config, num_items, num_train_pairs))")
     objective = SAMPLERS.get(config.sampler).objective_from_config(config, item_counts)
     objective.gather_across_ranks, objective.process_group = gather_across_ranks, process_group
     return objective

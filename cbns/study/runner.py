@@ -20,6 +20,7 @@ from cbns.study.datasets import data_path
 from cbns.study.results import METRICS_FILE, CellResult, read_cell
 from cbns.study.spec import StudySpec
 from cbns.training.callbacks.cpu_clock import CpuClock
+from cbns.training.recipe import RESOLVED, leaves_to_recipe
 
 CELLS_DIR = "cells"
 #: while training, rewrite the report after a cell once this many seconds have passed
@@ -77,7 +78,8 @@ def cell_dir(out: Path, cell: Cell) -> Path:
 
 
 def is_finished(cell: Cell, out: Path) -> bool:
-    """True when the cell's run directory holds its metrics and a configuration that matches."""
+    """True when the cell's run directory holds its metrics and a configuration that matches (an
+    option the cell leaves to the recipe, such as ``sampler: auto``, matches what it resolved to)."""
     folder = cell_dir(out, cell)
     if not (folder / METRICS_FILE).is_file():
         return False
@@ -85,9 +87,9 @@ def is_finished(cell: Cell, out: Path) -> bool:
         saved = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         return False
-    expected = cell.config(saved.get("data", "")).to_dict()
-    skip = {"data", *NOT_HASHED}
-    return all(saved[k] == v for k, v in expected.items() if k in saved and k not in skip)
+    config = cell.config(saved.get("data", ""))
+    skip = {"data", *NOT_HASHED, *(k for k in RESOLVED if leaves_to_recipe(k, config))}
+    return all(saved[k] == v for k, v in config.to_dict().items() if k in saved and k not in skip)
 
 
 def _read(cell: Cell, out: Path) -> CellResult:

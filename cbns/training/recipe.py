@@ -25,9 +25,11 @@ import math
 RESOLVED = ("sampler", "item_side", "epochs")
 
 
-def resolve(config, num_items: int, num_train: int) -> tuple[object, list[str]]:
+def resolve(config, num_items: int, num_train: int, item_tower=None) -> tuple[object, list[str]]:
     """``(config with every auto resolved, one line per decision)`` for a dataset of ``num_items``
-    items and ``num_train`` training pairs; an already resolved config comes back unchanged."""
+    items and ``num_train`` training pairs; an already resolved config comes back unchanged.
+    ``item_tower`` is the caller's own item tower when there is one (``cbns.train(item_tower=...)``):
+    it is an ID table only if it says so (an ``id_table = True`` attribute)."""
     changes, notes = {}, []
     if config.sampler == "auto":
         rows = config.batch_size + config.memory_size
@@ -41,9 +43,11 @@ def resolve(config, num_items: int, num_train: int) -> tuple[object, list[str]]:
     if config.item_side == "auto":
         from cbns.registry import ITEM_TOWERS
 
-        id_table = getattr(ITEM_TOWERS.get(config.item_tower), "id_table", False)
+        tower = item_tower if item_tower is not None else ITEM_TOWERS.get(config.item_tower)
+        name = type(item_tower).__name__ if item_tower is not None else config.item_tower
+        id_table = getattr(tower, "id_table", False)
         changes["item_side"] = "joint" if id_table else "split"
-        notes.append(f"item side {changes['item_side']}: the item tower ({config.item_tower}) "
+        notes.append(f"item side {changes['item_side']}: the item tower ({name}) "
                      f"{'is an ID table' if id_table else 'is not an ID table'}")
     if config.min_steps:
         per_epoch = max(1, math.ceil(num_train / config.batch_size))

@@ -27,12 +27,12 @@ BIG = 2**31 - 1
 #: name -> (type, rule); the documented constraints, restated.
 RULES = {
     "data": ("str", lambda v: v != ""),
-    "sampler": ("str", lambda v: v in ("inbatch", "uniform", "popularity", "mns", "cbns")),
+    "sampler": ("str", lambda v: v in ("auto", "inbatch", "uniform", "popularity", "mns", "cbns", "full")),
     "batch_size": ("int", lambda v: 1 <= v <= BIG),
     "memory_size": ("int", lambda v: 0 <= v <= BIG),
     "warmup_steps": ("int", lambda v: 0 <= v <= BIG),
     "bank_mode": ("str", lambda v: v in ("stale", "refresh")),
-    "item_side": ("str", lambda v: v in ("joint", "split")),
+    "item_side": ("str", lambda v: v in ("auto", "joint", "split")),
     "num_negatives": ("int", lambda v: 1 <= v <= BIG),
     "popularity_alpha": ("float", math.isfinite),
     "dim": ("int", lambda v: 1 <= v <= BIG),

@@ -13,7 +13,7 @@ from cbns.runs.run_dir import save_run
 
 
 def test_export_refuses_a_nan_row_and_writes_no_embeddings(tmp_path):
-    config = TrainConfig(dim=4, sampler="inbatch").validate()
+    config = TrainConfig(dim=4, sampler="inbatch", item_side="split").validate()
     data = Interactions("t", 5, 6, np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]), np.array([[0, 2]]))
     model = build_model(config, 5, 6)
     with torch.no_grad():

@@ -104,8 +104,9 @@ def test_a_signal_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, gowal
         word = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupted"}[signum]
         assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum]
         lines = err.splitlines()
-        assert len(lines) == 2 and lines[0].startswith("data ") and "Traceback" not in err
-        assert lines[1] == (f"cbns: {word} ({signal.Signals(signum).name}); the checkpoint at step "
+        assert lines[0].startswith("data ") and all(line.startswith("recipe: ") for line in lines[1:-1])
+        assert "Traceback" not in err
+        assert lines[-1] == (f"cbns: {word} ({signal.Signals(signum).name}); the checkpoint at step "
                             f"{state['global_step']} is written; continue with: cbns train --resume {killed}")
         assert state["global_step"] >= seen["step"]
     if sampler == "cbns":

@@ -28,7 +28,7 @@ def test_unknown_schedule_is_an_option_error():
 
 
 def test_trainer_applies_the_schedule():
-    cfg = TrainConfig(data="toy", sampler="inbatch", batch_size=16, dim=4, epochs=2, lr=0.01,
+    cfg = TrainConfig(data="toy", sampler="inbatch", item_side="split", batch_size=16, dim=4, epochs=2, lr=0.01,
                       lr_schedule="linear", threads=1)
     rng = np.random.default_rng(0)
     data = Interactions("toy", 20, 15, train=np.stack([rng.integers(0, 20, 100), rng.integers(0, 15, 100)], 1),

@@ -13,8 +13,8 @@ from cbns.training.memory_need import WEIGHT_COPIES, check_memory, memory_parts
 
 
 @pytest.mark.parametrize("flags,option", [
-    (["--memory-size", "2147483647"], "--memory-size 2147483647"),
-    (["--memory-size", "500000000"], "--memory-size 500000000"),
+    (["--sampler", "cbns", "--memory-size", "2147483647"], "--memory-size 2147483647"),
+    (["--sampler", "cbns", "--memory-size", "500000000"], "--memory-size 500000000"),
     (["--sampler", "uniform", "--num-negatives", "2147483647"], "--num-negatives 2147483647"),
     (["--dim", "2147483647"], "--dim 2147483647"),
     (["--user-tower", "gru", "--hidden-dim", "2147483647"], "--hidden-dim 2147483647"),

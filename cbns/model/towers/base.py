@@ -25,6 +25,10 @@ class Tower(nn.Module):
     summary = ""
     #: The config options this tower reads beyond ``dim`` and ``init_std``.
     options: tuple[str, ...] = ()
+    #: True for a tower that is one learned vector per id and nothing else: ``--item-side auto``
+    #: then trains the paper's joint form (:mod:`cbns.training.recipe`). A tower of your own passed
+    #: to :func:`cbns.train` may set it too (any ``nn.Module``; without it, ``split``).
+    id_table: bool = False
 
     @classmethod
     def from_config(cls, config, side: str, num: int, num_items: int, features=None) -> Tower:

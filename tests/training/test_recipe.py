@@ -1,0 +1,58 @@
+"""The recipe's decisions from the data and the towers, against the rules stated in its docstring."""
+import pytest
+
+import cbns
+from cbns.training.recipe import leaves_to_recipe, resolve
+
+
+@pytest.mark.parametrize("items,batch,memory,want", [(40_981, 2048, 4096, "cbns"), (1_682, 2048, 4096, "full"),
+                                                     (6_144, 2048, 4096, "full"), (6_145, 2048, 4096, "cbns"),
+                                                     (1_682, 512, 1024, "cbns")])
+def test_auto_sampler_is_full_exactly_when_batch_and_bank_cover_the_catalogue(items, batch, memory, want):
+    config = cbns.TrainConfig(batch_size=batch, memory_size=memory).validate()
+    resolved, notes = resolve(config, items, 100_000)
+    assert resolved.sampler == want and any(n.startswith(f"sampler {want}") for n in notes)
+
+
+@pytest.mark.parametrize("tower,want", [("id", "joint"), ("features", "split")])
+def test_auto_item_side_is_joint_for_an_id_table_only(tower, want):
+    resolved, _ = resolve(cbns.TrainConfig(item_tower=tower).validate(), 40_981, 100_000)
+    assert resolved.item_side == want
+
+
+def test_a_callers_own_item_tower_is_an_id_table_only_if_it_says_so():
+    from torch import nn
+
+    config = cbns.TrainConfig().validate()  # item_tower "id" named, but the caller's tower replaces it
+    assert resolve(config, 40_981, 100_000, item_tower=nn.Linear(4, 4))[0].item_side == "split"
+    table = nn.Embedding(10, 4)
+    table.id_table = True
+    assert resolve(config, 40_981, 100_000, item_tower=table)[0].item_side == "joint"
+
+
+def test_explicit_choices_are_kept_and_resolution_is_idempotent():
+    config = cbns.TrainConfig(sampler="cbns", item_side="split", batch_size=2048, memory_size=4096).validate()
+    resolved, notes = resolve(config, 100, 1000)  # a tiny catalogue, but the user chose cbns
+    assert resolved is config and notes == []
+    once, _ = resolve(cbns.TrainConfig(min_steps=1000).validate(), 500, 10_000)
+    twice, notes = resolve(once, 500, 10_000)
+    assert twice == once and notes == []
+
+
+@pytest.mark.parametrize("train,batch,epochs,min_steps,want", [
+    (10_000, 1000, 10, 0, 10),      # off
+    (10_000, 1000, 10, 50, 10),     # 10 epochs of 10 steps already give 100
+    (10_000, 1000, 10, 500, 50),    # 500 steps of 10 a epoch
+    (10_001, 1000, 10, 500, 46),    # 11 steps an epoch: ceil(500 / 11)
+])
+def test_min_steps_lengthens_short_epochs(train, batch, epochs, min_steps, want):
+    config = cbns.TrainConfig(batch_size=batch, epochs=epochs, min_steps=min_steps).validate()
+    assert resolve(config, 40_981, train)[0].epochs == want
+
+
+def test_what_the_study_leaves_to_the_recipe():
+    config = cbns.TrainConfig().validate()
+    assert leaves_to_recipe("sampler", config) and leaves_to_recipe("item_side", config)
+    assert not leaves_to_recipe("sampler", cbns.TrainConfig(sampler="cbns").validate())
+    assert leaves_to_recipe("epochs", cbns.TrainConfig(min_steps=10).validate()) is True
+    assert not leaves_to_recipe("epochs", config)
