@@ -1,0 +1,1 @@
+"""Run directories: their layout, the training-state checkpoint, resuming, atomic writes."""
