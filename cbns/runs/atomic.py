@@ -8,6 +8,7 @@ at worst a ``<name>.tmp-*`` leftover that :func:`remove_leftovers` deletes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -89,7 +90,5 @@ def _umask() -> int:
 
 
 def _unlink_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.unlink()
-    except OSError:
-        pass

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from cbns.runs.checkpoint import LATEST, checkpoint_files, peek
 from cbns.config import TrainConfig
 from cbns.data import Interactions
 from cbns.errors import CbnsError
+from cbns.runs.checkpoint import LATEST, checkpoint_files, peek
 
 #: Options a resumed run may change: they decide how fast and how often, not what is computed.
 #: (A different thread count can change float rounding; see docs/resume.md.)
