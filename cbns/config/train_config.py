@@ -71,7 +71,11 @@ class TrainConfig:
     lr: float = option(1e-2, "Adam learning rate", "training", metavar="LR", above=0)
     lr_schedule: str = option("cosine", "constant, or decay per step to 0 at the last of --epochs: cosine or "
                               "linear", "training", choices=LR_SCHEDULES)
-    weight_decay: float = option(0.0, "Adam weight decay", "training", metavar="WD", minimum=0)
+    weight_decay: float = option(0.0, "Adam weight decay (L2 on the gradient; with --sparse-updates, on the "
+                                 "rows a step touches)", "training", metavar="WD", minimum=0)
+    sparse_updates: bool = option(True, "row-sparse gradients and lazy row-wise Adam for the embedding tables and "
+                                  "the item bias, so a step costs the rows it touches; false = dense Adam over "
+                                  "every parameter", "training")
     seed: int = option(0, "seed of init, splits, shuffling, sampling", "training", metavar="S", minimum=0,
                        cap=MAX_SEED)
     valid_fraction: float = option(0.1, "share of each user's train items held out for validation", "data",
@@ -134,7 +138,7 @@ class TrainConfig:
 #: What an option meant before it existed: the value that reproduces the library's behaviour from
 #: before. A saved run configuration without the key (written before the option was added) is read
 #: with this value, not today's default; study cells leave these values out of their hash.
-LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant", "item_bias": False}
+LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant", "item_bias": False, "sparse_updates": False}
 
 
 def check_option(name: str, value: Any, where: str) -> Any:

@@ -12,7 +12,9 @@ One step, the same code in one process and on W ranks (``ctx``, a
    against the global batch and its negatives, and updates its own state (the CBNS bank enqueues
    the global batch, the same on every rank);
 3. the loss, scaled by ``W n_r / b`` so that DDP's average of the ranks' gradients is the gradient
-   of the global mean over the b rows; backward and one optimizer step at the scheduled rate.
+   of the global mean over the b rows; backward (the row-sparse gradients of the tables averaged
+   over ranks apart, :mod:`cbns.distributed.gradients`) and one optimizer step at the scheduled
+   rate (:mod:`cbns.training.optimizer`: row-wise lazy Adam for the tables, Adam for the rest).
 """
 from __future__ import annotations
 
@@ -23,13 +25,13 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.distributed.context import DistContext
 from cbns.distributed.gather import row_counts
+from cbns.distributed.gradients import average_sparse_grads, data_parallel
 from cbns.distributed.sharding import shard_batches
 from cbns.evaluation.sharded import evaluate_sharded
 from cbns.model.popularity_prior import choose_prior, parse_prior, prior_column
@@ -38,6 +40,7 @@ from cbns.training.callbacks.base import Callback
 from cbns.training.fit_state import FitState
 from cbns.training.guards import check_finite
 from cbns.training.lr_schedule import lr_factor
+from cbns.training.optimizer import build_optimizer
 from cbns.training.pair_encoder import PairEncoder
 from cbns.training.phase_timer import PhaseTimer
 from cbns.training.result import TrainResult
@@ -76,12 +79,11 @@ class Trainer:
         self.progress, self.verbose = progress and ctx.is_main, verbose and ctx.is_main
         self.callbacks = list(callbacks)
         self.global_step = 0
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                          fused=True)
+        self.optimizer = build_optimizer(model, config.lr, config.weight_decay, config.sparse_updates)
+        self.sparse_parameters = model.sparse_parameters()
         self.encoder = PairEncoder(model)
         if ctx.distributed:
-            self.encoder = DistributedDataParallel(
-                self.encoder, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            self.encoder = data_parallel(self.encoder, self.sparse_parameters, ctx)
         self.train_pairs = torch.from_numpy(data.train)
         self.shuffle = torch.Generator().manual_seed(config.seed + 2)
         self.state = FitState(order=self.shuffle.get_state())
@@ -166,6 +168,7 @@ class Trainer:
         with self.timer("backward"):
             self.optimizer.zero_grad(set_to_none=True)
             objective.backward()
+            average_sparse_grads(self.sparse_parameters, self.ctx)
         with self.timer("optimizer"):
             self._set_lr()
             self.optimizer.step()
