@@ -13,14 +13,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cbns.config.choices import BANK_MODES, ITEM_FREQUENCIES, ITEM_SIDES, LR_SCHEDULES, SPLITS
+from cbns.config.choices import BANK_MODES, EVAL_RANKINGS, ITEM_FREQUENCIES, ITEM_SIDES, LR_SCHEDULES, SPLITS
 from cbns.config.option import Option, coerce, option, spec_of
 from cbns.config.yaml_file import FileOptions, read_options
 from cbns.config.yaml_file import save_yaml as _save_options
 from cbns.errors import CbnsError, OptionError, flag_name
 from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
-#: Largest seed: seed + 3 must fit torch's and numpy's seed types.
+#: Largest seed: seed + 5 must fit torch's and numpy's seed types.
 MAX_SEED = 2**62
 
 
@@ -82,6 +82,13 @@ class TrainConfig:
                                    metavar="F", minimum=0, below=1)
     eval_every: int = option(1, "validate every E epochs", "evaluation", metavar="E", minimum=1)
     patience: int = option(3, "stop after P validations without improvement", "training", metavar="P", minimum=0)
+    eval_users: int = option(0, "validate on a seeded sample of N of the users with validation items (each "
+                             "epoch, and for the prior); 0 = all", "evaluation", metavar="N", minimum=0, note="0 = all")
+    test_users: int = option(0, "test on a seeded sample of N of the users with test items; 0 = all", "evaluation",
+                             metavar="N", minimum=0, note="0 = all")
+    eval_index: str = option("exact", "validation ranking: exact, or the top-K through a faiss index built over the "
+                             "item vectors at each validation (its recall against exact is reported once a run)",
+                             "evaluation", choices=EVAL_RANKINGS)
     ks: list[int] = option([20, 50], "metric cut-offs", "evaluation", metavar="K,K", minimum=1, nonempty=True,
                            items="cut-offs")
     threads: int = option(0, "torch threads, 0 = all cores", "run", metavar="N", minimum=0)

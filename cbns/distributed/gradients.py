@@ -5,11 +5,12 @@ tables and item bias under ``sparse_updates``, :meth:`cbns.model.two_tower.TwoTo
 it reduces only with gloo, as a sparse all-reduce (NCCL has no sparse all-reduce:
 pytorch/pytorch#22400), and only for ``nn.Embedding`` modules, not for a bare parameter such as
 the item bias. So those parameters are kept out of DDP and averaged here after backward, the same
-way on every backend: each rank sums its copies of a row, the ranks all-gather their (row,
-gradient) pairs, padded to the largest count, and every rank takes the mean over ranks of the
-concatenation, a sparse gradient of at most ``W x`` the rows a rank touched. That is the average
-DDP takes of the dense ones, so ``W`` ranks still equal one process on the global batch, up to
-float summation order.
+way on every backend: the ranks all-gather their (row, gradient) entries, one per lookup, padded to
+the largest count, and every rank takes the concatenation divided by ``W``, a sparse gradient of
+``W x`` a rank's lookups that the optimizer sums per row. That is the average DDP takes of the
+dense ones, so ``W`` ranks still equal one process on the global batch. The entries are not summed
+per row before the gather: concatenated in rank order they are the single process's lookups in
+its order, so the optimizer adds the copies of a row in the same order as there.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def average_sparse_grads(params: Sequence[nn.Parameter], ctx: DistContext) -> No
         if p.grad is None:
             rows = torch.zeros(0, dtype=torch.long, device=p.device)
             values = p.new_zeros((0, *p.shape[1:]))
+        elif p.grad.is_sparse:  # as backward left it, one entry per lookup in this rank's row order
+            rows, values = p.grad._indices()[0], p.grad._values()
         else:
             rows, values = touched_rows(p.grad)
         counts = row_counts(len(rows), ctx.group, p.device)

@@ -78,13 +78,13 @@ class TwoTower(nn.Module):
     @torch.no_grad()
     def all_items(self, num_items: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[num_items, D]`` every item vector, for ranking and export."""
-        return self._finish(encode_all(self.item_tower, num_items, context))
+        return self._finish_all(encode_all(self.item_tower, num_items, context))
 
     @torch.no_grad()
     def all_users(self, num_users: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[num_users, D]`` every user vector, for ranking and export; ``context`` holds one row
         per user (e.g. the histories of :meth:`cbns.data.history.HistoryContext.for_users`)."""
-        return self._finish(encode_all(self.user_tower, num_users, context))
+        return self._finish_all(encode_all(self.user_tower, num_users, context))
 
     @property
     def has_prior(self) -> bool:
@@ -124,3 +124,8 @@ class TwoTower(nn.Module):
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
+
+    def _finish_all(self, x: torch.Tensor) -> torch.Tensor:
+        """A whole table's vectors: normalised (a new tensor), or a copy of ``x``, which may be a
+        view of a tower's table (:meth:`cbns.model.towers.id_tower.IdTower.encode_all`)."""
+        return F.normalize(x, dim=-1) if self.normalize else x.clone()

@@ -52,15 +52,21 @@ class SplitOptimizer:
                 mine.load_state_dict(saved)
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, sparse: bool = True):
-    """The optimizer of a run (see the module docstring); ``model`` must already hold its tables
-    in sparse mode when ``sparse`` (:class:`cbns.model.two_tower.TwoTower` built with
-    ``sparse_updates``)."""
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, sparse: bool = True,
+                    sparse_lr: float | None = None):
+    """The optimizer of a run (see the module docstring): Adam at ``lr`` for the dense parameters,
+    RowAdam at ``sparse_lr`` (default ``lr``) for the tables. ``model`` must already hold its
+    tables in sparse mode when ``sparse`` (:class:`cbns.model.two_tower.TwoTower` built with
+    ``sparse_updates``). Each group keeps its starting rate as ``base_lr``, which a schedule scales."""
     if not sparse:
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    tables = list(model.sparse_parameters())
-    ids = {id(p) for p in tables}
-    dense = [p for p in model.parameters() if id(p) not in ids]
-    return SplitOptimizer(
-        torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay, fused=True) if dense else None,
-        RowAdam(tables, lr=lr, weight_decay=weight_decay) if tables else None)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    else:
+        tables = list(model.sparse_parameters())
+        ids = {id(p) for p in tables}
+        dense = [p for p in model.parameters() if id(p) not in ids]
+        opt = SplitOptimizer(
+            torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay, fused=True) if dense else None,
+            RowAdam(tables, lr=sparse_lr or lr, weight_decay=weight_decay) if tables else None)
+    for group in opt.param_groups:
+        group["base_lr"] = group["lr"]
+    return opt

@@ -34,6 +34,7 @@ from cbns.distributed.gather import row_counts
 from cbns.distributed.gradients import average_sparse_grads, data_parallel
 from cbns.distributed.sharding import shard_batches
 from cbns.evaluation.sharded import evaluate_sharded
+from cbns.evaluation.user_sample import sample_users, users_with_items
 from cbns.model.popularity_prior import choose_prior, parse_prior, prior_column
 from cbns.model.two_tower import TwoTower
 from cbns.training.callbacks.base import Callback
@@ -85,6 +86,11 @@ class Trainer:
         if ctx.distributed:
             self.encoder = data_parallel(self.encoder, self.sparse_parameters, ctx)
         self.train_pairs = torch.from_numpy(data.train)
+        has_valid = len(data.valid) > 0
+        self.eval_sample = {  # the users validation and the test average over (None: all)
+            "valid": sample_users(data.matrix("valid"), config.eval_users, config.seed + 4) if has_valid else None,
+            "test": sample_users(data.matrix("test"), config.test_users, config.seed + 5)}
+        self.index_info: dict | None = None
         self.shuffle = torch.Generator().manual_seed(config.seed + 2)
         self.state = FitState(order=self.shuffle.get_state())
         self._epoch_rows = 0
@@ -175,14 +181,15 @@ class Trainer:
         self.global_step += 1
 
     def _set_lr(self) -> None:
-        """The schedule's learning rate for this step (a function of the step counter alone)."""
+        """The schedule's learning rate for this step (a function of the step counter alone), for
+        the dense parameters' Adam and the tables' RowAdam alike."""
         cfg = self.config
         if cfg.lr_schedule == "constant":
             return
         total = cfg.epochs * math.ceil(len(self.train_pairs) / cfg.batch_size)
-        lr = cfg.lr * lr_factor(cfg.lr_schedule, self.global_step, total)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        factor = lr_factor(cfg.lr_schedule, self.global_step, total)
+        for group in self.optimizer.param_groups:  # both optimizers', each from its own starting rate
+            group["lr"] = group.get("base_lr", cfg.lr) * factor  # a checkpoint from before base_lr: lr
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly: weights, optimizer moments, the
@@ -201,8 +208,34 @@ class Trainer:
         self.state = FitState.from_dict(state["fit"])
 
     def evaluate(self, part: str) -> dict[str, float]:
+        """Metrics of ``part`` over its users (the sample of ``eval_users`` / ``test_users``); for
+        ``valid`` with ``eval_index``, through an item index (its recall against exact ranking of
+        the same users is measured at the first such validation; :attr:`index_info`)."""
+        cfg = self.config
         context = self.contexts.for_users(part) if self.contexts is not None else None
-        return evaluate_sharded(self.model, self.data, part, self.config.ks, self.ctx, user_context=context)
+        users = self.eval_sample[part]
+        if part == "valid" and cfg.eval_index != "exact":
+            from cbns.serve.index_eval import validate_with_index  # faiss, imported only when used
+            from cbns.serve.index_spec import IndexSpec
+
+            metrics, self.index_info = validate_with_index(
+                self.model, self.data, part, cfg.ks, IndexSpec(cfg.eval_index), users, context,
+                compare_exact=self.index_info is None)
+            return metrics
+        return evaluate_sharded(self.model, self.data, part, cfg.ks, self.ctx, user_context=context, users=users)
+
+    def evaluation_summary(self) -> dict:
+        """How validation and the test were ranked and over how many users, for ``metrics.json``."""
+        cfg, summary = self.config, {}
+        for part, seed in (("valid", cfg.seed + 4), ("test", cfg.seed + 5)):
+            if part == "valid" and not len(self.data.valid):
+                continue
+            sample, total = self.eval_sample[part], users_with_items(self.data.matrix(part))
+            summary[part] = {"users": total if sample is None else len(sample), "of": total,
+                             "sample_seed": seed if sample is not None else None}
+        if "valid" in summary:
+            summary["valid"]["ranking"] = cfg.eval_index
+        return summary
 
     def fit(self) -> TrainResult:
         """Train until the last epoch or early stopping, from wherever :attr:`state` stands."""
@@ -219,6 +252,8 @@ class Trainer:
             s.train_seconds += record["seconds"]
             if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 record["valid"] = self.evaluate("valid")
+                if self.index_info is not None:
+                    record["valid_index"] = self.index_info
                 if self.verbose:
                     tqdm.write(f"epoch {epoch:3d}  loss {record['loss']:.4f}  valid {key} "
                                f"{record['valid'][key]:.4f}  ({record['seconds']:.1f}s)")
@@ -264,7 +299,8 @@ class Trainer:
         if self.ctx.distributed:
             self.model.cpu()
             self.objective.cpu()
-        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior)
+        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior,
+                           self.evaluation_summary())
 
     def set_prior(self, beta: float) -> None:
         """Rank with the popularity prior of strength ``beta`` (0: none); see :mod:`cbns.model.popularity_prior`."""
