@@ -16,7 +16,6 @@ Layout:
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from cbns.config import LEGACY_VALUES, FileOptions, TrainConfig, build_config, l
 from cbns.data.interactions import Interactions
 from cbns.errors import CbnsError
 from cbns.model.two_tower import TwoTower
-from cbns.runs.atomic import atomic_write_bytes, atomic_write_text
+from cbns.runs.atomic import atomic_write_text, atomic_write_with
 from cbns.runs.model_file import write_model_file
 
 
@@ -69,8 +68,10 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
     # that user . item is still the ranking score.
     users, items = model.ranking_vectors(model.all_users(data.num_users, user_context).cpu(),
                                          model.all_items(data.num_items).cpu())
-    _atomic_npy(out / "user_embeddings.npy", users.numpy().astype(np.float32))
-    _atomic_npy(out / "item_embeddings.npy", items.numpy().astype(np.float32))
+    _atomic_npy(out / "user_embeddings.npy", users.numpy().astype(np.float32, copy=False))
+    del users
+    _atomic_npy(out / "item_embeddings.npy", items.numpy().astype(np.float32, copy=False))
+    del items
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
         if ids is not None:
             atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))
@@ -83,9 +84,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(path, buffer.getbuffer())
+    atomic_write_with(path, lambda fh: np.save(fh, array))
 
 
 def load_run_config(run: Path) -> TrainConfig:
