@@ -35,3 +35,8 @@ PRECISIONS = ("fp32", "bf16")
 #: ``--split`` (see :mod:`cbns.data.event_splits`): ``random``, ``loo`` (leave-one-out by time) or
 #: ``temporal`` (a global time cut).
 SPLITS = ("random", "loo", "temporal")
+
+#: ``--eval-index``, how validation ranks: ``exact`` (every item scored,
+#: :func:`cbns.evaluation.topk.iter_top_k`), or the top-K from a faiss index of that kind built over
+#: the item vectors at each validation (:func:`cbns.serve.index_eval.validate_with_index`).
+EVAL_RANKINGS = ("exact", "flat", "ivf", "hnsw")

@@ -13,14 +13,22 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cbns.config.choices import BANK_MODES, ITEM_FREQUENCIES, ITEM_SIDE_CHOICES, LR_SCHEDULES, PRECISIONS, SPLITS
+from cbns.config.choices import (
+    BANK_MODES,
+    EVAL_RANKINGS,
+    ITEM_FREQUENCIES,
+    ITEM_SIDE_CHOICES,
+    LR_SCHEDULES,
+    PRECISIONS,
+    SPLITS,
+)
 from cbns.config.option import Option, coerce, option, spec_of
 from cbns.config.yaml_file import FileOptions, read_options
 from cbns.config.yaml_file import save_yaml as _save_options
 from cbns.errors import CbnsError, OptionError, flag_name
 from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
-#: Largest seed: seed + 3 must fit torch's and numpy's seed types.
+#: Largest seed: seed + 5 must fit torch's and numpy's seed types.
 MAX_SEED = 2**62
 
 
@@ -100,13 +108,24 @@ class TrainConfig:
     lr: float = option(1e-2, "Adam learning rate", "training", metavar="LR", above=0)
     lr_schedule: str = option("cosine", "constant, or decay per step to 0 at the last of --epochs: cosine or "
                               "linear", "training", choices=LR_SCHEDULES)
-    weight_decay: float = option(0.0, "Adam weight decay", "training", metavar="WD", minimum=0)
+    weight_decay: float = option(0.0, "Adam weight decay (L2 on the gradient; with --sparse-updates, on the "
+                                 "rows a step touches)", "training", metavar="WD", minimum=0)
+    sparse_updates: bool = option(True, "row-sparse gradients and lazy row-wise Adam for the embedding tables and "
+                                  "the item bias, so a step costs the rows it touches; false = dense Adam over "
+                                  "every parameter", "training")
     seed: int = option(0, "seed of init, splits, shuffling, sampling", "training", metavar="S", minimum=0,
                        cap=MAX_SEED)
     valid_fraction: float = option(0.1, "share of each user's train items held out for validation", "data",
                                    metavar="F", minimum=0, below=1)
     eval_every: int = option(1, "validate every E epochs", "evaluation", metavar="E", minimum=1)
     patience: int = option(3, "stop after P validations without improvement", "training", metavar="P", minimum=0)
+    eval_users: int = option(0, "validate on a seeded sample of N of the users with validation items (each "
+                             "epoch, and for the prior); 0 = all", "evaluation", metavar="N", minimum=0, note="0 = all")
+    test_users: int = option(0, "test on a seeded sample of N of the users with test items; 0 = all", "evaluation",
+                             metavar="N", minimum=0, note="0 = all")
+    eval_index: str = option("exact", "validation ranking: exact, or the top-K through a faiss index built over the "
+                             "item vectors at each validation (its recall against exact is reported once a run)",
+                             "evaluation", choices=EVAL_RANKINGS)
     ks: list[int] = option([20, 50], "metric cut-offs", "evaluation", metavar="K,K", minimum=1, nonempty=True,
                            items="cut-offs")
     threads: int = option(0, "torch threads, 0 = all cores", "run", metavar="N", minimum=0)
@@ -167,7 +186,8 @@ class TrainConfig:
 #: What an option meant before it existed: the value that reproduces the library's behaviour from
 #: before. A saved run configuration without the key (written before the option was added) is read
 #: with this value, not today's default; study cells leave these values out of their hash.
-LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant", "item_bias": False, "min_steps": 0}
+LEGACY_VALUES = {"popularity_prior": "off", "lr_schedule": "constant", "item_bias": False, "min_steps": 0,
+                 "sparse_updates": False}
 
 
 def check_option(name: str, value: Any, where: str) -> Any:

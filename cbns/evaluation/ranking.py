@@ -23,15 +23,31 @@ from cbns.model.two_tower import TwoTower
 
 @torch.no_grad()
 def evaluate_split(model: TwoTower, data: Interactions, part: str, ks: Sequence[int],
-                   user_context: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
+                   user_context: Mapping[str, torch.Tensor] | None = None,
+                   users: np.ndarray | None = None) -> dict[str, float]:
     """Full-ranking metrics on ``valid`` (train items masked) or ``test`` (train and valid masked).
 
     ``user_context`` holds one row per user for towers that need one (the histories the user
     tower may see when ``part`` is scored: :meth:`cbns.data.history.HistoryContext.for_users`).
+    ``users``: the users to average over (a sample, :func:`cbns.evaluation.user_sample.sample_users`);
+    default every user with held-out items of ``part``.
     """
     relevant, exclude = ranking_matrices(data, part)
-    users, items = ranking_vectors(model, data, user_context)
-    return full_ranking(users, items, relevant, exclude, ks)
+    user_emb, item_emb, column = scoring_vectors(model, data, user_context)
+    return full_ranking(user_emb, item_emb, relevant, exclude, ks, rows=users, item_bias=column)
+
+
+@torch.no_grad()
+def scoring_vectors(model: TwoTower, data: Interactions, user_context: Mapping[str, torch.Tensor] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(users [U, D], items [I, D], column [I] or None)`` in eval mode: the ranking score is
+    ``user . item + column[item]`` (:meth:`cbns.model.two_tower.TwoTower.item_column`). Unlike
+    :func:`ranking_vectors` nothing is copied to fold the column in: the ranking does that one item
+    block at a time (:func:`cbns.evaluation.topk.iter_top_k`)."""
+    model.eval()
+    users = model.all_users(data.num_users, user_context)
+    items = model.all_items(data.num_items)
+    return users, items, model.item_column() if model.has_item_column else None
 
 
 @torch.no_grad()
@@ -59,7 +75,8 @@ def ranking_matrices(data: Interactions, part: str) -> tuple[sp.csr_matrix, sp.c
 @torch.no_grad()
 def full_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.csr_matrix,
                  exclude: sp.csr_matrix, ks: Sequence[int] = (20, 50),
-                 chunk_size: int | None = None) -> dict[str, float]:
+                 chunk_size: int | None = None, rows: np.ndarray | None = None,
+                 item_bias: torch.Tensor | None = None) -> dict[str, float]:
     """Exact full-ranking metrics, averaged over users with at least one relevant item.
 
     Args:
@@ -69,12 +86,18 @@ def full_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.cs
             testing).
         ks: the cut-offs.
         chunk_size: users scored at once; by default :func:`cbns.evaluation.topk.default_chunk`.
+        rows: the users to average over (those of them with a relevant item); default every
+            user with one.
+        item_bias: ``[I]`` added to each item's score (see :func:`cbns.evaluation.topk.iter_top_k`).
     """
-    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-    kmax = min(max(ks), item_emb.shape[0])
     per_user = np.diff(relevant.indptr)
+    users = np.flatnonzero(per_user > 0)
+    if rows is not None:
+        users = np.intersect1d(users, np.asarray(rows, dtype=np.int64))
+    kmax = min(max(ks), item_emb.shape[0])
     sums = {f"{m}@{k}": 0.0 for k in ks for m in METRIC_NAMES}
-    for batch, _, top in iter_top_k(user_emb, item_emb, kmax, exclude, rows=users, chunk_size=chunk_size):
+    for batch, _, top in iter_top_k(user_emb, item_emb, kmax, exclude, rows=users, chunk_size=chunk_size,
+                                    item_bias=item_bias):
         hits = torch.from_numpy(contains(relevant, batch, top.cpu().numpy()))
         for name, values in metrics_from_hits(hits, torch.from_numpy(per_user[batch]), ks).items():
             sums[name] += float(values.sum())

@@ -18,33 +18,38 @@ import torch
 from cbns.data.interactions import Interactions
 from cbns.distributed.context import DistContext
 from cbns.evaluation.metrics import METRIC_NAMES
-from cbns.evaluation.ranking import evaluate_split, full_ranking, ranking_matrices, ranking_vectors
-from cbns.evaluation.topk import default_chunk, padded_width
+from cbns.evaluation.ranking import evaluate_split, full_ranking, ranking_matrices, scoring_vectors
+from cbns.evaluation.topk import ITEM_BLOCK, default_chunk, padded_width
 from cbns.model.two_tower import TwoTower
 
 
 @torch.no_grad()
 def evaluate_sharded(model: TwoTower, data: Interactions, part: str, ks: Sequence[int], ctx: DistContext,
                      chunk_size: int | None = None,
-                     user_context: Mapping[str, torch.Tensor] | None = None) -> dict[str, float]:
+                     user_context: Mapping[str, torch.Tensor] | None = None,
+                     users: np.ndarray | None = None) -> dict[str, float]:
     """Metrics of ``part`` (``valid`` or ``test``), each rank scoring its share of the users.
 
     ``chunk_size`` defaults to the single-process chunk, which is what keeps the sums aligned.
-    ``user_context`` is as in :func:`cbns.evaluation.ranking.evaluate_split` (one row per user).
-    In a single process this is :func:`cbns.evaluation.ranking.evaluate_split`.
+    ``user_context`` and ``users`` (a sample to average over; the same on every rank) are as in
+    :func:`cbns.evaluation.ranking.evaluate_split`. In a single process this is
+    :func:`cbns.evaluation.ranking.evaluate_split`.
     """
     if not ctx.distributed:
-        return evaluate_split(model, data, part, ks, user_context=user_context)
+        return evaluate_split(model, data, part, ks, user_context=user_context, users=users)
     relevant, exclude = ranking_matrices(data, part)
-    users, items = (x.cpu() for x in ranking_vectors(model, data, user_context))
-    chunk = chunk_size or default_chunk(padded_width(data.num_items))
+    user_emb, items, column = (x.cpu() if x is not None else None for x in scoring_vectors(model, data, user_context))
+    chunk = chunk_size or default_chunk(padded_width(min(data.num_items, ITEM_BLOCK)))
     rows = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    if users is not None:
+        rows = np.intersect1d(rows, np.asarray(users, dtype=np.int64))
     mine = np.concatenate([rows[start:start + chunk]
                            for start in range(ctx.rank * chunk, len(rows), ctx.world_size * chunk)] or [rows[:0]])
     names = [f"{m}@{k}" for k in ks for m in METRIC_NAMES]
     local = [0.0] * len(names)
     if len(mine):
-        means = full_ranking(users, items, _rows_only(relevant, mine), exclude, ks, chunk_size=chunk)
+        means = full_ranking(user_emb, items, _rows_only(relevant, mine), exclude, ks, chunk_size=chunk,
+                             item_bias=column)
         local = [means[name] * len(mine) for name in names]
     totals = ctx.sum(local)
     return {name: total / max(len(rows), 1) for name, total in zip(names, totals)}

@@ -75,11 +75,16 @@ def default_chunk(num_items: int) -> int:
     return block_rows(4 * max(num_items, 1), BLOCK_BYTES)
 
 
+#: Items scored at once: a wider catalog is ranked block by block (see :func:`iter_top_k`).
+ITEM_BLOCK = 1 << 17
+
+
 @torch.no_grad()
 def iter_top_k(queries: torch.Tensor, items: torch.Tensor, k: int, exclude: sp.csr_matrix | None = None,
-               rows: np.ndarray | None = None, chunk_size: int | None = None
+               rows: np.ndarray | None = None, chunk_size: int | None = None,
+               item_bias: torch.Tensor | None = None, item_block: int | None = None
                ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Exact top-``k`` items by dot product, one block of queries at a time.
+    """Exact top-``k`` items by dot product (plus ``item_bias``), one block of queries at a time.
 
     Args:
         queries: ``[Q, D]`` query vectors (users, or items for similar items).
@@ -89,26 +94,93 @@ def iter_top_k(queries: torch.Tensor, items: torch.Tensor, k: int, exclude: sp.c
             come last (only when fewer than ``k`` other items are left do they appear at all).
         rows: the query rows to rank (default: all ``Q``), in this order.
         chunk_size: queries per block (default :func:`default_chunk`).
+        item_bias: ``[I]`` added to every query's score of each item (the learned bias and the
+            prior: :meth:`cbns.model.two_tower.TwoTower.item_column`), or None. It rides in the
+            product as one more column (``[q, 1] . [v, b]``), as
+            :meth:`~cbns.model.two_tower.TwoTower.ranking_vectors` folds it, but one item block
+            at a time, so the catalog is never copied whole.
+        item_block: items scored at once (default :data:`ITEM_BLOCK`).
 
     Yields ``(block_rows [n], scores [n, k], top [n, k])``: the query rows of the block, and their
-    best scores and item indices, best first. One score block is allocated and reused; its
-    columns are padded to whole groups of :func:`grouped_topk`.
+    best scores and item indices, best first. Up to ``item_block`` items, one padded copy of the
+    items and one score block are allocated and reused (columns padded to whole groups of
+    :func:`grouped_topk`). A larger catalog is scored one item block at a time for every query
+    block, each block's top-k merged into a running ``[len(rows), k]`` top-k: the K best overall
+    are among the K best of the blocks they lie in, so the result is exact, and memory is one
+    item block, one score block and the running top-k, whatever the number of items.
     """
     rows = np.arange(queries.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    block = item_block or ITEM_BLOCK
+    if items.shape[0] <= block:
+        yield from _one_block(queries, items, k, exclude, rows, chunk_size, item_bias)
+    else:
+        yield from _item_blocks(queries, items, k, exclude, rows, chunk_size, item_bias, block)
+
+
+def _operand(items: torch.Tensor, bias: torch.Tensor | None, start: int, stop: int) -> torch.Tensor:
+    """Items ``start..stop-1`` as ``[padded_width(n), D (+1)]``: zero rows up to whole groups, and
+    the bias as the last column when there is one."""
+    n, dim = stop - start, items.shape[1]
+    operand = items.new_zeros(padded_width(n), dim + (bias is not None))
+    operand[:n, :dim] = items[start:stop]
+    if bias is not None:
+        operand[:n, dim] = bias[start:stop].to(items)
+    return operand
+
+
+def _query_rows(queries: torch.Tensor, batch: np.ndarray, biased: bool) -> torch.Tensor:
+    q = queries[torch.from_numpy(batch).to(queries.device)]
+    return torch.cat([q, q.new_ones(len(q), 1)], 1) if biased else q
+
+
+def _one_block(queries, items, k, exclude, rows, chunk_size, bias):
     num_items = items.shape[0]
-    width = padded_width(num_items)
-    padded = torch.cat([items, items.new_zeros(width - num_items, items.shape[1])])
+    padded = _operand(items, bias, 0, num_items)
+    width = padded.shape[0]
     chunk = chunk_size or default_chunk(width)
     block = queries.new_empty(max(min(chunk, len(rows)), 1), width)
     for start in range(0, len(rows), chunk):
         batch = rows[start:start + chunk]
-        score = torch.mm(queries[torch.from_numpy(batch).to(queries.device)], padded.T, out=block[:len(batch)])
+        score = torch.mm(_query_rows(queries, batch, bias is not None), padded.T, out=block[:len(batch)])
         score[:, num_items:] = -torch.inf
         if exclude is not None:
             local, cols = coordinates(exclude, batch)
             score[torch.from_numpy(local).to(score.device), torch.from_numpy(cols).to(score.device)] = EXCLUDED
         top = grouped_topk(score, k, num_items)
         yield batch, score.gather(1, top), top
+
+
+def _item_blocks(queries, items, k, exclude, rows, chunk_size, bias, block):
+    num_items, n = items.shape[0], len(rows)
+    width = padded_width(block)
+    chunk = chunk_size or default_chunk(width)
+    starts = list(range(0, n, chunk))
+    buffer = queries.new_empty(max(min(chunk, n), 1) * width)
+    best = queries.new_full((n, k), -torch.inf)
+    best_items = torch.full((n, k), -1, dtype=torch.long, device=queries.device)
+    excluded = [coordinates(exclude, rows[s:s + chunk]) for s in starts] if exclude is not None else None
+    for first in range(0, num_items, block):
+        last = min(first + block, num_items)
+        operand = _operand(items, bias, first, last)
+        for c, start in enumerate(starts):
+            batch = rows[start:start + chunk]
+            score = buffer[:len(batch) * operand.shape[0]].view(len(batch), operand.shape[0])
+            torch.mm(_query_rows(queries, batch, bias is not None), operand.T, out=score)
+            score[:, last - first:] = -torch.inf
+            if excluded is not None:
+                local, cols = excluded[c]
+                inside = (cols >= first) & (cols < last)
+                score[torch.from_numpy(local[inside]).to(score.device),
+                      torch.from_numpy(cols[inside] - first).to(score.device)] = EXCLUDED
+            top = grouped_topk(score, min(k, last - first), last - first)
+            window = slice(start, start + len(batch))
+            values = torch.cat([best[window], score.gather(1, top)], 1)
+            found = torch.cat([best_items[window], top + first], 1)
+            keep = torch.topk(values, k, dim=1, sorted=True).indices
+            best[window], best_items[window] = values.gather(1, keep), found.gather(1, keep)
+    for start in starts:
+        window = slice(start, start + chunk)
+        yield rows[window], best[window], best_items[window]
 
 
 def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None,

@@ -20,7 +20,8 @@ def build_model(config, num_users: int, num_items: int, user_features: FeatureTa
         USER_TOWERS.get(config.user_tower).from_config(config, "user", num_users, num_items, user_features)
     item = item_tower if item_tower is not None else \
         ITEM_TOWERS.get(config.item_tower).from_config(config, "item", num_items, num_items, item_features)
-    return TwoTower(user, item, normalize=config.normalize, num_items=num_items, item_bias=config.item_bias)
+    return TwoTower(user, item, normalize=config.normalize, num_items=num_items, item_bias=config.item_bias,
+                    sparse_updates=config.sparse_updates)
 
 
 def reads_history(user_tower: str) -> bool:

@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cbns.model.sparse_rows import gather_rows
 from cbns.model.towers.base import encode_all
+
+#: The modules whose weight is a table looked up by row: with ``sparse_updates`` their gradient
+#: holds the rows a step touched, not the whole table.
+TABLES = (nn.Embedding, nn.EmbeddingBag)
 
 
 class TwoTower(nn.Module):
@@ -17,10 +22,14 @@ class TwoTower(nn.Module):
     :meth:`item_embeddings` return unit vectors, so the exported dot product is the ranking score.
     The temperature is not applied here: it divides the logits of the training loss only (it does
     not change a ranking).
+
+    With ``sparse_updates`` every table of the towers (each ``nn.Embedding`` / ``nn.EmbeddingBag``)
+    and the item bias take row-sparse gradients (:meth:`sparse_parameters`, updated row by row by
+    :class:`cbns.training.row_adam.RowAdam`): a training step then costs the rows it touches.
     """
 
     def __init__(self, user_tower: nn.Module, item_tower: nn.Module, normalize: bool = True, num_items: int = 0,
-                 item_bias: bool = False):
+                 item_bias: bool = False, sparse_updates: bool = False):
         super().__init__()
         widths = getattr(user_tower, "out_dim", None), getattr(item_tower, "out_dim", None)
         if None not in widths and widths[0] != widths[1]:
@@ -35,6 +44,11 @@ class TwoTower(nn.Module):
         # training logit is (s(u, i) + b(i)) / T): what a cosine score cannot hold, an item's
         # appeal to every user. None when off (the state_dict then has no entry for it).
         self.item_bias = nn.Parameter(torch.zeros(num_items)) if item_bias else None
+        self.sparse_updates = sparse_updates
+        if sparse_updates:
+            for module in self.modules():
+                if isinstance(module, TABLES):
+                    module.sparse = True
 
     @property
     def dim(self) -> int | None:
@@ -49,16 +63,28 @@ class TwoTower(nn.Module):
         """``[B, D]`` item vectors."""
         return self._finish(self.item_tower(ids, context))
 
+    def item_bias_of(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[N]`` the learned bias of items ``ids [N]`` (a row-sparse gradient with
+        ``sparse_updates``); requires ``item_bias``."""
+        return gather_rows(self.item_bias, ids) if self.sparse_updates else self.item_bias[ids]
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        """The parameters whose gradients are row-sparse (none without ``sparse_updates``)."""
+        if not self.sparse_updates:
+            return []
+        tables = [m.weight for m in self.modules() if isinstance(m, TABLES)]
+        return tables + ([self.item_bias] if self.item_bias is not None else [])
+
     @torch.no_grad()
     def all_items(self, num_items: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[num_items, D]`` every item vector, for ranking and export."""
-        return self._finish(encode_all(self.item_tower, num_items, context))
+        return self._finish_all(encode_all(self.item_tower, num_items, context))
 
     @torch.no_grad()
     def all_users(self, num_users: int, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``[num_users, D]`` every user vector, for ranking and export; ``context`` holds one row
         per user (e.g. the histories of :meth:`cbns.data.history.HistoryContext.for_users`)."""
-        return self._finish(encode_all(self.user_tower, num_users, context))
+        return self._finish_all(encode_all(self.user_tower, num_users, context))
 
     @property
     def has_prior(self) -> bool:
@@ -98,3 +124,8 @@ class TwoTower(nn.Module):
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
+
+    def _finish_all(self, x: torch.Tensor) -> torch.Tensor:
+        """A whole table's vectors: normalised (a new tensor), or a copy of ``x``, which may be a
+        view of a tower's table (:meth:`cbns.model.towers.id_tower.IdTower.encode_all`)."""
+        return F.normalize(x, dim=-1) if self.normalize else x.clone()

@@ -137,7 +137,9 @@ class CrossBatchSoftmaxLoss(nn.Module):
             item_emb: ``[B, D]`` item vectors; row i is user i's positive.
             item_ids: ``[B]`` int64 ids of those items (copies of one id may repeat).
             item_bias: ``[I]`` a learned per-item score offset (in dot-product units), looked up by
-                id for every column, bank columns included; or None.
+                id for every column, bank columns included; or a lookup ``ids [N] -> [N]`` of it
+                (e.g. one whose gradient is row-sparse,
+                :meth:`cbns.model.two_tower.TwoTower.item_bias_of`); or None.
             encode_items: ``ids [N] -> [N, D]``, the item tower; needed by ``bank_mode="refresh"``.
             enqueue_mask: ``[B]`` bool, the rows to enqueue (default: all); e.g. to keep padding
                 rows out of the bank.
@@ -219,5 +221,6 @@ def zero_on_graph(user_emb: torch.Tensor, item_emb: torch.Tensor, sources: list[
     and every gathered tensor the other ranks' losses use (their backward is a collective)."""
     parts = [user_emb.sum(), item_emb.sum(), *(s.emb.sum() for s in sources if s.emb.requires_grad)]
     if item_bias is not None:
-        parts.append(item_bias.sum())
+        empty = torch.zeros(0, dtype=torch.long, device=user_emb.device)
+        parts.append((item_bias(empty) if callable(item_bias) else item_bias).sum())
     return 0.0 * torch.stack(parts).sum()

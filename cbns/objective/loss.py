@@ -1,7 +1,7 @@
 """Sampled softmax cross-entropy over [positive, negatives], with a choice of item-side gradient."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -51,12 +51,14 @@ class SampledSoftmaxLoss:
 
     def __call__(self, users: torch.Tensor, positives: torch.Tensor, positive_ids: torch.Tensor,
                  positive_logq: torch.Tensor, sources: Sequence[Candidates],
-                 item_bias: torch.Tensor | None = None) -> torch.Tensor:
+                 item_bias: torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Scalar loss for users ``[B, D]``, positives ``[B, D]`` and the negative sources.
 
-        ``item_bias`` (``[num_items]``, in score units, see :class:`cbns.model.two_tower.TwoTower`) adds
-        ``b(i) / T`` to the logit of every candidate i, the positive included; it learns from the
-        softmax over every candidate (bank rows too: the bias is looked up fresh by id).
+        ``item_bias`` (``[num_items]``, in score units, see :class:`cbns.model.two_tower.TwoTower`; or
+        a lookup ``ids [N] -> [N]`` such as :meth:`~cbns.model.two_tower.TwoTower.item_bias_of`,
+        which gives the bias a row-sparse gradient) adds ``b(i) / T`` to the logit of every
+        candidate i, the positive included; it learns from the softmax over every candidate (bank
+        rows too: the bias is looked up fresh by id).
 
         When the first source ``holds_positives`` (the batch's own positives: inbatch, mns, cbns)
         the loss runs as one fused autograd node (:mod:`cbns.objective.fused_softmax`), and each
@@ -82,9 +84,11 @@ class SampledSoftmaxLoss:
     def _with_bias(self, item_bias, positive_ids, positive_logq, sources):
         """The bias folded into the log q of every column (``l = s/T - log q + b/T``), so that the
         logits below need nothing new; without the correction the bias is the whole term."""
+        lookup = item_bias if callable(item_bias) else item_bias.__getitem__
+
         def shifted(logq: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             base = logq if self.logq_correction else torch.zeros_like(logq)
-            return base - item_bias[ids] / self.temperature
+            return base - lookup(ids) / self.temperature
         return (shifted(positive_logq, positive_ids),
                 [replace(s, logq=shifted(s.logq, s.ids)) for s in sources])
 

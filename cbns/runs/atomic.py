@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from cbns.errors import CbnsError
 
@@ -26,6 +28,12 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
 
 def write_temp(path: Path, data: bytes | memoryview) -> Path:
     """``data`` in a new fsync'ed ``<path>.tmp-*`` file beside ``path``, ready to be renamed over it."""
+    return write_temp_with(path, lambda fh: fh.write(data))
+
+
+def write_temp_with(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """What ``write(fh)`` writes into a new fsync'ed ``<path>.tmp-*`` file beside ``path``, ready to
+    be renamed over it: a large payload streams to disk instead of being held in memory first."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + TMP_INFIX)
@@ -34,14 +42,23 @@ def write_temp(path: Path, data: bytes | memoryview) -> Path:
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
         _unlink_quietly(Path(tmp))
         raise CbnsError(f"{path}: cannot write ({exc.strerror or exc}); the previous version, if any, "
                         f"is left as it was") from None
+    except BaseException:
+        _unlink_quietly(Path(tmp))
+        raise
     return Path(tmp)
+
+
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` atomically with ``write(fh)`` (see :func:`write_temp_with`)."""
+    path = Path(path)
+    atomic_rename(write_temp_with(path, write), path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cbns.errors import CbnsError
-from cbns.runs.atomic import atomic_rename, remove_leftovers, write_temp
-from cbns.runs.checksummed import encode, read_header, read_payload
+from cbns.runs.atomic import atomic_rename, remove_leftovers, write_temp_with
+from cbns.runs.checksummed import read_header, read_payload, write_stream
 
 LATEST = "train_state.ckpt"
 PREVIOUS = "train_state.prev.ckpt"
@@ -33,7 +33,7 @@ def write_checkpoint(run_dir: Path, payload: dict, summary: dict) -> Path:
     """
     run_dir = Path(run_dir)
     latest = run_dir / LATEST
-    tmp = write_temp(latest, encode(payload, summary))
+    tmp = write_temp_with(latest, lambda fh: write_stream(fh, payload, summary))
     if latest.exists():
         atomic_rename(latest, run_dir / PREVIOUS, sync=False)
     atomic_rename(tmp, latest)

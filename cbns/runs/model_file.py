@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from cbns.errors import CbnsError
-from cbns.runs.atomic import atomic_write_bytes
-from cbns.runs.checksummed import encode, read_payload
+from cbns.runs.atomic import atomic_write_with
+from cbns.runs.checksummed import read_payload, write_stream
 
 MODEL_FILE = "model.pt"
 #: The name of the model file in run directories written before ``model.pt``.
@@ -24,7 +24,7 @@ LEGACY_MODEL_FILE = "checkpoint.pt"
 def write_model_file(run: Path, payload: dict) -> Path:
     """Write ``payload`` as ``run/model.pt``, atomically."""
     path = Path(run) / MODEL_FILE
-    atomic_write_bytes(path, encode(payload, {"kind": "model"}))
+    atomic_write_with(path, lambda fh: write_stream(fh, payload, {"kind": "model"}))
     return path
 
 

@@ -16,7 +16,6 @@ Layout:
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from cbns.config import LEGACY_VALUES, FileOptions, TrainConfig, build_config, l
 from cbns.data.interactions import Interactions
 from cbns.errors import CbnsError
 from cbns.model.two_tower import TwoTower
-from cbns.runs.atomic import atomic_write_bytes, atomic_write_text
+from cbns.runs.atomic import atomic_write_text, atomic_write_with
 from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
 
@@ -67,8 +66,8 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
     # that user . item is still the ranking score.
     users, items = model.ranking_vectors(model.all_users(data.num_users, user_context).cpu(),
                                          model.all_items(data.num_items).cpu())
-    matrices = {"user_embeddings.npy": users.numpy().astype(np.float32),
-                "item_embeddings.npy": items.numpy().astype(np.float32)}
+    matrices = {"user_embeddings.npy": users.numpy().astype(np.float32, copy=False),
+                "item_embeddings.npy": items.numpy().astype(np.float32, copy=False)}
     for name, matrix in matrices.items():
         check_finite_rows(matrix, out / name, "the trained model is not finite there; nothing was exported "
                                               "(see docs/resume.md for NaN in training)")
@@ -89,9 +88,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(path, buffer.getbuffer())
+    atomic_write_with(path, lambda fh: np.save(fh, array))
 
 
 def load_run_config(run: Path) -> TrainConfig:

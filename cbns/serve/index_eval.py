@@ -23,6 +23,7 @@ from cbns.evaluation.metrics import metrics_from_hits
 from cbns.evaluation.sparse_rows import contains
 from cbns.evaluation.topk import exact_top_k
 from cbns.serve.filtered_search import index_top_k
+from cbns.serve.index_spec import IndexSpec
 from cbns.serve.item_index import ItemIndex
 
 
@@ -94,3 +95,42 @@ def _overlap(exact_rows: np.ndarray, index_rows: np.ndarray, num_items: int, ks:
         found = contains(truth_csr, np.arange(len(truth)), index_rows[:, :k]).sum(axis=1)
         out[f"@{k}"] = float(np.mean(found / np.maximum(valid.sum(axis=1), 1)))
     return out
+
+
+def validate_with_index(model, data: Interactions, part: str, ks: Sequence[int], spec: IndexSpec,
+                        users: np.ndarray | None = None, user_context=None,
+                        compare_exact: bool = False) -> tuple[dict[str, float], dict]:
+    """Ranking metrics of ``part`` with the top-``Kmax`` lists taken from an index over ``model``'s
+    item vectors, built afresh (``--eval-index``: validation on catalogs too big to rank exactly
+    every epoch), and what it cost.
+
+    The scores are the ranking scores (the per-item column folded in,
+    :meth:`cbns.model.two_tower.TwoTower.ranking_vectors`), the exclusions those of
+    :func:`cbns.evaluation.ranking.evaluate_split`, the users ``users`` (a sample) or every user
+    with held-out items. Returns ``(metrics, info)``: ``info`` has the index, its build and search
+    seconds and, with ``compare_exact``, the index recall@K against the exact top-K of the same
+    users (``recall_vs_exact``) and the exact lists' metrics (``exact_metrics``).
+    """
+    from cbns.evaluation.ranking import ranking_matrices, ranking_vectors
+
+    relevant, exclude = ranking_matrices(data, part)
+    query = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    if users is not None:
+        query = np.intersect1d(query, np.asarray(users, dtype=np.int64))
+    user_emb, item_emb = ranking_vectors(model, data, user_context)
+    items = item_emb.cpu().numpy()
+    vectors, excluded = user_emb.cpu().numpy()[query], exclude[query]
+    kmax = min(max(ks), len(items))
+    start = time.perf_counter()
+    index = ItemIndex.build(items, spec)
+    built = time.perf_counter()
+    _, rows = index_top_k(index, vectors, items, kmax, excluded)
+    num_relevant = torch.from_numpy(np.diff(relevant.indptr)[query])
+    info = {"index": index.spec.describe(), "users": len(query), "build_seconds": round(built - start, 3),
+            "search_seconds": round(time.perf_counter() - built, 3)}
+    metrics = _metrics(contains(relevant, query, rows), num_relevant, ks)
+    if compare_exact:
+        _, exact_rows = exact_top_k(vectors, items, kmax, excluded)
+        info["recall_vs_exact"] = _overlap(exact_rows, rows, len(items), ks)
+        info["exact_metrics"] = _metrics(contains(relevant, query, exact_rows), num_relevant, ks)
+    return metrics, info

@@ -17,6 +17,8 @@ class TrainResult:
     train_seconds: float
     history: list[dict] = field(default_factory=list)
     popularity_prior: dict = field(default_factory=dict)
+    #: how validation and the test ranked and over how many users (:meth:`Trainer.evaluation_summary`)
+    evaluation: dict = field(default_factory=dict)
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -33,4 +35,4 @@ class TrainResult:
                 "epochs_run": self.epochs_run, "train_seconds": round(self.train_seconds, 3),
                 "seconds_per_epoch": round(self.seconds_per_epoch, 3),
                 "phase_seconds_per_epoch": self.phase_seconds_per_epoch,
-                "popularity_prior": self.popularity_prior, "history": self.history}
+                "popularity_prior": self.popularity_prior, "evaluation": self.evaluation, "history": self.history}

@@ -12,7 +12,9 @@ One step, the same code in one process and on W ranks (``ctx``, a
    against the global batch and its negatives, and updates its own state (the CBNS bank enqueues
    the global batch, the same on every rank);
 3. the loss, scaled by ``W n_r / b`` so that DDP's average of the ranks' gradients is the gradient
-   of the global mean over the b rows; backward and one optimizer step at the scheduled rate.
+   of the global mean over the b rows; backward (the row-sparse gradients of the tables averaged
+   over ranks apart, :mod:`cbns.distributed.gradients`) and one optimizer step at the scheduled
+   rate (:mod:`cbns.training.optimizer`: row-wise lazy Adam for the tables, Adam for the rest).
 """
 from __future__ import annotations
 
@@ -23,15 +25,16 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.distributed.context import DistContext
 from cbns.distributed.gather import row_counts
+from cbns.distributed.gradients import average_sparse_grads, data_parallel
 from cbns.distributed.sharding import shard_batches, split_sizes
 from cbns.evaluation.sharded import evaluate_sharded
+from cbns.evaluation.user_sample import sample_users, users_with_items
 from cbns.machine import resolve_device
 from cbns.model.popularity_prior import choose_prior, parse_prior, prior_column
 from cbns.model.two_tower import TwoTower
@@ -40,6 +43,7 @@ from cbns.training.callbacks.base import Callback
 from cbns.training.fit_state import FitState
 from cbns.training.guards import NonFiniteWatch, check_finite
 from cbns.training.lr_schedule import lr_factor
+from cbns.training.optimizer import build_optimizer
 from cbns.training.pair_encoder import PairEncoder
 from cbns.training.phase_timer import PhaseTimer
 from cbns.training.result import TrainResult
@@ -88,13 +92,17 @@ class Trainer:
         self.progress, self.verbose = progress and ctx.is_main, verbose and ctx.is_main
         self.callbacks = list(callbacks)
         self.global_step = 0
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                          fused=True)
+        self.optimizer = build_optimizer(model, config.lr, config.weight_decay, config.sparse_updates)
+        self.sparse_parameters = model.sparse_parameters()
         self.encoder = PairEncoder(model)
         if ctx.distributed:
-            self.encoder = DistributedDataParallel(
-                self.encoder, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            self.encoder = data_parallel(self.encoder, self.sparse_parameters, ctx)
         self.train_pairs = torch.from_numpy(data.train).to(self.device)
+        has_valid = len(data.valid) > 0
+        self.eval_sample = {  # the users validation and the test average over (None: all)
+            "valid": sample_users(data.matrix("valid"), config.eval_users, config.seed + 4) if has_valid else None,
+            "test": sample_users(data.matrix("test"), config.test_users, config.seed + 5)}
+        self.index_info: dict | None = None
         self.shuffle = torch.Generator().manual_seed(config.seed + 2)  # on the CPU: the same order everywhere
         self.state = FitState(order=self.shuffle.get_state())
         self.autocast = autocast_for(config.precision, self.device)
@@ -219,20 +227,22 @@ class Trainer:
         with self.timer("backward"):
             self.optimizer.zero_grad(set_to_none=True)
             objective.backward()
+            average_sparse_grads(self.sparse_parameters, self.ctx)
         with self.timer("optimizer"):
             self._set_lr()
             self.optimizer.step()
         self.global_step += 1
 
     def _set_lr(self) -> None:
-        """The schedule's learning rate for this step (a function of the step counter alone)."""
+        """The schedule's learning rate for this step (a function of the step counter alone), for
+        the dense parameters' Adam and the tables' RowAdam alike."""
         cfg = self.config
         if cfg.lr_schedule == "constant":
             return
         total = cfg.epochs * math.ceil(len(self.train_pairs) / cfg.batch_size)
-        lr = cfg.lr * lr_factor(cfg.lr_schedule, self.global_step, total)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        factor = lr_factor(cfg.lr_schedule, self.global_step, total)
+        for group in self.optimizer.param_groups:  # both optimizers', each from its own starting rate
+            group["lr"] = group.get("base_lr", cfg.lr) * factor  # a checkpoint from before base_lr: lr
 
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly: weights, optimizer moments, the
@@ -257,8 +267,34 @@ class Trainer:
         self.state = FitState.from_dict(state["fit"])
 
     def evaluate(self, part: str) -> dict[str, float]:
+        """Metrics of ``part`` over its users (the sample of ``eval_users`` / ``test_users``); for
+        ``valid`` with ``eval_index``, through an item index (its recall against exact ranking of
+        the same users is measured at the first such validation; :attr:`index_info`)."""
+        cfg = self.config
         context = self.contexts.for_users(part) if self.contexts is not None else None
-        return evaluate_sharded(self.model, self.data, part, self.config.ks, self.ctx, user_context=context)
+        users = self.eval_sample[part]
+        if part == "valid" and cfg.eval_index != "exact":
+            from cbns.serve.index_eval import validate_with_index  # faiss, imported only when used
+            from cbns.serve.index_spec import IndexSpec
+
+            metrics, self.index_info = validate_with_index(
+                self.model, self.data, part, cfg.ks, IndexSpec(cfg.eval_index), users, context,
+                compare_exact=self.index_info is None)
+            return metrics
+        return evaluate_sharded(self.model, self.data, part, cfg.ks, self.ctx, user_context=context, users=users)
+
+    def evaluation_summary(self) -> dict:
+        """How validation and the test were ranked and over how many users, for ``metrics.json``."""
+        cfg, summary = self.config, {}
+        for part, seed in (("valid", cfg.seed + 4), ("test", cfg.seed + 5)):
+            if part == "valid" and not len(self.data.valid):
+                continue
+            sample, total = self.eval_sample[part], users_with_items(self.data.matrix(part))
+            summary[part] = {"users": total if sample is None else len(sample), "of": total,
+                             "sample_seed": seed if sample is not None else None}
+        if "valid" in summary:
+            summary["valid"]["ranking"] = cfg.eval_index
+        return summary
 
     def fit(self) -> TrainResult:
         """Train until the last epoch or early stopping, from wherever :attr:`state` stands."""
@@ -275,6 +311,8 @@ class Trainer:
             s.train_seconds += record["seconds"]
             if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 record["valid"] = self.evaluate("valid")
+                if self.index_info is not None:
+                    record["valid_index"] = self.index_info
                 if self.verbose:
                     tqdm.write(f"epoch {epoch:3d}  loss {record['loss']:.4f}  valid {key} "
                                f"{record['valid'][key]:.4f}  ({record['seconds']:.1f}s)")
@@ -320,7 +358,8 @@ class Trainer:
         if self.device.type != "cpu":
             self.model.cpu()
             self.objective.cpu()
-        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior)
+        return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior,
+                           self.evaluation_summary())
 
     def set_prior(self, beta: float) -> None:
         """Rank with the popularity prior of strength ``beta`` (0: none); see :mod:`cbns.model.popularity_prior`."""

@@ -35,3 +35,50 @@ def test_narrow_blocks_fall_back_to_torch_topk_and_bad_widths_are_refused():
         assert "divisible by 4" in str(exc)
     else:
         raise AssertionError("a width that is not a whole number of groups must be refused")
+
+
+def _brute_force(queries, items, bias, exclude, k):
+    """Every score by a plain product, excluded items at EXCLUDED, a full sort: values [Q, k]."""
+    scores = queries @ items.T + (bias if bias is not None else 0)
+    dense = torch.from_numpy(exclude.toarray() > 0)
+    scores = scores.masked_fill(dense, EXCLUDED)
+    return torch.sort(scores, dim=1, descending=True).values[:, :k], scores
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 9), st.integers(40, 400), st.integers(1, 12), st.sampled_from([32, 64, 96]),
+       st.booleans(), st.integers(1, 7), st.integers(0, 10_000))
+def test_item_blocks_are_exact_against_a_full_sort(num_queries, num_items, k, item_block, biased, chunk, seed):
+    """A catalog ranked block by block (several item blocks, several query chunks, a short last
+    block) gives the top-k values of scoring every item at once, with the bias and exclusions."""
+    import scipy.sparse as sp
+
+    from cbns.evaluation.topk import iter_top_k
+
+    g = torch.Generator().manual_seed(seed)
+    queries = torch.randn(num_queries, 5, generator=g, dtype=torch.float64)
+    items = torch.randn(num_items, 5, generator=g, dtype=torch.float64)
+    bias = torch.randn(num_items, generator=g, dtype=torch.float64) if biased else None
+    exclude = sp.random(num_queries, num_items, density=0.2, format="csr", random_state=seed)
+    k = min(k, num_items)
+    want, scores = _brute_force(queries, items, bias, exclude, k)
+    rows = np.arange(num_queries)[::-1].copy()  # any order of query rows
+    seen = []
+    for batch, best, top in iter_top_k(queries, items, k, exclude, rows=rows, chunk_size=chunk, item_bias=bias,
+                                       item_block=item_block):
+        seen.extend(batch.tolist())
+        assert torch.allclose(best, want[batch], rtol=0, atol=1e-12)
+        assert torch.allclose(scores[torch.from_numpy(batch)[:, None], top], best, rtol=0, atol=1e-12)
+    assert seen == rows.tolist()
+
+
+def test_one_block_with_the_bias_is_the_folded_vectors_bit_for_bit():
+    """``item_bias`` rides in the product as ``[q, 1] . [v, b]``: what ranking_vectors folds."""
+    from cbns.evaluation.topk import iter_top_k
+
+    g = torch.Generator().manual_seed(3)
+    queries, items, bias = torch.randn(7, 6, generator=g), torch.randn(500, 6, generator=g), torch.randn(500, generator=g)
+    folded = list(iter_top_k(torch.cat([queries, torch.ones(7, 1)], 1), torch.cat([items, bias[:, None]], 1), 10))
+    plain = list(iter_top_k(queries, items, 10, item_bias=bias))
+    for (_, s1, t1), (_, s2, t2) in zip(folded, plain):
+        assert torch.equal(s1, s2) and torch.equal(t1, t2)

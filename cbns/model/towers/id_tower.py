@@ -35,4 +35,7 @@ class IdTower(Tower):
     @torch.no_grad()
     def encode_all(self, num: int, context: Mapping[str, torch.Tensor] | None = None,
                    chunk: int = 65536) -> torch.Tensor:
-        return self.embedding.weight[:num].detach().clone()
+        """The table itself, ``[num, D]``, detached but not copied (a catalog of millions of rows
+        would double in memory): callers that keep or modify it copy it
+        (:meth:`cbns.model.two_tower.TwoTower.all_items` does)."""
+        return self.embedding.weight[:num].detach()

@@ -31,7 +31,7 @@ class Checkpointer(Callback):
         state = trainer.state_dict()
         step, epoch = trainer.global_step, trainer.state.epoch + (0 if trainer.state.batch == 0 else 1)
         check_module_finite(step, epoch, "weight", state["model"])
-        check_module_finite(step, epoch, "optimizer state", state["optimizer"]["state"])
+        check_module_finite(step, epoch, "optimizer state", state["optimizer"])
         summary = {"step": step, "epoch": trainer.state.epoch, "batch": trainer.state.batch,
                    "done": trainer.state.done}
         path = write_checkpoint(self.run_dir, {**self.meta, **state}, summary)

@@ -1,0 +1,215 @@
+"""Row-wise lazy Adam against a hand-written float64 reference, and against dense Adam where the
+two must agree (every row touched at every step)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cbns.config import TrainConfig
+from cbns.data.interactions import Interactions
+from cbns.model.sparse_rows import gather_rows
+from cbns.training.optimizer import SplitOptimizer, build_optimizer
+from cbns.training.row_adam import RowAdam, touched_rows
+
+
+def reference_lazy_adam(table, steps, lr_per_step, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    """The module docstring's update, one row at a time in plain Python floats."""
+    rows, width = len(table), len(table[0])
+    w = [list(map(float, r)) for r in table]
+    m = [[0.0] * width for _ in range(rows)]
+    v = [[0.0] * width for _ in range(rows)]
+    count = [0] * rows
+    b1, b2 = betas
+    for (ids, grads), lr in zip(steps, lr_per_step):
+        summed = {}
+        for r, g in zip(ids, grads):
+            acc = summed.setdefault(r, [0.0] * width)
+            for k in range(width):
+                acc[k] += g[k]
+        for r, g in summed.items():
+            count[r] += 1
+            c = count[r]
+            for k in range(width):
+                gk = g[k] + weight_decay * w[r][k]
+                m[r][k] = b1 * m[r][k] + (1 - b1) * gk
+                v[r][k] = b2 * v[r][k] + (1 - b2) * gk * gk
+                m_hat = m[r][k] / (1 - b1 ** c)
+                v_hat = v[r][k] / (1 - b2 ** c)
+                w[r][k] -= lr * m_hat / (math.sqrt(v_hat) + eps)
+    return w, m, v, count
+
+
+def random_steps(seed, rows=7, width=3, steps=6, per_step=5):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(steps):
+        ids = rng.integers(0, rows, per_step).tolist()  # repeats: copies of a row are summed
+        out.append((ids, rng.normal(size=(per_step, width)).tolist()))
+    return rng.normal(size=(rows, width)), out
+
+
+def sparse_grad(ids, grads, shape):
+    return torch.sparse_coo_tensor(torch.tensor([ids]), torch.tensor(grads, dtype=torch.float64), shape,
+                                   check_invariants=True)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_row_adam_equals_the_hand_written_lazy_update(seed, weight_decay):
+    table, steps = random_steps(seed)
+    lrs = [0.1 * (1 - k / 8) for k in range(len(steps))]  # a schedule: the group's lr is read each step
+    p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    opt = RowAdam([p], lr=lrs[0], weight_decay=weight_decay)
+    for (ids, grads), lr in zip(steps, lrs):
+        opt.param_groups[0]["lr"] = lr
+        p.grad = sparse_grad(ids, grads, p.shape)
+        opt.step()
+    w, m, v, count = reference_lazy_adam(table, steps, lrs, weight_decay=weight_decay)
+    state = opt.state[p]
+    assert torch.allclose(p.detach(), torch.tensor(w, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert torch.allclose(state["exp_avg"], torch.tensor(m, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert torch.allclose(state["exp_avg_sq"], torch.tensor(v, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert state["row_steps"].tolist() == count
+
+
+def test_untouched_rows_keep_weights_and_moments_bit_for_bit():
+    table, steps = random_steps(3, rows=6)
+    p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    opt = RowAdam([p], lr=0.1)
+    p.grad = sparse_grad([0, 1, 2, 3, 4, 5], np.ones((6, 3)).tolist(), p.shape)
+    opt.step()
+    before = {k: v.clone() for k, v in opt.state[p].items()}
+    weights = p.detach().clone()
+    p.grad = sparse_grad([1, 4, 1], np.ones((3, 3)).tolist(), p.shape)
+    opt.step()
+    untouched = [0, 2, 3, 5]
+    assert torch.equal(p.detach()[untouched], weights[untouched])
+    for key in ("exp_avg", "exp_avg_sq", "row_steps"):
+        assert torch.equal(opt.state[p][key][untouched], before[key][untouched]), key
+    assert opt.state[p]["row_steps"].tolist() == [1, 2, 1, 1, 2, 1]
+
+
+def test_every_row_touched_every_step_is_dense_adam():
+    """Lazy and dense Adam differ only on rows a step leaves out: with none left out they agree."""
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    a, b = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    lazy, dense = RowAdam([a], lr=0.05, weight_decay=0.01), torch.optim.Adam([b], lr=0.05, weight_decay=0.01)
+    for step in range(6):
+        grad = torch.randn(5, 4, generator=g, dtype=torch.float64)
+        ids = torch.cat([torch.arange(5), torch.arange(5)])  # every row, twice: the copies are summed
+        a.grad = torch.sparse_coo_tensor(ids[None], torch.cat([grad / 2, grad / 2]), a.shape)
+        b.grad = grad
+        for opt in (lazy, dense):
+            opt.param_groups[0]["lr"] = 0.05 / (step + 1)
+            opt.step()
+    assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_a_one_dimensional_table_and_a_dense_gradient():
+    """The item bias is ``[R]``; a dense gradient touches the rows with a non-zero entry."""
+    p = torch.nn.Parameter(torch.zeros(6, dtype=torch.float64))
+    opt = RowAdam([p], lr=0.1)
+    p.grad = torch.tensor([0.0, 2.0, 0.0, -1.0, 0.0, 0.0], dtype=torch.float64)
+    opt.step()
+    # Adam's first step is lr in the gradient's direction (up to eps), the other rows untouched.
+    assert torch.allclose(p.detach(), torch.tensor([0, -0.1, 0, 0.1, 0, 0], dtype=torch.float64), atol=1e-8)
+    assert opt.state[p]["row_steps"].tolist() == [0, 1, 0, 1, 0, 0]
+    rows, values = touched_rows(torch.sparse_coo_tensor(torch.tensor([[4, 1, 4]]), torch.tensor([1.0, 2.0, 3.0]),
+                                                        (6,)))
+    assert rows.tolist() == [1, 4] and values.tolist() == [2.0, 4.0]
+
+
+def test_gather_rows_gives_the_dense_gradient_as_sparse_rows():
+    g = torch.Generator().manual_seed(1)
+    weight = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    ids = torch.tensor([5, 0, 5, 7])
+    upstream = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    a, b = weight.clone().requires_grad_(), weight.clone().requires_grad_()
+    (gather_rows(a, ids) * upstream).sum().backward()
+    (b[ids] * upstream).sum().backward()
+    assert a.grad.is_sparse and a.grad._nnz() == 4  # one entry per lookup, not per table row
+    assert torch.equal(a.grad.to_dense(), b.grad)
+
+
+def tiny(sparse, item_tower="id", user_tower="id"):
+    from cbns.api import assemble
+
+    rng = np.random.default_rng(0)
+    data = Interactions("toy", 30, 25, train=np.stack([rng.integers(0, 30, 120), rng.integers(0, 25, 120)], 1),
+                        test=np.zeros((0, 2), dtype=np.int64))
+    cfg = TrainConfig(data="toy", batch_size=16, dim=4, epochs=2, memory_size=8, threads=1, sparse_updates=sparse,
+                      item_tower=item_tower, user_tower=user_tower, hidden_dim=5, lr=0.05)
+    model, objective = assemble(cfg, data)
+    return cfg, data, model, objective
+
+
+def test_a_sparse_step_touches_only_the_batch_rows_and_its_first_step_is_dense_adams():
+    """Step 1 of dense Adam moves no row without a gradient (m = v = 0 there), so the first step
+    of both modes is the same update; rows outside the batch stay as they were."""
+    from cbns.training.trainer import Trainer
+
+    trainers = []
+    for sparse in (True, False):
+        cfg, data, model, objective = tiny(sparse)
+        trainers.append(Trainer(cfg, data, model, objective, progress=False, verbose=False))
+    sparse_t, dense_t = trainers
+    start = {k: v.clone() for k, v in sparse_t.model.state_dict().items()}
+    batch = sparse_t.train_pairs[:16]
+    seen = sparse_t.model.sparse_parameters()
+    assert len(seen) == 3 and isinstance(sparse_t.optimizer, SplitOptimizer) and sparse_t.optimizer.dense is None
+    sparse_t.step(batch)
+    dense_t.step(batch)
+    got, want = sparse_t.model.state_dict(), dense_t.model.state_dict()
+    for name in ("user_tower.embedding.weight", "item_tower.embedding.weight", "item_bias"):
+        assert torch.allclose(got[name], want[name], rtol=0, atol=1e-6), name
+    users, items = set(batch[:, 0].tolist()), set(batch[:, 1].tolist())
+    others = [u for u in range(30) if u not in users]
+    assert torch.equal(got["user_tower.embedding.weight"][others], start["user_tower.embedding.weight"][others])
+    # the bank is empty at step 1: the item rows updated are the batch's items
+    moved = (got["item_bias"] != start["item_bias"]).nonzero()[:, 0].tolist()
+    assert set(moved) <= items and moved
+
+
+def test_dense_parameters_keep_adam_and_both_states_round_trip():
+    """An MLP tower's layers go to fused Adam, its tables to RowAdam; 3 steps, save, load into a
+    fresh trainer, 2 more steps equal 5 steps straight."""
+    from cbns.training.trainer import Trainer
+
+    def fresh():
+        cfg, data, model, objective = tiny(True, user_tower="gru")
+        from cbns.data.history import HistoryContext
+
+        contexts = HistoryContext(data, 3)
+        return Trainer(cfg, data, model, objective, progress=False, verbose=False, contexts=contexts), contexts
+
+    straight, contexts = fresh()
+    opt = straight.optimizer
+    assert isinstance(opt.dense, torch.optim.Adam) and opt.dense.defaults["fused"]
+    dense_ids = {id(p) for g in opt.dense.param_groups for p in g["params"]}
+    assert {id(p) for p in straight.model.user_tower.gru.parameters()} <= dense_ids
+    assert len(opt.param_groups) == 2
+
+    def run(trainer, steps):
+        for k in steps:
+            index = torch.arange(16 * k, 16 * k + 16) % len(trainer.train_pairs)
+            trainer.step(trainer.train_pairs[index], contexts.for_pairs(index))
+
+    run(straight, range(5))
+    first, _ = fresh()
+    run(first, range(3))
+    state = first.state_dict()
+    assert set(state["optimizer"]) == {"dense", "sparse"}
+    second, _ = fresh()
+    second.load_state_dict(state)
+    run(second, range(3, 5))
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[name]), name
+
+
+def test_plain_adam_without_sparse_updates():
+    cfg, data, model, objective = tiny(False)
+    opt = build_optimizer(model, 0.01, 0.0, sparse=False)
+    assert isinstance(opt, torch.optim.Adam) and model.sparse_parameters() == []
+    assert not model.user_tower.embedding.sparse
