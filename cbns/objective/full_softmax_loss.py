@@ -43,14 +43,18 @@ class FullSoftmaxLoss(nn.Module):
         return cls(len(item_counts), config.temperature, config.precision)
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
-                item_bias: torch.Tensor | None = None, encode_items=None, rank_rows=None) -> torch.Tensor:
+                item_bias=None, encode_items=None, rank_rows=None) -> torch.Tensor:
         """The mean cross-entropy over the rows; ``encode_items`` (the item tower, ``ids [N] ->
-        [N, D]``) encodes the catalogue. ``item_emb`` is not needed (the positives are columns)."""
+        [N, D]``) encodes the catalogue. ``item_emb`` is not needed (the positives are columns).
+        ``item_bias``: ``[I]``, or a lookup ``ids [N] -> [N]`` of it, or None."""
         if encode_items is None:
             raise ValueError("the full softmax encodes every item: pass encode_items=<the item tower>")
         catalogue = torch.arange(self.num_items, device=item_ids.device)
         every = encode_items(catalogue)
-        bias = item_bias / self.temperature if item_bias is not None else None
+        if item_bias is None:
+            bias = None
+        else:
+            bias = (item_bias(catalogue) if callable(item_bias) else item_bias) / self.temperature
         if not len(item_ids):  # a rank without rows: zero, on the graph of every parameter
             return zero_on_graph(user_emb, item_emb, [], item_bias) + 0.0 * every.sum()
         if user_emb.is_cuda or self.precision != "fp32":  # the device-resident way: no hit to mask

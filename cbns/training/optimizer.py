@@ -38,6 +38,11 @@ class SplitOptimizer:
         for opt in self.parts.values():
             opt.step()
 
+    def settle(self) -> None:
+        """Bring every table row up to the current step (see :meth:`RowAdam.settle`)."""
+        if self.sparse is not None:
+            self.sparse.settle()
+
     def state_dict(self) -> dict:
         return {name: getattr(self, name).state_dict() if getattr(self, name) is not None else None
                 for name in ("dense", "sparse")}
@@ -53,7 +58,7 @@ class SplitOptimizer:
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, sparse: bool = True,
-                    sparse_lr: float | None = None):
+                    sparse_lr: float | None = None, catch_up: bool = True):
     """The optimizer of a run (see the module docstring): Adam at ``lr`` for the dense parameters,
     RowAdam at ``sparse_lr`` (default ``lr``) for the tables. ``model`` must already hold its
     tables in sparse mode when ``sparse`` (:class:`cbns.model.two_tower.TwoTower` built with
@@ -66,7 +71,7 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, spar
         dense = [p for p in model.parameters() if id(p) not in ids]
         opt = SplitOptimizer(
             torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay, fused=True) if dense else None,
-            RowAdam(tables, lr=sparse_lr or lr, weight_decay=weight_decay) if tables else None)
+            RowAdam(tables, lr=sparse_lr or lr, weight_decay=weight_decay, catch_up=catch_up) if tables else None)
     for group in opt.param_groups:
         group["base_lr"] = group["lr"]
     return opt

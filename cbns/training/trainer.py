@@ -271,6 +271,7 @@ class Trainer:
         ``valid`` with ``eval_index``, through an item index (its recall against exact ranking of
         the same users is measured at the first such validation; :attr:`index_info`)."""
         cfg = self.config
+        self.settle()
         context = self.contexts.for_users(part) if self.contexts is not None else None
         users = self.eval_sample[part]
         if part == "valid" and cfg.eval_index != "exact":
@@ -282,6 +283,14 @@ class Trainer:
                 compare_exact=self.index_info is None)
             return metrics
         return evaluate_sharded(self.model, self.data, part, cfg.ks, self.ctx, user_context=context, users=users)
+
+    def settle(self) -> None:
+        """Bring the tables' rows up to the current step before they are read whole (evaluation,
+        the best weights, export): the steps a row missed since its last update, in closed form
+        (:meth:`cbns.training.row_adam.RowAdam.settle`); a no-op for dense Adam."""
+        settle = getattr(self.optimizer, "settle", None)
+        if settle is not None:
+            settle()
 
     def evaluation_summary(self) -> dict:
         """How validation and the test were ranked and over how many users, for ``metrics.json``."""
@@ -326,6 +335,7 @@ class Trainer:
             s.done = epoch >= cfg.epochs or (has_valid and s.stale >= cfg.patience)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
+        self.settle()  # every row at the last step: later settles (the test, the prior) are no-ops
         valid_metrics, best_epoch = {}, s.epoch
         if s.best_state is not None:
             self.model.load_state_dict(s.best_state)

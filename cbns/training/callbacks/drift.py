@@ -49,13 +49,15 @@ class EmbeddingDrift(Callback):
         self._visit(trainer.model, trainer.global_step)
 
     def on_step_end(self, trainer) -> None:
-        self._visit(trainer.model, trainer.global_step)
+        self._visit(trainer.model, trainer.global_step, getattr(trainer, "settle", None))
 
-    def _visit(self, model, step: int) -> None:
+    def _visit(self, model, step: int, settle=None) -> None:
         measure = step > 0 and step % self.every == 0
         keep = any((step + dt) % self.every == 0 for dt in self.deltas)
         if not (measure or keep):
             return
+        if settle is not None:  # rows as of this step, not of their last gradient (sparse updates)
+            settle()
         current = self._encode(model)
         if measure:
             drift = {dt: float((current - self.snapshots[step - dt]).norm(dim=1).sum())
