@@ -6,9 +6,11 @@ A size option that passes its range check can still ask for terabytes (``--memor
 kills the process. Each part below is a lower bound of what the run holds at its peak (float32):
 
 * **embedding tables**: one row of D floats per id of each tower's table (a history tower's is
-  an item table), and the item bias, times 9: the weights, their gradients, Adam's two moments,
-  the best weights kept for the test, and a checkpoint's serialised copy of those four;
-* **tower layers**: towers that read ``--hidden-dim`` hold about 4 H (D + H) more floats, 9 times;
+  an item table), and the item bias, times 5 with ``--sparse-updates`` (the weights, Adam's two
+  moments, the best weights kept for the test, the normalised copy ranking reads) and 6 without
+  (their dense gradient too); checkpoints and model files stream to disk, no copy in memory;
+* **tower layers**: towers that read ``--hidden-dim`` hold about 4 H (D + H) more floats, 5 times
+  (weights, gradient, two moments, best weights);
 * **the bank**: CBNS keeps M vectors of D floats with their ids and log q;
 * **the step**: the logits of B rows over every candidate (``negatives_per_row + 1`` columns)
   three times (the logits, the softmax, its gradient), and the candidates beyond the batch (bank
@@ -26,8 +28,14 @@ from cbns.machine import available_memory, format_bytes
 from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
 FLOAT = 4
-#: Copies of every weight held at the peak (see the module docstring).
-WEIGHT_COPIES = 9
+#: Copies of every table weight held at the peak, with and without sparse updates (module docstring).
+TABLE_COPIES = {True: 5, False: 6}
+#: Copies of every dense layer weight held at the peak.
+LAYER_COPIES = 5
+
+
+def table_copies(config) -> int:
+    return TABLE_COPIES[bool(getattr(config, "sparse_updates", False))]
 
 
 @dataclass
@@ -45,13 +53,14 @@ def memory_parts(config, num_users: int, num_items: int) -> list[Part]:
     user_tower, item_tower = USER_TOWERS.get(config.user_tower), ITEM_TOWERS.get(config.item_tower)
     sampler = SAMPLERS.get(config.sampler)
     rows = (num_items if user_tower.needs_history else num_users) + num_items
-    parts = [Part(WEIGHT_COPIES * FLOAT * (rows * d + num_items), "dim",
-                  f"the embedding tables, {rows:,} rows x {d} floats x {WEIGHT_COPIES} copies")]
+    copies = table_copies(config)
+    parts = [Part(copies * FLOAT * (rows * d + num_items), "dim",
+                  f"the embedding tables, {rows:,} rows x {d} floats x {copies} copies")]
     hidden = [t for t in (user_tower, item_tower) if "hidden_dim" in t.options]
     if hidden:
         h = config.hidden_dim
-        parts.append(Part(WEIGHT_COPIES * FLOAT * len(hidden) * 4 * h * (d + h), "hidden_dim",
-                          f"the towers' layers, about 4 x {h} x ({d} + {h}) floats x {WEIGHT_COPIES} copies"))
+        parts.append(Part(LAYER_COPIES * FLOAT * len(hidden) * 4 * h * (d + h), "hidden_dim",
+                          f"the towers' layers, about 4 x {h} x ({d} + {h}) floats x {LAYER_COPIES} copies"))
     if "memory_size" in sampler.options:
         m = config.memory_size
         parts.append(Part(m * (d * FLOAT + 8 + FLOAT), "memory_size", f"the bank, {m:,} vectors of {d} floats"))

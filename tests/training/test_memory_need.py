@@ -9,7 +9,7 @@ from cbns.cli import main
 from cbns.config import TrainConfig
 from cbns.errors import CbnsError
 from cbns.training import memory_need
-from cbns.training.memory_need import WEIGHT_COPIES, check_memory, memory_parts
+from cbns.training.memory_need import check_memory, memory_parts, table_copies
 
 
 @pytest.mark.parametrize("flags,option", [
@@ -31,10 +31,11 @@ def test_the_issue_sizes_are_refused_before_allocating(capsys, tmp_path, gowalla
 def test_the_tables_term_is_the_model_weights_times_the_copies_held():
     from cbns.model.build import build_model
 
-    config = TrainConfig(dim=12, item_bias=True).validate()
-    weights = sum(p.numel() * 4 for p in build_model(config, 50, 70).parameters())  # counted from the model
-    tables = next(p for p in memory_parts(config, 50, 70) if p.option == "dim")
-    assert tables.bytes == WEIGHT_COPIES * weights
+    for sparse, copies in ((True, 5), (False, 6)):  # weights, 2 moments, best, ranking copy (+ dense gradient)
+        config = TrainConfig(dim=12, item_bias=True, sparse_updates=sparse).validate()
+        weights = sum(p.numel() * 4 for p in build_model(config, 50, 70).parameters())  # counted from the model
+        tables = next(p for p in memory_parts(config, 50, 70) if p.option == "dim")
+        assert table_copies(config) == copies and tables.bytes == copies * weights
 
 
 sizes = st.sampled_from([1, 7, 1024, 65536, 2**20, 2**25, 2**31 - 1])
