@@ -118,7 +118,7 @@ def assemble(config: TrainConfig, data: Interactions, parts: Parts | None = None
     :func:`cbns.objective.build.build_objective`). Options left ``auto`` are resolved for ``data``
     first (:mod:`cbns.training.recipe`)."""
     ctx, parts = ctx or DistContext(), parts or Parts()
-    config, _ = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower)
+    config, _ = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower, parts.user_tower)
     model = build_model(config, data.num_users, data.num_items, data.user_features, data.item_features,
                         user_tower=parts.user_tower, item_tower=parts.item_tower)
     if parts.loss is None:
@@ -136,7 +136,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     set_threads(ctx.threads(config.threads))
     tune_allocator()
     data = load_data(config, progress=progress and ctx.is_main)
-    config, recipe = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower)
+    config, recipe = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower, parts.user_tower)
     if not parts.custom_towers:  # the estimate knows the registered towers only
         check_memory(config, data.num_users, data.num_items)
     model, objective = assemble(config, data, parts, ctx)

@@ -14,7 +14,7 @@ BANK_MODES = ("stale", "refresh")
 #: softmax over the candidates that carry gradient (positive + fresh negatives) only, so that an
 #: item's push away from other users is not shrunk by bank rows it cannot feel.
 ITEM_SIDES = ("joint", "split")
-#: ``--item-side`` also takes ``auto``: joint for an ID-table item tower, split otherwise
+#: ``--item-side`` also takes ``auto``: joint when both towers are ID tables, split otherwise
 #: (:mod:`cbns.training.recipe`).
 ITEM_SIDE_CHOICES = ("auto", *ITEM_SIDES)
 

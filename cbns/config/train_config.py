@@ -83,7 +83,7 @@ class TrainConfig:
     bank_mode: str = option("stale", "cbns: stale = stored vectors (paper), refresh = re-encode stored ids",
                             "sampler", choices=BANK_MODES)
     item_side: str = option("auto", "joint = one softmax for both towers (paper); split = item tower learns "
-                            "from the gradient-carrying candidates only; auto = joint for an ID-table item tower, "
+                            "from the gradient-carrying candidates only; auto = joint when both towers are ID tables, "
                             "split otherwise", "loss", choices=ITEM_SIDE_CHOICES)
     num_negatives: int = option(2048, "uniform/popularity/mns: sampled negatives per step", "sampler",
                                 metavar="N", minimum=1)

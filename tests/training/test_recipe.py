@@ -14,10 +14,12 @@ def test_auto_sampler_is_full_exactly_when_batch_and_bank_cover_the_catalogue(it
     assert resolved.sampler == want and any(n.startswith(f"sampler {want}") for n in notes)
 
 
-@pytest.mark.parametrize("tower,want", [("id", "joint"), ("features", "split")])
-def test_auto_item_side_is_joint_for_an_id_table_only(tower, want):
-    resolved, _ = resolve(cbns.TrainConfig(item_tower=tower).validate(), 40_981, 100_000)
+@pytest.mark.parametrize("user,item,want", [("id", "id", "joint"), ("id", "features", "split"),
+                                            ("gru", "id", "split"), ("pooled", "id", "split")])
+def test_auto_item_side_is_joint_when_both_towers_are_id_tables_only(user, item, want):
+    resolved, notes = resolve(cbns.TrainConfig(user_tower=user, item_tower=item).validate(), 40_981, 100_000)
     assert resolved.item_side == want
+    assert any(n.startswith(f"item side {want}: ") for n in notes)
 
 
 def test_a_callers_own_item_tower_is_an_id_table_only_if_it_says_so():
@@ -28,6 +30,7 @@ def test_a_callers_own_item_tower_is_an_id_table_only_if_it_says_so():
     table = nn.Embedding(10, 4)
     table.id_table = True
     assert resolve(config, 40_981, 100_000, item_tower=table)[0].item_side == "joint"
+    assert resolve(config, 40_981, 100_000, item_tower=table, user_tower=nn.GRU(4, 4))[0].item_side == "split"
 
 
 def test_explicit_choices_are_kept_and_resolution_is_idempotent():

@@ -25,9 +25,9 @@ class Tower(nn.Module):
     summary = ""
     #: The config options this tower reads beyond ``dim`` and ``init_std``.
     options: tuple[str, ...] = ()
-    #: True for a tower that is one learned vector per id and nothing else: ``--item-side auto``
-    #: then trains the paper's joint form (:mod:`cbns.training.recipe`). A tower of your own passed
-    #: to :func:`cbns.train` may set it too (any ``nn.Module``; without it, ``split``).
+    #: True for a tower that is one learned vector per id and nothing else: with both towers such
+    #: tables ``--item-side auto`` trains the paper's joint form (:mod:`cbns.training.recipe`). A
+    #: tower of your own passed to :func:`cbns.train` may set it too (any ``nn.Module``).
     id_table: bool = False
 
     @classmethod
