@@ -110,9 +110,9 @@ class TrainConfig:
                               "linear", "training", choices=LR_SCHEDULES)
     weight_decay: float = option(0.0, "Adam weight decay (L2 on the gradient; with --sparse-updates, on the "
                                  "rows a step touches)", "training", metavar="WD", minimum=0)
-    sparse_updates: bool = option(True, "row-sparse gradients and lazy row-wise Adam for the embedding tables and "
-                                  "the item bias, so a step costs the rows it touches; false = dense Adam over "
-                                  "every parameter", "training")
+    sparse_updates: bool = option(True, "row-sparse gradients and row-wise Adam (dense Adam's trajectory, computed "
+                                  "lazily) for the embedding tables and the item bias, so a step costs the rows it "
+                                  "touches; false = dense Adam over every parameter", "training")
     seed: int = option(0, "seed of init, splits, shuffling, sampling", "training", metavar="S", minimum=0,
                        cap=MAX_SEED)
     valid_fraction: float = option(0.1, "share of each user's train items held out for validation", "data",

@@ -1,10 +1,12 @@
-"""The training optimizer: row-wise lazy Adam for the tables, fused Adam for everything else.
+"""The training optimizer: row-wise Adam for the tables, fused Adam for everything else.
 
 With ``sparse_updates`` (the default) the model's row-indexed tables (every ``nn.Embedding`` and
-``nn.EmbeddingBag``, and the learned item bias; :meth:`cbns.model.two_tower.TwoTower.sparse_parameters`)
-get row-sparse gradients and :class:`cbns.training.row_adam.RowAdam`, so a step costs the rows it
-touches; the dense parameters (MLPs, the GRU) keep ``torch.optim.Adam`` (fused). Without it, one
-fused Adam over every parameter, as before the option existed.
+``nn.EmbeddingBag``, and the learned item bias;
+:meth:`cbns.model.two_tower.TwoTower.sparse_parameters`) get row-sparse gradients and
+:class:`cbns.training.row_adam.RowAdam` in catch-up mode (dense Adam's trajectory, computed
+lazily), so a step costs the rows it touches; the dense parameters (MLPs, the GRU) keep
+``torch.optim.Adam`` (fused). Without it, one fused Adam over every parameter, as before the
+option existed.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ One step, the same code in one process and on W ranks (``ctx``, a
 3. the loss, scaled by ``W n_r / b`` so that DDP's average of the ranks' gradients is the gradient
    of the global mean over the b rows; backward (the row-sparse gradients of the tables averaged
    over ranks apart, :mod:`cbns.distributed.gradients`) and one optimizer step at the scheduled
-   rate (:mod:`cbns.training.optimizer`: row-wise lazy Adam for the tables, Adam for the rest).
+   rate (:mod:`cbns.training.optimizer`: row-wise Adam for the tables, Adam for the rest).
 """
 from __future__ import annotations
 
