@@ -146,19 +146,12 @@ class _FusedSampledSoftmax(torch.autograd.Function):
             if want_bias:  # db = colsum(P) - colsum(Y)
                 grad_bias += probs.sum(0)
                 grad_bias.index_add_(0, t, probs.new_full((e - s,), -1.0))
-        ctx.save_for_backward(grad_users, grad_fresh, grad_bias)
-        ctx.scale_users = 1.0 / (batch * temperature)
-        ctx.scale_fresh = 1.0 / batch
-        return total / batch
+        return _keep_gradients(ctx, grad_users, grad_fresh, grad_bias, total, batch, temperature)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        grad_users, grad_fresh, grad_bias = ctx.saved_tensors
-        du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
-        df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
-        db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
-        return du, df, None, db, None, None, None, None, None
+        return (*_scaled_gradients(ctx, grad), None, None, None, None, None)
 
 
 class _DeviceResidentSoftmax(torch.autograd.Function):
@@ -227,19 +220,31 @@ class _DeviceResidentSoftmax(torch.autograd.Function):
                 if frozen is not None:
                     grad_bias[num_fresh:] += (1.0 / norm) @ exps[:, num_fresh:]
                 grad_bias.index_add_(0, t, exps.new_full((r,), -1.0))
-        ctx.save_for_backward(grad_users, grad_fresh, grad_bias)
-        ctx.scale_users = 1.0 / (batch * temperature)
-        ctx.scale_fresh = 1.0 / batch
-        return total / batch
+        return _keep_gradients(ctx, grad_users, grad_fresh, grad_bias, total, batch, temperature)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        grad_users, grad_fresh, grad_bias = ctx.saved_tensors
-        du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
-        df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
-        db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
-        return du, df, None, db, None, None, None, None, None, None
+        return (*_scaled_gradients(ctx, grad), None, None, None, None, None, None)
+
+
+def _keep_gradients(ctx, grad_users, grad_fresh, grad_bias, total, batch: int, temperature: float):
+    """Save the gradients the forward computed (unscaled) for :func:`_scaled_gradients`; returns
+    the mean loss ``total / batch``."""
+    ctx.save_for_backward(grad_users, grad_fresh, grad_bias)
+    ctx.scale_users = 1.0 / (batch * temperature)
+    ctx.scale_fresh = 1.0 / batch
+    return total / batch
+
+
+def _scaled_gradients(ctx, grad: torch.Tensor) -> tuple:
+    """The forward's saved gradients scaled by the incoming ``grad``, as ``(users, fresh, None,
+    bias)``: the first four inputs of both fused nodes (users, fresh, frozen, bias)."""
+    grad_users, grad_fresh, grad_bias = ctx.saved_tensors
+    du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
+    df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
+    db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
+    return du, df, None, db
 
 
 def _at_least_float32(x: torch.Tensor | None) -> torch.Tensor | None:

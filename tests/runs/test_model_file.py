@@ -1,28 +1,18 @@
 """The model file: checksummed, refused when damaged, and the legacy checkpoint.pt of older runs read."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from cbns.api import evaluate_run, train
-from cbns.config import TrainConfig
+from cbns.api import evaluate_run
 from cbns.errors import CbnsError
 from cbns.runs.model_file import LEGACY_MODEL_FILE, MODEL_FILE, read_model_file
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A one-epoch run on 40 random users of 30 items."""
-    root = tmp_path_factory.mktemp("model-file")
-    rng = np.random.default_rng(2)
-    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
-    (root / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
-                                           for u, line in enumerate(lines)))
-    train(TrainConfig(data=str(root), sampler="cbns", memory_size=64, dim=4, batch_size=32, epochs=1, threads=1),
-          root / "run", progress=False, verbose=False)
-    return root / "run"
+@pytest.fixture
+def run(tiny_run):
+    """A one-epoch run on 40 random users of 30 items (conftest's ``tiny_run``; read, never modified)."""
+    return tiny_run
 
 
 def test_the_model_file_holds_the_weights_and_evaluates_to_the_run_metrics(run):
