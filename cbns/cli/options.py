@@ -73,7 +73,7 @@ def _help(spec: Option, default) -> str:
         described = [f"{name} = {spec.choices.get(name).summary}" for name in spec.choices.names()
                      if getattr(spec.choices.get(name), "summary", "")]
         if "auto" in spec.choices.aliases:
-            described.insert(0, "auto = decided from the data (cbns, or full when B + M covers the catalogue)")
+            described.insert(0, "auto = cbns (kept for configs that name it)")
         if described:
             text += ": " + "; ".join(described)
     shown = ",".join(map(str, default)) if isinstance(default, list) else default

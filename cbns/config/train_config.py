@@ -75,7 +75,7 @@ class TrainConfig:
     time_column: str = option("timestamp", "tables: the column of event times (optional; needed by --split loo "
                               "and temporal)", "data", metavar="NAME", nonempty=True)
     # the sampler
-    sampler: str = option("auto", "negative sampler", "sampler", choices=SAMPLERS)
+    sampler: str = option("cbns", "negative sampler", "sampler", choices=SAMPLERS)
     batch_size: int = option(2048, "training batch size", "sampler", metavar="B", minimum=1)
     memory_size: int = option(4096, "cbns: bank size in items", "sampler", metavar="M", minimum=0)
     warmup_steps: int = option(0, "cbns: steps with in-batch negatives only before the bank is used", "sampler",
@@ -115,7 +115,7 @@ class TrainConfig:
                                   "touches; false = dense Adam over every parameter", "training")
     seed: int = option(0, "seed of init, splits, shuffling, sampling", "training", metavar="S", minimum=0,
                        cap=MAX_SEED)
-    valid_fraction: float = option(0.1, "share of each user's train items held out for validation", "data",
+    valid_fraction: float = option(0.05, "share of each user's train items held out for validation", "data",
                                    metavar="F", minimum=0, below=1)
     eval_every: int = option(1, "validate every E epochs", "evaluation", metavar="E", minimum=1)
     patience: int = option(3, "stop after P validations without improvement", "training", metavar="P", minimum=0)

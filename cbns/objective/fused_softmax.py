@@ -27,8 +27,8 @@ backward, the log-softmax backward). Here, when a gradient is wanted, the forwar
 (the loss is a scalar, so its backward only scales). Rows are taken in blocks
 (:func:`cbns.machine.block_rows`), each block going GEMM, mask, softmax, gradient GEMMs through two
 reused ``[rows, N]`` buffers: no ``[B, N]`` tensor is allocated, so memory stays flat as the bank
-grows, and the only ``[B, N]`` work besides the GEMMs is the softmax itself. The bias rides in the
-forward GEMM as one more column, and ``P - Y`` is never written (``(P - Y) C = P C - C[t]``).
+grows, and the only ``[B, N]`` work besides the GEMMs is the softmax itself. The bias is added by the
+forward GEMM (``addmm``), and ``P - Y`` is never written (``(P - Y) C = P C - C[t]``).
 
 Two ways through a block. On the CPU in float32 (the default there) the accidental hits are found
 once by a sort (:func:`cbns.objective.logits.hit_positions`) and written at their few positions,
@@ -108,7 +108,7 @@ class _FusedSampledSoftmax(torch.autograd.Function):
     def forward(ctx, users, fresh, frozen, bias, hit_rows, hit_cols, target, temperature, split):
         want_users, want_fresh = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         want_bias = ctx.needs_input_grad[3]
-        scaled, cand = _operands(users.detach(), fresh.detach(), frozen, bias, temperature)
+        scaled, cand, bias_row = _operands(users.detach(), fresh.detach(), frozen, bias, temperature)
         batch, dim = users.shape
         num_fresh, num = fresh.shape[0], cand.shape[0]
         grad_users = users.new_empty(batch, dim) if want_users else None
@@ -123,7 +123,10 @@ class _FusedSampledSoftmax(torch.autograd.Function):
         total = users.new_zeros(())
         for j in range(len(starts) - 1):
             s, e = starts[j], starts[j + 1]
-            logits = torch.mm(scaled[s:e], cand.T, out=logits_buf[:e - s])
+            if bias_row is None:
+                logits = torch.mm(scaled[s:e], cand.T, out=logits_buf[:e - s])
+            else:
+                logits = torch.addmm(bias_row, scaled[s:e], cand.T, out=logits_buf[:e - s])
             logits[hit_rows[bounds[j]:bounds[j + 1]] - s, hit_cols[bounds[j]:bounds[j + 1]]] = MASKED
             probs = torch.softmax(logits, dim=1, out=probs_buf[:e - s])
             t = target[s:e]
@@ -135,14 +138,14 @@ class _FusedSampledSoftmax(torch.autograd.Function):
             weight = None
             if split:
                 weight = _renormalise(probs[:, :num_fresh], picked, grad_fresh, logits[:, :num_fresh],
-                                      scaled[s:e, :dim])
+                                      scaled[s:e])
             if want_fresh:
-                u = scaled[s:e, :dim] if weight is None else scaled[s:e, :dim] * weight[:, None]
+                u = scaled[s:e] if weight is None else scaled[s:e] * weight[:, None]
                 grad_fresh.addmm_(probs[:, :num_fresh].T, u)
-                grad_fresh.index_add_(0, t, scaled[s:e, :dim], alpha=-1)
+                grad_fresh.index_add_(0, t, scaled[s:e], alpha=-1)
             if want_users:  # dU = (P - Y) C = P C - C[t]
-                torch.mm(probs, cand[:, :dim], out=grad_users[s:e])
-                grad_users[s:e] -= cand[t, :dim]
+                torch.mm(probs, cand, out=grad_users[s:e])
+                grad_users[s:e] -= cand[t]
             if want_bias:  # db = colsum(P) - colsum(Y)
                 grad_bias += probs.sum(0)
                 grad_bias.index_add_(0, t, probs.new_full((e - s,), -1.0))
@@ -259,25 +262,18 @@ def _mm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (a.to(dtype) @ b.to(dtype)).to(a.dtype)
 
 
-def _operands(users, fresh, frozen, bias, temperature) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(U / T, C)``, each with one more column (``1`` and ``b``) when there is a bias.
+def _operands(users, fresh, frozen, bias, temperature):
+    """``(U / T [B, D], C [N, D], b [1, N] or None)``, each contiguous.
 
-    The bias then comes out of the matrix product itself (``[U/T, 1] . [C, b] = U C^T / T + b``):
-    one more term in each dot product instead of another pass over the logits.
+    The bias is added by the logits' product itself (``addmm``: ``b + (U/T) C^T`` in one pass)
+    rather than carried as one more column of both operands: at Gowalla's shapes an inner
+    dimension of D + 1 (257) made the product 1.13x slower than ``addmm`` at D
+    (``benchmarks/fused_operands.py``, one thread).
     """
-    num_fresh, dim = fresh.shape
-    rows = num_fresh + (frozen.shape[0] if frozen is not None else 0)
-    width = dim + (bias is not None)
-    scaled = users.new_empty(users.shape[0], width)
-    torch.mul(users, 1.0 / temperature, out=scaled[:, :dim])
-    cand = fresh.new_empty(rows, width)
-    cand[:num_fresh, :dim] = fresh
-    if frozen is not None:
-        cand[num_fresh:, :dim] = frozen
-    if bias is not None:
-        scaled[:, dim] = 1.0
-        cand[:, dim] = bias.detach()
-    return scaled, cand
+    scaled = users * (1.0 / temperature)
+    cand = fresh if frozen is None else torch.cat([fresh, frozen])
+    bias_row = bias.detach().to(cand.dtype)[None, :].contiguous() if bias is not None else None
+    return scaled.contiguous(), cand.contiguous(), bias_row
 
 
 def _renormalise(fresh_probs: torch.Tensor, picked: torch.Tensor, grad_fresh: torch.Tensor | None,

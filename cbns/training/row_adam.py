@@ -174,22 +174,33 @@ class RowAdam(Optimizer):
         beta1, beta2 = group["betas"]
         rho = beta1 / math.sqrt(beta2)
         window = max(1, math.ceil(math.log(NEGLIGIBLE) / math.log(rho))) if rho > 0 else 1
-        gap = (now - last).clamp_(min=0)
-        behind = gap.nonzero()[:, 0]  # only the rows with missed steps do any work
-        if not len(behind):
+        gap = (now - last).clamp_(min=0).cpu()
+        if not bool(gap.any()):
             return
-        gap = gap[behind].cpu()
-        k = torch.arange(1, window + 1)
-        steps = last[behind].cpu()[:, None] + k[None, :]  # [n, K] the missed steps, 1-based like coef's count
-        a = coef[(steps - 1).clamp_(max=max(now - 1, 0))] * (k[None, :] <= gap[:, None])
-        moves = (a * torch.pow(rho, k.double())[None, :]).sum(1).to(weights.device, weights.dtype)
+        moves = torch.zeros(len(gap), dtype=torch.float64)  # rows with no missed step keep 0
+        near = (gap > 0) & (gap <= window)
+        if bool(near.any()):
+            # sum_{k=1..g} a_{now-g+k} rho^k = rho^g * H[g], H[g] = sum_{j<g} a_{now-j} rho^-j: one
+            # cumulative sum over the newest coefficients serves every row (rho^-window ~ 1e12, so
+            # float64 holds it)
+            depth = min(window, now)
+            j = torch.arange(depth, dtype=torch.float64)
+            newest = coef[:now].flip(0)[:depth]  # coef[s - 1] = a_s: a_now, a_(now-1), ...
+            prefix = torch.cat([coef.new_zeros(1), torch.cumsum(newest * torch.pow(rho, -j), 0)])
+            g = gap[near]
+            moves[near] = torch.pow(rho, g.double()) * prefix[g]
+        far = (gap > window).nonzero()[:, 0]
+        if len(far):  # the first `window` missed steps of a row long untouched, gathered one by one
+            k = torch.arange(1, window + 1)
+            steps = last.cpu()[far][:, None] + k[None, :]  # [n, K] 1-based like coef's count
+            a = coef[(steps - 1).clamp_(max=max(now - 1, 0))]
+            moves[far] = (a * torch.pow(rho, k.double())[None, :]).sum(1)
         shape = (-1,) + (1,) * (weights.dim() - 1)
-        m_rows, v_rows = m[behind], v[behind]
-        scale = torch.where(v_rows > 0, m_rows / v_rows.sqrt(), torch.zeros_like(m_rows))
-        weights[behind] = weights[behind] - moves.view(shape) * scale
+        scale = torch.where(v > 0, m / v.sqrt(), torch.zeros_like(m))
+        weights.sub_(moves.to(weights.device, weights.dtype).view(shape) * scale)
         decay = gap.to(weights.device, weights.dtype).view(shape)
-        m[behind] = m_rows * torch.pow(beta1, decay)
-        v[behind] = v_rows * torch.pow(beta2, decay)
+        m.mul_(torch.pow(beta1, decay))
+        v.mul_(torch.pow(beta2, decay))
 
     @torch.no_grad()
     def settle(self, block: int = 1 << 14) -> None:

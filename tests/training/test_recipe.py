@@ -5,13 +5,13 @@ import cbns
 from cbns.training.recipe import leaves_to_recipe, resolve
 
 
-@pytest.mark.parametrize("items,batch,memory,want", [(40_981, 2048, 4096, "cbns"), (1_682, 2048, 4096, "full"),
-                                                     (6_144, 2048, 4096, "full"), (6_145, 2048, 4096, "cbns"),
-                                                     (1_682, 512, 1024, "cbns")])
-def test_auto_sampler_is_full_exactly_when_batch_and_bank_cover_the_catalogue(items, batch, memory, want):
-    config = cbns.TrainConfig(batch_size=batch, memory_size=memory).validate()
+@pytest.mark.parametrize("items,batch,memory", [(40_981, 2048, 4096), (1_682, 2048, 4096), (6_144, 2048, 4096)])
+def test_auto_sampler_is_cbns_even_when_batch_and_bank_cover_the_catalogue(items, batch, memory):
+    assert cbns.TrainConfig().sampler == "cbns"
+    config = cbns.TrainConfig(sampler="auto", batch_size=batch, memory_size=memory).validate()
     resolved, notes = resolve(config, items, 100_000)
-    assert resolved.sampler == want and any(n.startswith(f"sampler {want}") for n in notes)
+    assert resolved.sampler == "cbns" and resolved.memory_size == memory
+    assert any(n.startswith("sampler cbns: auto") for n in notes)
 
 
 @pytest.mark.parametrize("user,item,want", [("id", "id", "joint"), ("id", "features", "split"),
@@ -55,7 +55,7 @@ def test_min_steps_lengthens_short_epochs(train, batch, epochs, min_steps, want)
 
 def test_what_the_study_leaves_to_the_recipe():
     config = cbns.TrainConfig().validate()
-    assert leaves_to_recipe("sampler", config) and leaves_to_recipe("item_side", config)
-    assert not leaves_to_recipe("sampler", cbns.TrainConfig(sampler="cbns").validate())
+    assert not leaves_to_recipe("sampler", config) and leaves_to_recipe("item_side", config)
+    assert leaves_to_recipe("sampler", cbns.TrainConfig(sampler="auto").validate())
     assert leaves_to_recipe("epochs", cbns.TrainConfig(min_steps=10).validate()) is True
     assert not leaves_to_recipe("epochs", config)

@@ -252,6 +252,23 @@ def test_catch_up_is_dense_adam_on_rows_left_out_for_many_steps(seed):
     assert state["last_step"].tolist() == [120] * 9
 
 
+def test_catch_up_across_gaps_longer_than_the_momentum_window():
+    """Rows left out for 1 to 700 steps, past the window of missed steps whose momentum is kept
+    (264 at Adam's betas: rho^264 < 1e-12) and on both sides of it, settled in between: dense
+    Adam's weights (the dropped momentum is below 1e-12 of a step)."""
+    rng = np.random.default_rng(7)
+    touches = {0: [0, 263, 528, 529, 1200], 1: [0, 264, 265, 900], 2: [0, 700, 701, 702], 3: list(range(0, 1300, 37))}
+    steps = []
+    for t in range(1300):
+        ids = [r for r, at in touches.items() if t in at] or [4]
+        steps.append((ids, rng.normal(size=(len(ids), 3)).tolist()))
+    table = rng.normal(size=(5, 3))
+    lrs = [0.02 * (0.5 + 0.5 * math.cos(math.pi * k / 1300)) for k in range(1300)]
+    got, want, rows, _ = dense_adam_with_sparse_gradients(table, steps, lrs, settle_at=(100, 600, 1000), eps=1e-12)
+    assert torch.allclose(got, want, rtol=0, atol=1e-9)
+    assert (got - torch.tensor(table)).abs().min() > 1e-3  # every row moved
+
+
 def test_catch_up_with_adams_eps_stays_close_to_dense_adam():
     """With the default eps the missed steps' denominators differ by eps: close, not equal."""
     table, steps = random_steps(5, rows=9, width=4, steps=200, per_step=2)
