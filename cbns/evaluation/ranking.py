@@ -17,7 +17,7 @@ import torch
 from cbns.data.interactions import Interactions
 from cbns.evaluation.metrics import METRIC_NAMES, metrics_from_hits
 from cbns.evaluation.sparse_rows import contains
-from cbns.evaluation.topk import iter_top_k
+from cbns.evaluation.topk import iter_top_k, iter_top_k_columns
 from cbns.model.two_tower import TwoTower
 
 
@@ -102,3 +102,26 @@ def full_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.cs
         for name, values in metrics_from_hits(hits, torch.from_numpy(per_user[batch]), ks).items():
             sums[name] += float(values.sum())
     return {name: total / max(len(users), 1) for name, total in sums.items()}
+
+
+@torch.no_grad()
+def full_ranking_columns(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.csr_matrix,
+                         exclude: sp.csr_matrix, columns: Sequence[torch.Tensor], ks: Sequence[int] = (20, 50),
+                         rows: np.ndarray | None = None, item_bias: torch.Tensor | None = None
+                         ) -> list[dict[str, float]]:
+    """:func:`full_ranking` under several per-item score terms at once (``item_bias + columns[c]``
+    for each c), one score product per user chunk shared by all (:func:`cbns.evaluation.topk.iter_top_k_columns`).
+    One metrics dict per column, in order."""
+    per_user = np.diff(relevant.indptr)
+    users = np.flatnonzero(per_user > 0)
+    if rows is not None:
+        users = np.intersect1d(users, np.asarray(rows, dtype=np.int64))
+    kmax = min(max(ks), item_emb.shape[0])
+    sums = [{f"{m}@{k}": 0.0 for k in ks for m in METRIC_NAMES} for _ in columns]
+    for batch, tops in iter_top_k_columns(user_emb, item_emb, kmax, columns, exclude, rows=users, item_bias=item_bias):
+        counts = torch.from_numpy(per_user[batch])
+        for total, top in zip(sums, tops):
+            hits = torch.from_numpy(contains(relevant, batch, top.cpu().numpy()))
+            for name, values in metrics_from_hits(hits, counts, ks).items():
+                total[name] += float(values.sum())
+    return [{name: value / max(len(users), 1) for name, value in total.items()} for total in sums]

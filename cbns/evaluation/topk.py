@@ -18,7 +18,7 @@ selects with :func:`grouped_topk`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -148,6 +148,43 @@ def _one_block(queries, items, k, exclude, rows, chunk_size, bias):
             score[torch.from_numpy(local).to(score.device), torch.from_numpy(cols).to(score.device)] = EXCLUDED
         top = grouped_topk(score, k, num_items)
         yield batch, score.gather(1, top), top
+
+
+@torch.no_grad()
+def iter_top_k_columns(queries: torch.Tensor, items: torch.Tensor, k: int, columns: Sequence[torch.Tensor],
+                       exclude: sp.csr_matrix | None = None, rows: np.ndarray | None = None,
+                       chunk_size: int | None = None, item_bias: torch.Tensor | None = None
+                       ) -> Iterator[tuple[np.ndarray, list[torch.Tensor]]]:
+    """:func:`iter_top_k` for several rankings at once: ranking c scores ``query . item +
+    item_bias + columns[c]`` (``columns``: ``[I]`` each). One score product per block of queries
+    serves them all (the columns are added after it, one at a time, into a second buffer), so
+    ranking the validation users under a grid of popularity priors costs one product, not one a
+    prior. Yields ``(block_rows [n], [top [n, k] for each column])``. Catalogs of up to
+    :data:`ITEM_BLOCK` items (one item block); the scores equal :func:`iter_top_k`'s with
+    ``item_bias + column`` to float32 rounding (the column is added after the product, not in it).
+    """
+    num_items = items.shape[0]
+    if num_items > ITEM_BLOCK:
+        raise ValueError(f"iter_top_k_columns ranks up to {ITEM_BLOCK:,} items, got {num_items:,}")
+    rows = np.arange(queries.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    padded = _operand(items, item_bias, 0, num_items)
+    width = padded.shape[0]
+    extra = [torch.cat([c.to(items), c.new_zeros(width - num_items).to(items)])[None, :] for c in columns]
+    chunk = chunk_size or max(1, default_chunk(width) // 2)  # two score buffers in the memory of one
+    size = max(min(chunk, len(rows)), 1)
+    base_buf, shifted_buf = queries.new_empty(size, width), queries.new_empty(size, width)
+    for start in range(0, len(rows), chunk):
+        batch = rows[start:start + chunk]
+        base = torch.mm(_query_rows(queries, batch, item_bias is not None), padded.T, out=base_buf[:len(batch)])
+        base[:, num_items:] = -torch.inf
+        if exclude is not None:
+            local, cols = coordinates(exclude, batch)
+            base[torch.from_numpy(local).to(base.device), torch.from_numpy(cols).to(base.device)] = EXCLUDED
+        tops = []
+        for column in extra:  # EXCLUDED + a finite column stays the lowest finite float; -inf stays -inf
+            shifted = torch.add(base, column, out=shifted_buf[:len(batch)])
+            tops.append(grouped_topk(shifted, k, num_items))
+        yield batch, tops
 
 
 def _item_blocks(queries, items, k, exclude, rows, chunk_size, bias, block):

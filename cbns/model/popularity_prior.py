@@ -8,9 +8,11 @@ items (measured on Gowalla; see the README). The prior adds it back at ranking t
 
 i.e. the model's softmax probability multiplied by ``count(i) ** beta``. Training is unchanged.
 ``beta`` is fixed by the user or chosen on the validation split after training (``auto``), from
-:data:`PRIOR_GRID`. In dot-product units (what the exported vectors carry) the added score is
-``T * beta * log(1 + count(i))``: the item vectors get it as one more column and the user
-vectors a column of ones, so ``user . item`` stays the ranking score.
+:data:`PRIOR_GRID` (in one process the whole grid is ranked from one score product per user
+chunk: :func:`cbns.evaluation.ranking.full_ranking_columns`). In dot-product units (what the
+exported vectors carry) the added score is ``T * beta * log(1 + count(i))``: the item vectors get
+it as one more column and the user vectors a column of ones, so ``user . item`` stays the ranking
+score.
 """
 from __future__ import annotations
 

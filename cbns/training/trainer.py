@@ -33,10 +33,12 @@ from cbns.distributed.context import DistContext
 from cbns.distributed.gather import row_counts
 from cbns.distributed.gradients import average_sparse_grads, data_parallel
 from cbns.distributed.sharding import shard_batches, split_sizes
+from cbns.evaluation.ranking import full_ranking_columns, ranking_matrices, scoring_vectors
 from cbns.evaluation.sharded import evaluate_sharded
+from cbns.evaluation.topk import ITEM_BLOCK
 from cbns.evaluation.user_sample import sample_users, users_with_items
 from cbns.machine import resolve_device
-from cbns.model.popularity_prior import choose_prior, parse_prior, prior_column
+from cbns.model.popularity_prior import PRIOR_GRID, choose_prior, parse_prior, prior_column
 from cbns.model.two_tower import TwoTower
 from cbns.objective.precision import autocast_for
 from cbns.training.callbacks.base import Callback
@@ -348,16 +350,22 @@ class Trainer:
         else:
             # The best epoch was validated with no prior (auto trains with none): BETA = 0 is known.
             tried = {0.0: valid_metrics} if valid_metrics else {}
+            swept = self._sweep_priors([b for b in PRIOR_GRID if b not in tried])
 
             def valid_with(b: float) -> float:
                 if b in tried:
                     return tried[b][key]
+                if b in swept:
+                    return swept[b][key]
                 self.set_prior(b)
                 tried[b] = self.evaluate("valid")
                 return tried[b][key]
 
             best_beta, _ = choose_prior(valid_with)
             self.set_prior(best_beta)
+            if best_beta not in tried:  # the chosen prior's metrics from the one-product path of evaluate()
+                tried[best_beta] = self.evaluate("valid")
+            tried = dict(sorted({**swept, **tried}.items()))
             valid_metrics = tried[best_beta]
             prior = {"beta": best_beta, "chosen_on": f"valid {key}",
                      f"valid {key} by beta": {str(b): round(m[key], 6) for b, m in tried.items()}}
@@ -370,6 +378,25 @@ class Trainer:
             self.objective.cpu()
         return TrainResult(valid_metrics, test, best_epoch, s.epoch, s.train_seconds, s.history, prior,
                            self.evaluation_summary())
+
+    def _sweep_priors(self, betas: list[float]) -> dict[float, dict[str, float]]:
+        """Validation metrics under each prior of ``betas`` from one score product per user chunk
+        (:func:`cbns.evaluation.ranking.full_ranking_columns`), in a single process with exact
+        ranking of up to :data:`cbns.evaluation.topk.ITEM_BLOCK` items; ``{}`` elsewhere (the caller
+        then evaluates one prior at a time). The model is left with no prior."""
+        cfg = self.config
+        if not betas or self.ctx.distributed or cfg.eval_index != "exact" or self.data.num_items > ITEM_BLOCK:
+            return {}
+        self.settle()
+        self.set_prior(0.0)
+        context = self.contexts.for_users("valid") if self.contexts is not None else None
+        relevant, exclude = ranking_matrices(self.data, "valid")
+        users, items, column = scoring_vectors(self.model, self.data, context)
+        counts = self.data.item_counts()
+        priors = [prior_column(counts, b, cfg.temperature).to(items.device) for b in betas]
+        found = full_ranking_columns(users, items, relevant, exclude, priors, cfg.ks,
+                                     rows=self.eval_sample["valid"], item_bias=column)
+        return dict(zip(betas, found))
 
     def set_prior(self, beta: float) -> None:
         """Rank with the popularity prior of strength ``beta`` (0: none); see :mod:`cbns.model.popularity_prior`."""

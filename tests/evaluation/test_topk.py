@@ -1,5 +1,6 @@
 """Grouped top-K against a full sort, including excluded entries, padding and short rows."""
 import numpy as np
+import scipy.sparse as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -82,3 +83,26 @@ def test_one_block_with_the_bias_is_the_folded_vectors_bit_for_bit():
     plain = list(iter_top_k(queries, items, 10, item_bias=bias))
     for (_, s1, t1), (_, s2, t2) in zip(folded, plain):
         assert torch.equal(s1, s2) and torch.equal(t1, t2)
+
+
+def test_several_columns_from_one_product_rank_as_each_column_alone():
+    """iter_top_k_columns: ranking c is iter_top_k's with item_bias + columns[c] (to float32
+    rounding: the same lists on data without near-ties), and the float64 brute force's."""
+    from cbns.evaluation.topk import iter_top_k, iter_top_k_columns
+
+    g = torch.Generator().manual_seed(11)
+    queries, items = torch.randn(300, 8, generator=g), torch.randn(700, 8, generator=g)
+    bias = torch.randn(700, generator=g)
+    columns = [torch.zeros(700), torch.rand(700, generator=g), 3 * torch.rand(700, generator=g)]
+    exclude = sp.random(300, 700, density=0.05, format="csr", random_state=4)
+    together = list(iter_top_k_columns(queries, items, 10, columns, exclude, chunk_size=64, item_bias=bias))
+    assert sum(len(batch) for batch, _ in together) == 300
+    for c, column in enumerate(columns):
+        alone = list(iter_top_k(queries, items, 10, exclude, chunk_size=64, item_bias=bias + column))
+        brute = queries.double() @ items.double().T + (bias + column).double()
+        brute[torch.from_numpy(exclude.nonzero()[0]), torch.from_numpy(exclude.nonzero()[1])] = -torch.inf
+        want = torch.topk(brute, 10, dim=1).indices
+        for (batch, tops), (batch_alone, _, top_alone) in zip(together, alone):
+            assert np.array_equal(batch, batch_alone)
+            assert torch.equal(tops[c], top_alone)
+            assert torch.equal(tops[c], want[torch.from_numpy(batch)])
