@@ -133,6 +133,17 @@ def _query_rows(queries: torch.Tensor, batch: np.ndarray, biased: bool) -> torch
     return torch.cat([q, q.new_ones(len(q), 1)], 1) if biased else q
 
 
+def _masked_scores(queries, batch, padded, biased, num_items, exclude, out):
+    """Scores of the queries ``batch`` against one padded item block, written into ``out``: the
+    padding columns at ``-inf``, the excluded items at :data:`EXCLUDED`."""
+    score = torch.mm(_query_rows(queries, batch, biased), padded.T, out=out)
+    score[:, num_items:] = -torch.inf
+    if exclude is not None:
+        local, cols = coordinates(exclude, batch)
+        score[torch.from_numpy(local).to(score.device), torch.from_numpy(cols).to(score.device)] = EXCLUDED
+    return score
+
+
 def _one_block(queries, items, k, exclude, rows, chunk_size, bias):
     num_items = items.shape[0]
     padded = _operand(items, bias, 0, num_items)
@@ -141,11 +152,7 @@ def _one_block(queries, items, k, exclude, rows, chunk_size, bias):
     block = queries.new_empty(max(min(chunk, len(rows)), 1), width)
     for start in range(0, len(rows), chunk):
         batch = rows[start:start + chunk]
-        score = torch.mm(_query_rows(queries, batch, bias is not None), padded.T, out=block[:len(batch)])
-        score[:, num_items:] = -torch.inf
-        if exclude is not None:
-            local, cols = coordinates(exclude, batch)
-            score[torch.from_numpy(local).to(score.device), torch.from_numpy(cols).to(score.device)] = EXCLUDED
+        score = _masked_scores(queries, batch, padded, bias is not None, num_items, exclude, block[:len(batch)])
         top = grouped_topk(score, k, num_items)
         yield batch, score.gather(1, top), top
 
@@ -175,11 +182,8 @@ def iter_top_k_columns(queries: torch.Tensor, items: torch.Tensor, k: int, colum
     base_buf, shifted_buf = queries.new_empty(size, width), queries.new_empty(size, width)
     for start in range(0, len(rows), chunk):
         batch = rows[start:start + chunk]
-        base = torch.mm(_query_rows(queries, batch, item_bias is not None), padded.T, out=base_buf[:len(batch)])
-        base[:, num_items:] = -torch.inf
-        if exclude is not None:
-            local, cols = coordinates(exclude, batch)
-            base[torch.from_numpy(local).to(base.device), torch.from_numpy(cols).to(base.device)] = EXCLUDED
+        base = _masked_scores(queries, batch, padded, item_bias is not None, num_items, exclude,
+                              base_buf[:len(batch)])
         tops = []
         for column in extra:  # EXCLUDED + a finite column stays the lowest finite float; -inf stays -inf
             shifted = torch.add(base, column, out=shifted_buf[:len(batch)])
