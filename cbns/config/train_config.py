@@ -133,8 +133,9 @@ class TrainConfig:
                          "cuda:N", "run", metavar="DEVICE", check=_device)
     precision: str = option("fp32", "fp32, or bf16: towers and score matrix products in bfloat16 under autocast, "
                             "softmax, log q and the loss in float32", "training", choices=PRECISIONS)
-    checkpoint_every: int = option(500, "also checkpoint every N steps, not only after each epoch; 0 = epoch "
-                                   "ends only", "run", metavar="N", minimum=0)
+    checkpoint_every: int = option(500, "also checkpoint mid-epoch once N steps have passed since the last "
+                                   "checkpoint, not only after each epoch; 0 = epoch ends only", "run",
+                                   metavar="N", minimum=0)
     drift_every: int = option(0, "record item-embedding drift every N steps into drift.json, 0 = off", "run",
                               metavar="N", minimum=0, note="0 = off")
     drift_sample: int = option(1024, "drift: number of fixed random items measured", "run", metavar="S", minimum=1)

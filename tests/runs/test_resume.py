@@ -374,3 +374,28 @@ def test_the_advice_to_start_over_names_every_checkpoint_file_and_is_not_repeate
     (out / PREVIOUS).unlink()
     code, err = run_cli(capsys, *again)
     assert code == 0
+
+
+def test_mid_epoch_checkpoints_count_steps_since_the_last_one(tmp_path, sequences, monkeypatch):
+    """19 steps an epoch, a checkpoint every 5: after the epoch-end one at step 19 the next is at
+    24, not 20 (one step later), and a run resumed from step 10 writes what the uninterrupted run
+    writes from there."""
+    import cbns.training.callbacks.checkpointer as checkpointer
+
+    written = []
+
+    def recording(run_dir, payload, summary):
+        written.append(summary["step"])
+        return real(run_dir, payload, summary)
+
+    real = checkpointer.write_checkpoint
+    monkeypatch.setattr(checkpointer, "write_checkpoint", recording)
+    train(history_config(sequences), tmp_path / "whole", progress=False, verbose=False)
+    assert written == [5, 10, 15, 19, 24, 29, 34, 38]
+    written.clear()
+    with pytest.raises(Crash.Boom):
+        train(history_config(sequences), tmp_path / "cut", progress=False, verbose=False, callbacks=[Crash(step=13)])
+    assert written == [5, 10]
+    written.clear()
+    resume(tmp_path / "cut", progress=False, verbose=False)
+    assert written == [15, 19, 24, 29, 34, 38]

@@ -11,7 +11,10 @@ from cbns.training.guards import check_module_finite
 class Checkpointer(Callback):
     """Saves :meth:`Trainer.state_dict` plus ``meta`` (config, dataset fingerprint) to ``run_dir``.
 
-    ``every`` > 0: also every ``every`` optimizer steps (mid-epoch); 0: at epoch ends only. Before
+    ``every`` > 0: also mid-epoch, once ``every`` optimizer steps have passed since the last
+    checkpoint (an epoch end's, or the one a resumed run started from), so at most ``every`` steps
+    are ever lost and an epoch shorter than ``every`` gets its epoch-end checkpoint only; 0: at
+    epoch ends only. Before
     writing, the weights and optimizer moments are checked for NaN/inf, so a checkpoint on disk is
     always a good one: a run that diverges stops with the previous checkpoint intact.
     """
@@ -20,8 +23,11 @@ class Checkpointer(Callback):
         self.run_dir, self.every, self.meta = Path(run_dir), every, meta
         self.last_step: int | None = None
 
+    def on_fit_start(self, trainer) -> None:
+        self.last_step = trainer.global_step  # 0, or the step of the checkpoint a resumed run loaded
+
     def on_step_end(self, trainer) -> None:
-        if self.every and trainer.global_step % self.every == 0:
+        if self.every and trainer.global_step - (self.last_step or 0) >= self.every:
             self.save(trainer)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
