@@ -14,9 +14,9 @@ class Checkpointer(Callback):
     ``every`` > 0: also mid-epoch, once ``every`` optimizer steps have passed since the last
     checkpoint (an epoch end's, or the one a resumed run started from), so at most ``every`` steps
     are ever lost and an epoch shorter than ``every`` gets its epoch-end checkpoint only; 0: at
-    epoch ends only. Before
-    writing, the weights and optimizer moments are checked for NaN/inf, so a checkpoint on disk is
-    always a good one: a run that diverges stops with the previous checkpoint intact.
+    epoch ends only. Before writing, the weights and optimizer moments are checked for NaN/inf, so
+    a checkpoint on disk is always a good one: a run that diverges stops with the previous
+    checkpoint intact.
     """
 
     def __init__(self, run_dir: Path, every: int, meta: dict):
