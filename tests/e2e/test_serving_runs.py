@@ -20,11 +20,11 @@ from cbns.config import TrainConfig
 from cbns.data import load_dataset
 from cbns.data.loading import load_data
 from cbns.errors import CbnsError
+from cbns.evaluation.index_eval import evaluate_index
 from cbns.evaluation.ranking import full_ranking
+from cbns.ranking.index_spec import IndexSpec
+from cbns.ranking.item_index import ItemIndex
 from cbns.runs.run_dir import load_run_config
-from cbns.serve.index_eval import evaluate_index
-from cbns.serve.index_spec import IndexSpec
-from cbns.serve.item_index import ItemIndex
 from cbns.serve.recommender import Recommender
 
 HEAVY = "heavy"

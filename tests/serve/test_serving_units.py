@@ -4,10 +4,10 @@ import pytest
 import scipy.sparse as sp
 
 from cbns.errors import CbnsError
-from cbns.evaluation.sparse_rows import contains
-from cbns.evaluation.topk import exact_top_k
+from cbns.ranking.index_spec import IndexSpec
+from cbns.ranking.row_membership import contains
+from cbns.ranking.topk import exact_top_k
 from cbns.serve.id_map import IdMap
-from cbns.serve.index_spec import IndexSpec
 
 
 def test_contains_matches_python_sets():
@@ -94,7 +94,7 @@ def test_ivf_over_vectors_of_unequal_length_is_exact_when_exhaustive(tmp_path):
     # Unit vectors plus a bias column (what a run with the learned item bias exports): ivf
     # reduces inner product to L2; searched exhaustively it must return the brute-force top k,
     # with the exact dot products, also after a save and load.
-    from cbns.serve.item_index import ItemIndex
+    from cbns.ranking.item_index import ItemIndex
 
     rng = np.random.default_rng(0)
     unit = rng.normal(size=(300, 6))
