@@ -77,9 +77,10 @@ def read_seen_items(run: Path, items: np.ndarray, num_users: int) -> sp.csr_matr
                 raise SeenItemsUnavailable(f"{path}: format {int(z['format'])}, this cbns reads {FORMAT}")
             if str(z["items_digest"]) != items_digest(items):
                 raise SeenItemsUnavailable(f"{path}: written with other item embeddings than the run's")
-            if tuple(int(n) for n in z["shape"]) != shape:
-                raise SeenItemsUnavailable(f"{path}: holds {tuple(z['shape'])} users x items, the run "
-                                           f"{shape}")
+            saved = tuple(int(n) for n in z["shape"])
+            if saved != shape:
+                raise SeenItemsUnavailable(f"{path}: holds {saved[0]:,} users x {saved[1]:,} items, the run "
+                                           f"{shape[0]:,} x {shape[1]:,}")
             indptr, indices = z["indptr"], z["indices"]
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise SeenItemsUnavailable(f"{path}: cannot read it ({type(exc).__name__})") from None
