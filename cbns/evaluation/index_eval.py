@@ -50,7 +50,7 @@ def evaluate_index(index: ItemIndex, users: np.ndarray, items: np.ndarray, data:
     Args:
         index: an index over ``items``.
         users: ``[U, D]`` float32; items: ``[I, D]`` float32, the run's exported embeddings.
-        data: the run's dataset with its validation split (:func:`cbns.runs.run_dir.load_data`).
+        data: the run's dataset with its validation split (:func:`cbns.data.loading.load_data`).
         ks: metric cut-offs; lists of ``max(ks)`` items are retrieved.
         parts: the parts to evaluate (``valid`` is skipped when not carved). A history user tower
             exports its vectors as of the test, so only ``test`` is meaningful for it.

@@ -242,7 +242,7 @@ def test_recommend_cli_json_and_seen_cache(table_run, capsys, tmp_path):
     run, seen = table_run
     assert main(["index", "build", str(run), "--kind", "hnsw", "--threads", "1"]) == 0
     capsys.readouterr()
-    # the seen-items cache is written on first use; afterwards the dataset is not needed
+    # the run saved its seen items, so recommending does not need the dataset
     Recommender.from_run(run).recommend(["u1"])
     data_dir = (run.parent / "data")
     data_dir.rename(tmp_path / "moved")
