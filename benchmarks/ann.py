@@ -5,7 +5,7 @@
 
 Everything is measured in this one process, on the same sampled users:
 
-* exact: ``cbns.serve.exact.exact_top_k`` (chunked torch matmul + topk), the reference top-K;
+* exact: ``cbns.ranking.topk.exact_top_k`` (chunked torch matmul + topk), the reference top-K;
 * flat / ivf / hnsw: ``ItemIndex`` with its default parameters (or the flags below).
 
 Each timing is the fastest of ``--repeat`` runs. By default it is this process's CPU time with one
@@ -29,12 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from cbns.evaluation.topk import exact_top_k
+from cbns.ranking.filtered_search import index_top_k
+from cbns.ranking.index_spec import IndexSpec
+from cbns.ranking.item_index import ItemIndex
+from cbns.ranking.topk import exact_top_k
 from cbns.runs.run_dir import load_run_config
 from cbns.serve.embeddings import load_embeddings
-from cbns.serve.filtered_search import index_top_k
-from cbns.serve.index_spec import IndexSpec
-from cbns.serve.item_index import ItemIndex
 from cbns.serve.seen_items import seen_items
 
 
@@ -111,7 +111,7 @@ def main() -> int:
     else:
         run = Path(args.run_dir)
     users, items = load_embeddings(run)
-    seen = seen_items(run, load_run_config(run), (len(users), len(items)))
+    seen = seen_items(run, load_run_config(run), len(users), items)
     rng = np.random.default_rng(0)
     query = np.sort(rng.choice(len(users), size=min(args.queries, len(users)), replace=False))
     vectors, excluded = users[query], seen[query]

@@ -36,8 +36,8 @@ from cbns.data.holdout import carve_validation
 from cbns.data.loading import load_data
 from cbns.data.subset import user_subset
 from cbns.evaluation.ranking import evaluate_split, ranking_matrices, ranking_vectors
-from cbns.evaluation.topk import default_chunk
 from cbns.machine import peak_memory, reset_peak_memory, resolve_device
+from cbns.ranking.topk import default_chunk
 from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 

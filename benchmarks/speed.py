@@ -35,7 +35,7 @@ from cbns.evaluation.ranking import evaluate_split
 from cbns.model.build import build_model
 
 try:
-    from cbns.evaluation.topk import default_chunk
+    from cbns.ranking.topk import default_chunk
 except ImportError:  # trees before default_chunk (12b0706): its fixed 64M-float block; lets the
     def default_chunk(num_items: int) -> int:  # script measure the "before" ratios too
         return max(1, (64 * 2**20) // max(num_items, 1))

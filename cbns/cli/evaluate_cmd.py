@@ -50,11 +50,11 @@ def _run_index(args: argparse.Namespace) -> int:
     from cbns.cli.tables import metrics_table
     from cbns.data.loading import load_data
     from cbns.errors import CbnsError
+    from cbns.evaluation.index_eval import evaluate_index
     from cbns.model.build import reads_history
+    from cbns.ranking.item_index import ItemIndex
     from cbns.runs.run_dir import load_run_config
     from cbns.serve.embeddings import load_embeddings
-    from cbns.serve.index_eval import evaluate_index
-    from cbns.serve.item_index import ItemIndex
 
     run_dir = Path(args.run_dir)
     config = load_run_config(run_dir)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from cbns.serve.index_spec import DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, KINDS
+from cbns.ranking.index_spec import DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, KINDS
 
 
 def add_index_options(p: argparse.ArgumentParser, kind_default: str | None) -> None:
@@ -26,7 +26,7 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
 def apply_threads(threads: int) -> int:
     """Pin torch and faiss to ``threads`` (0 = every core); :class:`CbnsError` when negative."""
     from cbns.errors import CbnsError
-    from cbns.serve.item_index import faiss_available
+    from cbns.ranking.item_index import faiss_available
     from cbns.training.process_settings import set_threads
 
     if threads < 0:
@@ -40,7 +40,7 @@ def apply_threads(threads: int) -> int:
 
 
 def spec_from_args(args: argparse.Namespace):
-    from cbns.serve.index_spec import IndexSpec
+    from cbns.ranking.index_spec import IndexSpec
 
     return IndexSpec(args.kind, args.nlist, args.nprobe, args.m, args.ef_search, args.ef_construction)
 
@@ -62,9 +62,9 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cbns.ranking.item_index import INDEX_FILE, ItemIndex
     from cbns.runs.run_dir import load_run_config
     from cbns.serve.embeddings import load_matrix
-    from cbns.serve.item_index import INDEX_FILE, ItemIndex
 
     run_dir = Path(args.run_dir)
     load_run_config(run_dir)

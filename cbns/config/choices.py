@@ -37,6 +37,6 @@ PRECISIONS = ("fp32", "bf16")
 SPLITS = ("random", "loo", "temporal")
 
 #: ``--eval-index``, how validation ranks: ``exact`` (every item scored,
-#: :func:`cbns.evaluation.topk.iter_top_k`), or the top-K from a faiss index of that kind built over
-#: the item vectors at each validation (:func:`cbns.serve.index_eval.validate_with_index`).
+#: :func:`cbns.ranking.topk.iter_top_k`), or the top-K from a faiss index of that kind built over
+#: the item vectors at each validation (:func:`cbns.evaluation.index_eval.validate_with_index`).
 EVAL_RANKINGS = ("exact", "flat", "ivf", "hnsw")

@@ -1,2 +1,2 @@
-"""Evaluation: ranking metrics, the exact top-K shared with serving, full ranking (single process
-and sharded over ranks)."""
+"""Evaluation: ranking metrics, full ranking (single process and sharded over ranks) through the
+exact top-K of :mod:`cbns.ranking`, and the index-validated ranking of ``--eval-index``."""

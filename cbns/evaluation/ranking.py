@@ -3,7 +3,7 @@
 The protocol (the published anchors follow it): score every item for every user with held-out
 items, set the items the user may not be recommended (train; train and valid when testing) to the
 lowest score, take the top K, and average the metrics of :mod:`cbns.evaluation.metrics` over those
-users. Ranking goes through :func:`cbns.evaluation.topk.iter_top_k`, the same exact top-K that
+users. Ranking goes through :func:`cbns.ranking.topk.iter_top_k`, the same exact top-K that
 serving uses.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch
 
 from cbns.data.interactions import Interactions
 from cbns.evaluation.metrics import METRIC_NAMES, metrics_from_hits
-from cbns.evaluation.sparse_rows import contains
-from cbns.evaluation.topk import iter_top_k, iter_top_k_columns
 from cbns.model.two_tower import TwoTower
+from cbns.ranking.row_membership import contains
+from cbns.ranking.topk import iter_top_k, iter_top_k_columns
 
 
 @torch.no_grad()
@@ -43,7 +43,7 @@ def scoring_vectors(model: TwoTower, data: Interactions, user_context: Mapping[s
     """``(users [U, D], items [I, D], column [I] or None)`` in eval mode: the ranking score is
     ``user . item + column[item]`` (:meth:`cbns.model.two_tower.TwoTower.item_column`). Unlike
     :func:`ranking_vectors` nothing is copied to fold the column in: the ranking does that one item
-    block at a time (:func:`cbns.evaluation.topk.iter_top_k`)."""
+    block at a time (:func:`cbns.ranking.topk.iter_top_k`)."""
     model.eval()
     users = model.all_users(data.num_users, user_context)
     items = model.all_items(data.num_items)
@@ -85,10 +85,10 @@ def full_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.cs
         exclude: ``[U, I]`` CSR, items never ranked for the user (training, and validation when
             testing).
         ks: the cut-offs.
-        chunk_size: users scored at once; by default :func:`cbns.evaluation.topk.default_chunk`.
+        chunk_size: users scored at once; by default :func:`cbns.ranking.topk.default_chunk`.
         rows: the users to average over (those of them with a relevant item); default every
             user with one.
-        item_bias: ``[I]`` added to each item's score (see :func:`cbns.evaluation.topk.iter_top_k`).
+        item_bias: ``[I]`` added to each item's score (see :func:`cbns.ranking.topk.iter_top_k`).
     """
     per_user = np.diff(relevant.indptr)
     users = np.flatnonzero(per_user > 0)
@@ -110,7 +110,7 @@ def full_ranking_columns(user_emb: torch.Tensor, item_emb: torch.Tensor, relevan
                          rows: np.ndarray | None = None, item_bias: torch.Tensor | None = None
                          ) -> list[dict[str, float]]:
     """:func:`full_ranking` under several per-item score terms at once (``item_bias + columns[c]``
-    for each c), one score product per user chunk shared by all (:func:`cbns.evaluation.topk.iter_top_k_columns`).
+    for each c), one score product per user chunk shared by all (:func:`cbns.ranking.topk.iter_top_k_columns`).
     One metrics dict per column, in order."""
     per_user = np.diff(relevant.indptr)
     users = np.flatnonzero(per_user > 0)

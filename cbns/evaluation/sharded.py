@@ -19,8 +19,8 @@ from cbns.data.interactions import Interactions
 from cbns.distributed.context import DistContext
 from cbns.evaluation.metrics import METRIC_NAMES
 from cbns.evaluation.ranking import evaluate_split, full_ranking, ranking_matrices, scoring_vectors
-from cbns.evaluation.topk import ITEM_BLOCK, default_chunk, padded_width
 from cbns.model.two_tower import TwoTower
+from cbns.ranking.topk import ITEM_BLOCK, default_chunk, padded_width
 
 
 @torch.no_grad()

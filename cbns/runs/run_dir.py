@@ -12,6 +12,8 @@ Layout:
                           for history towers, the vector from the history as of the test)
     item_embeddings.npy   [num_items, D] float32, row r = item r
     user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
+    seen_items.npz        each user's train and validation items, the ones serving never
+                          recommends (see cbns.runs.seen_items_file)
     drift.json, drift.png with --drift-every: item-embedding drift (see cbns.training.callbacks.drift)
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cbns.model.two_tower import TwoTower
 from cbns.runs.atomic import atomic_write_text, atomic_write_with
 from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
+from cbns.runs.seen_items_file import seen_matrix, source_key, write_seen_items
 
 
 def prepare_out_dir(out: Path) -> Path:
@@ -79,6 +82,7 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
     for name, ids in (("user_ids.txt", data.user_ids), ("item_ids.txt", data.item_ids)):
         if ids is not None:
             atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))
+    write_seen_items(out, seen_matrix(data), matrices["item_embeddings.npy"], source_key(config))
     write_json(out / "metrics.json", metrics)
 
 

@@ -1,6 +1,7 @@
-"""Serving a trained run: item indexes, id maps, seen-item filtering, the Recommender."""
-from cbns.serve.index_spec import IndexSpec
-from cbns.serve.item_index import ItemIndex
+"""Serving a trained run: the Recommender, id maps, seen-item filtering. ``IndexSpec`` and
+``ItemIndex`` live in :mod:`cbns.ranking` (evaluation uses them too) and are importable from here."""
+from cbns.ranking.index_spec import IndexSpec
+from cbns.ranking.item_index import ItemIndex
 from cbns.serve.ranked import Ranked
 from cbns.serve.recommender import Recommender
 

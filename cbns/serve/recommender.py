@@ -1,8 +1,8 @@
 """``Recommender``: top-K items for known users, and similar items, from a run directory.
 
 Loading reads the exported embeddings, the id maps and the item index if one was built (see
-:mod:`cbns.serve.item_index`); nothing is retrained or rebuilt. Seen items are loaded on first
-use from the run's cache (:mod:`cbns.serve.seen_items`). Every query method is vectorised: one
+:mod:`cbns.ranking.item_index`); nothing is retrained or rebuilt. Seen items are loaded on first
+use from the file the run saved (:mod:`cbns.serve.seen_items`). Every query method is vectorised: one
 batched index search or chunked matrix product for all queries, no loop over users.
 """
 from __future__ import annotations
@@ -16,13 +16,13 @@ import scipy.sparse as sp
 import torch
 
 from cbns.errors import CbnsError
-from cbns.evaluation.topk import exact_top_k
 from cbns.machine import resolve_device
+from cbns.ranking.filtered_search import index_top_k
+from cbns.ranking.item_index import INDEX_FILE, ItemIndex, faiss_available
+from cbns.ranking.topk import exact_top_k
 from cbns.runs.run_dir import load_run_config
 from cbns.serve.embeddings import load_embeddings
-from cbns.serve.filtered_search import index_top_k
 from cbns.serve.id_map import IdMap
-from cbns.serve.item_index import INDEX_FILE, ItemIndex, faiss_available
 from cbns.serve.ranked import Ranked
 from cbns.serve.seen_items import seen_items
 
@@ -66,10 +66,10 @@ class Recommender:
                   file=sys.stderr)
         elif use_index:
             index = ItemIndex.load(run, items)
-        shape = (len(users), len(items))
         return cls(users, items, IdMap.from_file(run / "user_ids.txt", len(users)),
                    IdMap.from_file(run / "item_ids.txt", len(items)), index,
-                   lambda: seen_items(run, config, shape), prior_column=items.shape[1] == config.dim + 1, device=device)
+                   lambda: seen_items(run, config, len(users), items), prior_column=items.shape[1] == config.dim + 1,
+                   device=device)
 
     @property
     def seen(self) -> sp.csr_matrix:

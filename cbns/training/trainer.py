@@ -35,12 +35,12 @@ from cbns.distributed.gradients import average_sparse_grads, data_parallel
 from cbns.distributed.sharding import shard_batches, split_sizes
 from cbns.evaluation.ranking import full_ranking_columns, ranking_matrices, scoring_vectors
 from cbns.evaluation.sharded import evaluate_sharded
-from cbns.evaluation.topk import ITEM_BLOCK
 from cbns.evaluation.user_sample import sample_users, users_with_items
 from cbns.machine import resolve_device
 from cbns.model.popularity_prior import PRIOR_GRID, choose_prior, parse_prior, prior_column
 from cbns.model.two_tower import TwoTower
 from cbns.objective.precision import autocast_for
+from cbns.ranking.topk import ITEM_BLOCK
 from cbns.training.callbacks.base import Callback
 from cbns.training.fit_state import FitState
 from cbns.training.guards import NonFiniteWatch, check_finite
@@ -277,8 +277,8 @@ class Trainer:
         context = self.contexts.for_users(part) if self.contexts is not None else None
         users = self.eval_sample[part]
         if part == "valid" and cfg.eval_index != "exact":
-            from cbns.serve.index_eval import validate_with_index  # faiss, imported only when used
-            from cbns.serve.index_spec import IndexSpec
+            from cbns.evaluation.index_eval import validate_with_index  # faiss, imported only when used
+            from cbns.ranking.index_spec import IndexSpec
 
             metrics, self.index_info = validate_with_index(
                 self.model, self.data, part, cfg.ks, IndexSpec(cfg.eval_index), users, context,

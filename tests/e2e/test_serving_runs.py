@@ -20,11 +20,11 @@ from cbns.config import TrainConfig
 from cbns.data import load_dataset
 from cbns.data.loading import load_data
 from cbns.errors import CbnsError
+from cbns.evaluation.index_eval import evaluate_index
 from cbns.evaluation.ranking import full_ranking
+from cbns.ranking.index_spec import IndexSpec
+from cbns.ranking.item_index import ItemIndex
 from cbns.runs.run_dir import load_run_config
-from cbns.serve.index_eval import evaluate_index
-from cbns.serve.index_spec import IndexSpec
-from cbns.serve.item_index import ItemIndex
 from cbns.serve.recommender import Recommender
 
 HEAVY = "heavy"
@@ -242,7 +242,7 @@ def test_recommend_cli_json_and_seen_cache(table_run, capsys, tmp_path):
     run, seen = table_run
     assert main(["index", "build", str(run), "--kind", "hnsw", "--threads", "1"]) == 0
     capsys.readouterr()
-    # the seen-items cache is written on first use; afterwards the dataset is not needed
+    # the run saved its seen items, so recommending does not need the dataset
     Recommender.from_run(run).recommend(["u1"])
     data_dir = (run.parent / "data")
     data_dir.rename(tmp_path / "moved")

@@ -29,7 +29,7 @@ import numpy as np
 
 from cbns.errors import CbnsError
 from cbns.machine import available_memory, format_bytes
-from cbns.serve.index_spec import IndexSpec
+from cbns.ranking.index_spec import IndexSpec
 
 INDEX_FILE = "index.faiss"
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cbns.errors import CbnsError
-from cbns.serve.index_spec import BOUNDS, PARAMS, IndexSpec
+from cbns.ranking.index_spec import BOUNDS, PARAMS, IndexSpec
 
 values = st.one_of(st.integers(-3, 40), st.integers(2**20 - 2, 2**20 + 2), st.sampled_from([2**31 - 1, 2**31, 2**63, 10**30]))
 
@@ -46,7 +46,7 @@ def test_hnsw_bounds(name, value, message):
 def test_an_index_larger_than_the_memory_is_refused_before_building(monkeypatch):
     import numpy as np
 
-    from cbns.serve import item_index
+    from cbns.ranking import item_index
 
     monkeypatch.setattr(item_index, "available_memory", lambda: 10_000)
     # 100 x (8 + 1) x 4 vector bytes + 100 x 4 x 3 x 512 link bytes + 100 x 16 = 619,600 B = 605.1 KB

@@ -20,11 +20,12 @@ import torch
 
 from cbns.data.interactions import Interactions
 from cbns.evaluation.metrics import metrics_from_hits
-from cbns.evaluation.sparse_rows import contains
-from cbns.evaluation.topk import exact_top_k
-from cbns.serve.filtered_search import index_top_k
-from cbns.serve.index_spec import IndexSpec
-from cbns.serve.item_index import ItemIndex
+from cbns.evaluation.ranking import ranking_matrices, ranking_vectors
+from cbns.ranking.filtered_search import index_top_k
+from cbns.ranking.index_spec import IndexSpec
+from cbns.ranking.item_index import ItemIndex
+from cbns.ranking.row_membership import contains
+from cbns.ranking.topk import exact_top_k
 
 
 @dataclass
@@ -49,7 +50,7 @@ def evaluate_index(index: ItemIndex, users: np.ndarray, items: np.ndarray, data:
     Args:
         index: an index over ``items``.
         users: ``[U, D]`` float32; items: ``[I, D]`` float32, the run's exported embeddings.
-        data: the run's dataset with its validation split (:func:`cbns.runs.run_dir.load_data`).
+        data: the run's dataset with its validation split (:func:`cbns.data.loading.load_data`).
         ks: metric cut-offs; lists of ``max(ks)`` items are retrieved.
         parts: the parts to evaluate (``valid`` is skipped when not carved). A history user tower
             exports its vectors as of the test, so only ``test`` is meaningful for it.
@@ -111,8 +112,6 @@ def validate_with_index(model, data: Interactions, part: str, ks: Sequence[int],
     seconds and, with ``compare_exact``, the index recall@K against the exact top-K of the same
     users (``recall_vs_exact``) and the exact lists' metrics (``exact_metrics``).
     """
-    from cbns.evaluation.ranking import ranking_matrices, ranking_vectors
-
     relevant, exclude = ranking_matrices(data, part)
     query = np.flatnonzero(np.diff(relevant.indptr) > 0)
     if users is not None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from cbns.evaluation.sparse_rows import contains
-from cbns.evaluation.topk import exact_top_k
-from cbns.serve.item_index import ItemIndex
+from cbns.ranking.item_index import ItemIndex
+from cbns.ranking.row_membership import contains
+from cbns.ranking.topk import exact_top_k
 
 #: Queries sent to faiss in one call.
 GROUP = 512
@@ -21,7 +21,7 @@ GROUP = 512
 
 def index_top_k(index: ItemIndex, queries: np.ndarray, items: np.ndarray, k: int,
                 exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`cbns.evaluation.topk.exact_top_k`, with candidates from ``index``.
+    """Like :func:`cbns.ranking.topk.exact_top_k`, with candidates from ``index``.
 
     Args:
         index: an index over ``items``.

@@ -12,7 +12,7 @@ Ties between group maxima at the K-th place may pick a different one of equal en
 ``torch.topk`` would; the values returned are the same.
 
 :func:`iter_top_k` is the one exact top-K of the package: evaluation (:mod:`cbns.evaluation.ranking`)
-and serving (:mod:`cbns.serve`) both rank through it. It scores queries against every item in
+and serving (``Recommender``) both rank through it. It scores queries against every item in
 blocks of rows through one reused score buffer, gives excluded items the lowest finite score, and
 selects with :func:`grouped_topk`.
 """
@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from cbns.evaluation.sparse_rows import coordinates
 from cbns.machine import block_rows
+from cbns.ranking.row_membership import coordinates
 
 #: Columns per group: with K = 50 the candidates are 1,600 entries a row.
 GROUP = 32

@@ -1,4 +1,8 @@
-"""Rows of a sparse user x item matrix as coordinates, and vectorised membership tests on them."""
+"""Which items a user row of a sparse ``[users, items]`` matrix holds (seen items to exclude,
+held-out items to find): the rows as coordinates, and vectorised membership tests on them.
+
+Not to be confused with :mod:`cbns.model.sparse_rows`, the row-sparse gradient of a table lookup.
+"""
 from __future__ import annotations
 
 import numpy as np

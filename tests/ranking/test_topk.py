@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cbns.evaluation.topk import EXCLUDED, grouped_topk, padded_width
+from cbns.ranking.topk import EXCLUDED, grouped_topk, padded_width
 
 
 @settings(max_examples=30, deadline=None)
@@ -54,7 +54,7 @@ def test_item_blocks_are_exact_against_a_full_sort(num_queries, num_items, k, it
     block) gives the top-k values of scoring every item at once, with the bias and exclusions."""
     import scipy.sparse as sp
 
-    from cbns.evaluation.topk import iter_top_k
+    from cbns.ranking.topk import iter_top_k
 
     g = torch.Generator().manual_seed(seed)
     queries = torch.randn(num_queries, 5, generator=g, dtype=torch.float64)
@@ -75,7 +75,7 @@ def test_item_blocks_are_exact_against_a_full_sort(num_queries, num_items, k, it
 
 def test_one_block_with_the_bias_is_the_folded_vectors_bit_for_bit():
     """``item_bias`` rides in the product as ``[q, 1] . [v, b]``: what ranking_vectors folds."""
-    from cbns.evaluation.topk import iter_top_k
+    from cbns.ranking.topk import iter_top_k
 
     g = torch.Generator().manual_seed(3)
     queries, items, bias = torch.randn(7, 6, generator=g), torch.randn(500, 6, generator=g), torch.randn(500, generator=g)
@@ -88,7 +88,7 @@ def test_one_block_with_the_bias_is_the_folded_vectors_bit_for_bit():
 def test_several_columns_from_one_product_rank_as_each_column_alone():
     """iter_top_k_columns: ranking c is iter_top_k's with item_bias + columns[c] (to float32
     rounding: the same lists on data without near-ties), and the float64 brute force's."""
-    from cbns.evaluation.topk import iter_top_k, iter_top_k_columns
+    from cbns.ranking.topk import iter_top_k, iter_top_k_columns
 
     g = torch.Generator().manual_seed(11)
     queries, items = torch.randn(300, 8, generator=g), torch.randn(700, 8, generator=g)

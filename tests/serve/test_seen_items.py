@@ -1,0 +1,111 @@
+"""Serving reads the seen items the run saved, falls back to the dataset for a run saved without
+them (one note on stderr), and never recommends a seen item either way."""
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import copy_run
+
+from cbns.cli import main
+from cbns.runs import atomic
+from cbns.runs.seen_items_file import SEEN_FILE, read_seen_items
+from cbns.serve.recommender import Recommender
+
+
+@pytest.fixture(scope="module")
+def valid_run(tmp_path_factory):
+    """A one-epoch run on 40 users of 30 items (LightGCN ids) with a validation split carved from
+    each user's 8 train items (``valid_fraction`` 0.25: 2 of them)."""
+    from cbns.api import train
+    from cbns.config import TrainConfig
+
+    root = tmp_path_factory.mktemp("valid-run")
+    rng = np.random.default_rng(3)
+    picks = [rng.choice(30, size=9, replace=False) for _ in range(40)]
+    (root / "train.txt").write_text("".join(f"{u} " + " ".join(map(str, p[:8])) + "\n" for u, p in enumerate(picks)))
+    (root / "test.txt").write_text("".join(f"{u} {p[8]}\n" for u, p in enumerate(picks)))
+    train(TrainConfig(data=str(root), sampler="inbatch", dim=4, batch_size=32, epochs=1, threads=1,
+                      valid_fraction=0.25), root / "run", progress=False, verbose=False)
+    return root / "run"
+
+
+def train_file_sets(run):
+    """Brute force from ``train.txt``: train + validation is every item of the user's line."""
+    lines = (run.parent / "train.txt").read_text().split("\n")
+    return {int(u): {int(i) for i in items} for u, *items in (line.split() for line in lines if line)}
+
+
+def as_sets(matrix: sp.csr_matrix) -> dict[int, set[int]]:
+    return {u: set(matrix[u].indices.tolist()) for u in range(matrix.shape[0]) if matrix[u].nnz}
+
+
+def assert_no_seen_item_and_full_lists(ranked, seen, num_items, k):
+    for user, rows in zip(ranked.queries, ranked.rows):
+        got = rows[rows >= 0].tolist()
+        assert not set(got) & seen[user], user
+        assert len(got) == len(set(got)) == min(k, num_items - len(seen[user]))
+
+
+def test_recommender_reads_the_runs_file_without_the_dataset(valid_run, tmp_path, capsys):
+    run = copy_run(valid_run, tmp_path / "run")
+    expected = train_file_sets(valid_run)
+    config_text = (run / "config.yaml").read_text()
+    assert f"data: {valid_run.parent}\n" in config_text  # the dataset is moved away: serving must not need it
+    (run / "config.yaml").write_text(config_text.replace(str(valid_run.parent), str(tmp_path / "gone")))
+    rec = Recommender.from_run(run)
+    assert as_sets(rec.seen) == expected
+    ranked = rec.recommend(np.arange(40), k=25)
+    assert_no_seen_item_and_full_lists(ranked, expected, len(rec.items), 25)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("leftover", ["none", "older cache"])
+def test_a_run_saved_without_the_file_falls_back_to_the_dataset(valid_run, tmp_path, capsys, leftover):
+    run = copy_run(valid_run, tmp_path / "run")
+    expected = train_file_sets(valid_run)
+    (run / SEEN_FILE).unlink()
+    if leftover == "older cache":
+        # the cache older serving code wrote, keyed by the dataset options: here deliberately wrong
+        # (nobody has seen anything), so trusting it would let seen items through
+        z = sp.csr_matrix((40, 30), dtype=np.float32)
+        np.savez_compressed(run / SEEN_FILE, indptr=z.indptr, indices=z.indices, shape=np.array(z.shape),
+                            source=np.array("anything"))
+    rec = Recommender.from_run(run)
+    assert as_sets(rec.seen) == expected
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cbns: note: ") and "computing the seen items from the dataset" in err
+    assert_no_seen_item_and_full_lists(rec.recommend(np.arange(40), k=25), expected, len(rec.items), 25)
+    # the fallback wrote the file as a run saves it, so the next load reads it and says nothing
+    assert as_sets(read_seen_items(run, rec.items, len(rec.users))) == expected
+    assert as_sets(Recommender.from_run(run).seen) == expected
+    assert capsys.readouterr().err == ""
+
+
+def test_fallback_where_the_file_cannot_be_written_still_serves(valid_run, tmp_path, capsys, monkeypatch):
+    run = copy_run(valid_run, tmp_path / "run")
+    (run / SEEN_FILE).unlink()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)  # a read-only run directory
+    rec = Recommender.from_run(run)
+    assert as_sets(rec.seen) == train_file_sets(valid_run)
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not (run / SEEN_FILE).exists()
+
+
+def test_cbns_recommend_never_returns_a_seen_item(valid_run, capsys):
+    seen = train_file_sets(valid_run)
+    num_items = len(np.load(valid_run / "item_embeddings.npy"))
+    users = [str(u) for u in range(40)]
+    code = main(["recommend", str(valid_run), "--threads", "1", "-k", "30", "--format", "json",
+                 *[a for u in users for a in ("--user", u)]])
+    assert code == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [a["user"] for a in answer] == list(range(40))
+    for a in answer:
+        got = [x["item"] for x in a["items"]]
+        assert not set(got) & seen[a["user"]]
+        assert len(got) == min(30, num_items - len(seen[a["user"]]))
