@@ -38,7 +38,7 @@ from cbns.data.subset import user_subset
 from cbns.evaluation.ranking import evaluate_split, ranking_matrices, ranking_vectors
 from cbns.evaluation.topk import default_chunk
 from cbns.machine import peak_memory, reset_peak_memory, resolve_device
-from cbns.training.process_settings import set_threads, tune_allocator
+from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
 BEAUTY = Path(__file__).resolve().parents[2] / "shared/data/amazon-seq/Beauty.txt"

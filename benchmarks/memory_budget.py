@@ -39,7 +39,7 @@ from cbns.config import TrainConfig
 from cbns.data.loading import load_data
 from cbns.machine import resolve_device
 from cbns.training.callbacks.base import Callback
-from cbns.training.process_settings import set_threads, tune_allocator
+from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
 MB = 2**20

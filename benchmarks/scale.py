@@ -79,7 +79,7 @@ def child(args) -> dict:
     from cbns.api import assemble
     from cbns.config import TrainConfig
     from cbns.data.loading import load_data
-    from cbns.training.process_settings import set_threads
+    from cbns.cli.process_settings import set_threads
     from cbns.training.recipe import resolve
     from cbns.training.trainer import Trainer
 

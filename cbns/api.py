@@ -31,11 +31,9 @@ from cbns.training.callbacks.base import Callback
 from cbns.training.callbacks.checkpointer import Checkpointer
 from cbns.training.callbacks.drift import drift_callback, save_drift
 from cbns.training.memory_need import check_memory
-from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.recipe import resolve as resolve_recipe
 from cbns.training.result import TrainResult
 from cbns.training.stop_request import StopAtStepEnd
-from cbns.training.stop_request import arm as arm_stop_requests
 from cbns.training.trainer import Trainer
 
 
@@ -133,8 +131,6 @@ def assemble(config: TrainConfig, data: Interactions, parts: Parts | None = None
 
 def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: bool, verbose: bool,
          callbacks: Sequence[Callback], resume: bool, parts: Parts) -> TrainResult:
-    set_threads(ctx.threads(config.threads))
-    tune_allocator()
     data = load_data(config, progress=progress and ctx.is_main)
     config, recipe = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower, parts.user_tower)
     if not parts.custom_towers:  # the estimate knows the registered towers only
@@ -166,8 +162,6 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         result = trainer.fit()
     except NonFiniteError as exc:
         raise NonFiniteError(f"{exc}; {_last_good(out_dir)}") from None
-    finally:
-        arm_stop_requests(False)
     if out_dir is not None:
         if drift is not None:
             save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
@@ -238,7 +232,6 @@ def evaluate_run(run: str | Path, device: str = "auto") -> dict[str, dict[str, f
     (``auto``: CUDA when present; the weights load on any device)."""
     run = Path(run)
     config = load_run_config(run)
-    set_threads(config.threads)
     where = resolve_device(device)
     data = load_data(config)
     state = read_model_file(run)

@@ -38,6 +38,10 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(interrupted_line(exc), file=sys.stderr)
         return 143 if getattr(exc, "signum", None) == signal.SIGTERM else 130
+    finally:
+        stop_request = sys.modules.get("cbns.training.stop_request")
+        if stop_request is not None:  # a stop asked for after the run is not carried over
+            stop_request.arm(False)
 
 
 def interrupted_line(exc: KeyboardInterrupt) -> str:

@@ -27,7 +27,7 @@ def apply_threads(threads: int) -> int:
     """Pin torch and faiss to ``threads`` (0 = every core); :class:`CbnsError` when negative."""
     from cbns.errors import CbnsError
     from cbns.serve.item_index import faiss_available
-    from cbns.training.process_settings import set_threads
+    from cbns.cli.process_settings import set_threads
 
     if threads < 0:
         raise CbnsError(f"--threads: must be >= 0, got {threads}")

@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     command = f"cbns study --spec {shlex.quote(args.spec)} --out {shlex.quote(args.out)}"
     command += f" --threads {args.threads}" if args.threads is not None else ""
     command += f" --device {args.device}" if args.device is not None else ""
+    from cbns.cli.process_settings import apply as apply_process_settings
+
     study = run_study(spec, args.out, threads=args.threads, progress=not args.no_progress,
-                      train_missing=not args.report_only, command=command, device=args.device)
+                      train_missing=not args.report_only, command=command, device=args.device,
+                      before_cell=lambda config: apply_process_settings(config.threads))
     done = len(study.results) - len(study.pending)
     print(f"{done} of {len(study.results)} cells finished ({len(study.trained)} trained now)")
     print(f"report: {study.report}")

@@ -53,12 +53,14 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from cbns.api import resume, train
+    from cbns.cli.process_settings import apply as apply_process_settings
     from cbns.cli.tables import results_table
     from cbns.runs.run_dir import load_run_config
 
     if args.resume is not None:
         _check_resume_args(args)
         out = Path(args.resume)
+        apply_process_settings(_given(args).get("threads", load_run_config(out).threads))
         with _resume_hint(out):
             result = resume(out, progress=not args.no_progress, **_given(args))
         config = load_run_config(out)
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             from cbns.distributed.launch import launch
 
             return launch(config, out, args.nproc, progress=not args.no_progress)
+        apply_process_settings(config.threads)
         with _resume_hint(out):
             result = train(config, out, progress=not args.no_progress)
         if launched_rank() == 0:

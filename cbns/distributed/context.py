@@ -51,15 +51,6 @@ class DistContext:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    def threads(self, requested: int) -> int:
-        """Torch threads for this rank: ``requested`` if set, else 0 (every core) in a single
-        process and this machine's cores split evenly over its ranks otherwise."""
-        if requested or not self.distributed:
-            return requested
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores // self.local_world_size)
-
-
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum over ranks of ``values``, in float64."""
         if not self.distributed:
