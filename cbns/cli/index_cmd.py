@@ -25,9 +25,9 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
 
 def apply_threads(threads: int) -> int:
     """Pin torch and faiss to ``threads`` (0 = every core); :class:`CbnsError` when negative."""
+    from cbns.cli.process_settings import set_threads
     from cbns.errors import CbnsError
     from cbns.serve.item_index import faiss_available
-    from cbns.cli.process_settings import set_threads
 
     if threads < 0:
         raise CbnsError(f"--threads: must be >= 0, got {threads}")

@@ -23,6 +23,7 @@ from cbns.config.choices import (
     SPLITS,
 )
 from cbns.config.option import Option, coerce, option, spec_of
+from cbns.config.word_or_number import parse_min_rating, parse_prior
 from cbns.config.yaml_file import FileOptions, read_options
 from cbns.config.yaml_file import save_yaml as _save_options
 from cbns.errors import CbnsError, OptionError, flag_name
@@ -42,8 +43,6 @@ def _device(value: str) -> None:
 
 def _min_rating(value: str) -> None:
     """``off`` or a finite number (see :mod:`cbns.data.read_options`)."""
-    from cbns.data.read_options import parse_min_rating
-
     try:
         parse_min_rating(value)
     except ValueError:
@@ -53,8 +52,6 @@ def _min_rating(value: str) -> None:
 def _prior(value: str) -> None:
     """``auto``, ``off`` or a number in [0, 100] (see :mod:`cbns.model.popularity_prior`); the
     ValueError's message is the detail."""
-    from cbns.model.popularity_prior import parse_prior
-
     parse_prior(value)
 
 

@@ -22,7 +22,8 @@ from cbns.data.readers.id_columns import IdColumn
 from cbns.data.readers.lightgcn import read_lightgcn_file
 from cbns.data.readers.ml100k import is_ml100k_dir, load_ml100k
 from cbns.data.readers.sequences import SEQUENCE_SUFFIX, load_sequences
-from cbns.data.readers.tables import TABLE_SUFFIXES, Table, read_table
+from cbns.data.readers.table_columns import Table
+from cbns.data.readers.tables import TABLE_SUFFIXES, read_table
 from cbns.data.row_rules import RowCounts, pair_keys, rating_rule, unique_pairs
 from cbns.errors import CbnsError
 

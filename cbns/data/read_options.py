@@ -9,25 +9,14 @@ refuse column names.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
+from cbns.config.word_or_number import parse_min_rating
 from cbns.errors import CbnsError, flag_name
 
 #: The column names a table is read with unless told otherwise.
 DEFAULT_COLUMNS = {"user_column": "user", "item_column": "item", "rating_column": "rating",
                    "time_column": "timestamp"}
-
-
-def parse_min_rating(value: str) -> float | None:
-    """``off`` -> None (every row is kept); else a finite number; ValueError otherwise."""
-    text = str(value).strip().lower()
-    if text == "off":
-        return None
-    number = float(text)  # ValueError for anything else
-    if not math.isfinite(number):
-        raise ValueError(f"must be off or a finite number, got {value}")
-    return number
 
 
 @dataclass(frozen=True)
