@@ -45,9 +45,8 @@ def spec_from_args(args: argparse.Namespace):
     return IndexSpec(args.kind, args.nlist, args.nprobe, args.m, args.ef_search, args.ef_construction)
 
 
-def register(commands) -> None:
-    p = commands.add_parser("index", help="build an approximate-nearest-neighbour item index",
-                            description="Item indexes for serving a run directory.")
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = "Item indexes for serving a run directory."
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = actions.add_parser("build", help="build index.faiss over item_embeddings.npy",
                            description="Build a faiss inner-product index over the run's item embeddings "

@@ -70,8 +70,8 @@ def config_flags(args: argparse.Namespace) -> dict:
 def _help(spec: Option, default) -> str:
     text = spec.help
     if isinstance(spec.choices, Registry):
-        described = [f"{name} = {spec.choices.get(name).summary}" for name in spec.choices.names()
-                     if getattr(spec.choices.get(name), "summary", "")]
+        described = [f"{name} = {spec.choices.summary(name)}" for name in spec.choices.names()
+                     if spec.choices.summary(name)]
         if "auto" in spec.choices.aliases:
             described.insert(0, "auto = cbns (kept for configs that name it)")
         if described:

@@ -10,18 +10,17 @@ SPEC_COSTS = {"quick": (16, "93 s alone"),
               "default": (24, "61 minutes of training alone, 1 thread per cell")}
 
 
-def register(commands) -> None:
+def register(p: argparse.ArgumentParser) -> None:
     from cbns.study.spec import bundled_specs
 
     names = "; ".join(f"{name}: {SPEC_COSTS[name][0]} cells, {SPEC_COSTS[name][1]}" if name in SPEC_COSTS else name
                       for name in bundled_specs())
-    p = commands.add_parser("study", help="run a grid of trainings and write a report",
-                            description="Train every cell of a study spec (datasets x towers x samplers x "
-                                        "batch sizes x memory sizes x seeds, plus option variants), each "
-                                        "into OUT/cells/NAME, then write OUT/report.md, OUT/results.json and "
-                                        "OUT/plots/*.png. Finished cells are never retrained: run the same "
-                                        "command again to resume an interrupted study. The spec format, "
-                                        "the outputs and what each bundled spec costs: docs/study.md.")
+    p.description = ("Train every cell of a study spec (datasets x towers x samplers x "
+                     "batch sizes x memory sizes x seeds, plus option variants), each "
+                     "into OUT/cells/NAME, then write OUT/report.md, OUT/results.json and "
+                     "OUT/plots/*.png. Finished cells are never retrained: run the same "
+                     "command again to resume an interrupted study. The spec format, "
+                     "the outputs and what each bundled spec costs: docs/study.md.")
     p.add_argument("--spec", required=True, metavar="NAME|FILE.yaml",
                    help=f"a bundled spec ({names}; measured on 2 CPU cores) or a YAML file (format: docs/study.md)")
     p.add_argument("--out", required=True, metavar="DIR", help="study directory (created; reused to resume)")

@@ -8,16 +8,14 @@ from pathlib import Path
 
 from cbns.cli.options import add_config_flags, config_flags
 from cbns.config import build_config, load_yaml
-from cbns.distributed.context import launched_rank
 from cbns.errors import CbnsError, flag_name
 
 DEFAULT_OUT = "runs/latest"
 
 
-def register(commands) -> None:
-    p = commands.add_parser("train", help="train a model and write a run directory",
-                            description="Train a two-tower recommender. Flags override --config; "
-                                        "unset flags keep the file's value or the default shown.")
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train a two-tower recommender. Flags override --config; "
+                     "unset flags keep the file's value or the default shown.")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as below, with _ for -)")
     p.add_argument("--out", metavar="DIR", help=f"run directory to write (default: {DEFAULT_OUT})")
     p.add_argument("--resume", metavar="DIR",
@@ -55,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from cbns.api import resume, train
     from cbns.cli.process_settings import apply as apply_process_settings
     from cbns.cli.tables import results_table
+    from cbns.distributed.context import launched_rank
     from cbns.runs.run_dir import load_run_config
 
     if args.resume is not None:

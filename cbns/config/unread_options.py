@@ -15,21 +15,21 @@ from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 SIDES = {"user": USER_TOWERS, "item": ITEM_TOWERS}
 
 
-def side_options(tower, side: str) -> set[str]:
-    """The options ``tower`` reads on ``side``: its ``options`` but those of the other side."""
+def side_options(registry, name: str, side: str) -> set[str]:
+    """The options tower ``name`` reads on ``side``: its ``options`` but those of the other side."""
     other = "item_" if side == "user" else "user_"
-    return {name for name in tower.options if not name.startswith(other)}
+    return {option for option in registry.options(name) if not option.startswith(other)}
 
 
 def readers_of() -> dict[str, list[str]]:
     """``{option: ["--sampler cbns", "--user-tower pooled", ...]}`` over every registered component."""
     found: dict[str, list[str]] = {}
     for name in SAMPLERS.names():
-        for option in SAMPLERS.get(name).options:
+        for option in SAMPLERS.options(name):
             found.setdefault(option, []).append(f"--sampler {name}")
     for side, registry in SIDES.items():
         for name in registry.names():
-            for option in sorted(side_options(registry.get(name), side)):
+            for option in sorted(side_options(registry, name, side)):
                 found.setdefault(option, []).append(f"--{side}-tower {name}")
     return found
 
@@ -43,9 +43,9 @@ def unread_options(config, candidates=None) -> dict[str, tuple[str, list[str]]]:
     if candidates is None:
         defaults = TrainConfig()
         candidates = [name for name in TrainConfig.options() if getattr(config, name) != getattr(defaults, name)]
-    chosen = set(SAMPLERS.get(config.sampler).options)
+    chosen = set(SAMPLERS.options(config.sampler))
     for side, registry in SIDES.items():
-        chosen |= side_options(registry.get(getattr(config, f"{side}_tower")), side)
+        chosen |= side_options(registry, getattr(config, f"{side}_tower"), side)
     found = {}
     for option, readers in readers_of().items():
         if option in candidates and option not in chosen:
