@@ -15,7 +15,7 @@ from cbns.data.history import HistoryContext
 from cbns.data.interactions import Interactions
 from cbns.data.loading import load_data
 from cbns.distributed.context import DistContext, init_distributed
-from cbns.errors import CbnsError, NonFiniteError
+from cbns.errors import CbnsError, NonFiniteError, Opt
 from cbns.evaluation.ranking import evaluate_split
 from cbns.machine import peak_memory, reset_peak_memory, resolve_device
 from cbns.model.build import build_model
@@ -61,7 +61,7 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     ctx = init_distributed()
     try:
         writes = out is not None and ctx.is_main
-        with RunLock(Path(out), "--out") if writes else nullcontext():
+        with RunLock(Path(out), "out") if writes else nullcontext():
             out_dir = prepare_out_dir(Path(out)) if writes else None
             if out_dir is not None:
                 refuse_unfinished(out_dir)
@@ -85,13 +85,14 @@ def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbac
     """
     run = Path(run)
     saved = load_run_config(run)
-    with RunLock(run, "--resume"):
+    with RunLock(run, "resume"):
         if not checkpoint_files(run) and (run / "metrics.json").is_file():
-            raise CbnsError(f"--resume {run}: this run finished already (metrics.json is there); nothing to resume")
+            raise CbnsError(Opt("resume", run), ": this run finished already (metrics.json is there); "
+                            "nothing to resume")
         config = refuse_changes(run, saved, options)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise CbnsError(f"--resume {run}: resuming works in a single process; distributed runs are not "
-                            f"checkpointed (run without torchrun/--nproc)")
+            raise CbnsError(Opt("resume", run), ": resuming works in a single process; distributed runs are not "
+                            "checkpointed (run without torchrun/", Opt("nproc"), ")")
         return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True,
                     parts=Parts(user_tower, item_tower, loss))
 
@@ -161,7 +162,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     try:
         result = trainer.fit()
     except NonFiniteError as exc:
-        raise NonFiniteError(f"{exc}; {_last_good(out_dir)}") from None
+        raise NonFiniteError(*exc.parts, "; ", *_last_good(out_dir)) from None
     if out_dir is not None:
         if drift is not None:
             save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
@@ -215,11 +216,13 @@ def _bytes_needed(out: Path, model, objective) -> int:
     return max(needed - sum(p.stat().st_size for p in existing if p.is_file()), 0)
 
 
-def _last_good(out_dir: Path | None) -> str:
+def _last_good(out_dir: Path | None) -> tuple:
+    """What a stopped run kept, as message parts."""
     files = checkpoint_files(out_dir) if out_dir is not None else []
     if not files:
-        return "no checkpoint had been written" if out_dir is not None else "nothing was saved (no --out)"
-    return f"the last good checkpoint {files[0]} (step {peek(files[0])['step']}) is intact"
+        return ("no checkpoint had been written",) if out_dir is not None else ("nothing was saved (no ", Opt("out"),
+                                                                                 ")")
+    return (f"the last good checkpoint {files[0]} (step {peek(files[0])['step']}) is intact",)
 
 
 def _say(verbose: bool, message: str) -> None:

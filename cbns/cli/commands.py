@@ -53,7 +53,7 @@ def run(argv: list[str] | None = None) -> int:
         args = build_parser(only=_named_command(argv)).parse_args(argv)
         return args.run(args) or 0
     except CbnsError as exc:
-        print(f"cbns: error: {exc}", file=sys.stderr)
+        print(f"cbns: error: {exc.render(flags=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(interrupted_line(exc), file=sys.stderr)

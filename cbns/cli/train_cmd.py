@@ -6,9 +6,9 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from cbns.cli.options import add_config_flags, config_flags
+from cbns.cli.options import add_config_flags, config_flags, flag_name
 from cbns.config import build_config, load_yaml
-from cbns.errors import CbnsError, flag_name
+from cbns.errors import CbnsError
 
 DEFAULT_OUT = "runs/latest"
 
@@ -41,7 +41,8 @@ def config_from_args(args: argparse.Namespace):
     for name, (choice, readers) in unread.items():
         value = getattr(config, name)
         shown = ",".join(map(str, value)) if isinstance(value, list) else value
-        detail = f"{choice} does not read it (read only by {', '.join(readers)})"
+        detail = (f"{choice.text(flags=True)} does not read it "
+                  f"(read only by {', '.join(r.text(flags=True) for r in readers)})")
         if name in flags:
             raise CbnsError(f"{flag_name(name)} {shown}: {detail}; drop the flag or choose one of those")
         where = file_options.where.get(name, args.config)
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config, out = config_from_args(args), Path(args.out or DEFAULT_OUT)
         if args.nproc != 1:
-            from cbns.distributed.launch import launch
+            from cbns.cli.launch import launch
 
             return launch(config, out, args.nproc, progress=not args.no_progress)
         apply_process_settings(config.threads)

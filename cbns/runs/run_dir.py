@@ -24,7 +24,7 @@ from torch import nn
 
 from cbns.config import LEGACY_VALUES, FileOptions, TrainConfig, build_config, load_yaml, save_yaml
 from cbns.data.interactions import Interactions
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 from cbns.model.two_tower import TwoTower
 from cbns.runs.atomic import atomic_write_text, atomic_write_with
 from cbns.runs.finite_rows import check_finite_rows
@@ -39,7 +39,7 @@ def prepare_out_dir(out: Path) -> Path:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        raise CbnsError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+        raise CbnsError(Opt("out", out), f": cannot write there ({exc.strerror or exc})") from None
     return out
 
 

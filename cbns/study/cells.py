@@ -154,7 +154,7 @@ def _cell(spec, section, dataset: DatasetSpec, tower: str, sampler: str, options
         TrainConfig(**options).validate()
     except CbnsError as exc:
         cell = f"{dataset.label}/{tower}/{sampler}"
-        raise CbnsError(f"{spec.source}: sections.{section.name}: cell {cell}: {exc}") from None
+        raise CbnsError(f"{spec.source}: sections.{section.name}: cell {cell}: ", *exc.parts) from None
     hashed = {k: v for k, v in options.items() if k not in NOT_HASHED and LEGACY_VALUES.get(k, _NONE) != v}
     digest = hashlib.sha1(json.dumps({"data": dataset.identity, **hashed}, sort_keys=True).encode()).hexdigest()[:8]
     parts = [dataset.label, tower, sampler, f"B{options['batch_size']}"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cbns.errors import CbnsError, flag_name
+from cbns.errors import CbnsError, Opt
 from cbns.machine import available_memory, format_bytes
 from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
@@ -91,6 +91,6 @@ def check_memory(config, num_users: int, num_items: int) -> None:
         return
     biggest = max(parts, key=lambda p: p.bytes)
     value = getattr(config, biggest.option)
-    raise CbnsError(f"{flag_name(biggest.option)} {value}: the run needs about {format_bytes(needed)} of memory "
+    raise CbnsError(Opt(biggest.option, value), f": the run needs about {format_bytes(needed)} of memory "
                     f"({biggest.what}: {format_bytes(biggest.bytes)}), but {format_bytes(free)} is available; "
-                    f"use a smaller {flag_name(biggest.option)}")
+                    f"use a smaller ", Opt(biggest.option))

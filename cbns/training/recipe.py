@@ -61,7 +61,7 @@ def resolve(config, num_items: int, num_train: int, item_tower=None, user_tower=
         if epochs != config.epochs:
             changes["epochs"] = epochs
             notes.append(f"epochs {epochs}: at least {config.min_steps:,} steps of {per_epoch:,} per epoch "
-                         f"(--epochs {config.epochs} would give {config.epochs * per_epoch:,})")
+                         f"(epochs {config.epochs} would give {config.epochs * per_epoch:,})")
     if not changes:
         return config, notes
     return dataclasses.replace(config, **changes).validate(), notes

@@ -62,18 +62,25 @@ def columns(where: str, record: list[str], options: ReadOptions) -> dict[str, in
     found = ", ".join(map(repr, names))
     missing = [options.column_name(role) for role in ID_ROLES if options.column_name(role) not in names]
     if missing:
-        flags = " / ".join(options.column_flag(role) for role in ID_ROLES
-                           if options.column_name(role) in missing)
+        named = [options.column_option(role) for role in ID_ROLES if options.column_name(role) in missing]
         raise CbnsError(f"{where}: missing column(s) {', '.join(missing)}; found {found}; say which column "
-                        f"holds them with {flags}")
+                        f"holds them with ", *_joined(named, " / "))
     for role in NUMBER_ROLES:
         name = options.column_name(role)
         flag_role = {"timestamp": "time_column", "rating": "rating_column"}[role]
         if name not in names and options.explicit(flag_role):
-            raise CbnsError(f"{where}: no column {name!r} ({options.column_flag(role)}); found {found}")
+            raise CbnsError(f"{where}: no column {name!r} (", options.column_option(role), f"); found {found}")
     roles = {}
     for at, name in enumerate(names):
         role = options.role_of(name)
         if role is not None:
             roles[role] = at
     return roles
+
+
+def _joined(parts: list, separator: str) -> list:
+    """``parts`` with ``separator`` between them, as message parts."""
+    out = []
+    for part in parts:
+        out += [separator, part] if out else [part]
+    return out

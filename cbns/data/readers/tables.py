@@ -7,9 +7,9 @@ The grammar, strictly enforced (anything else is a :class:`CbnsError` naming fil
   a quoted field). Blank and whitespace-only lines are skipped. The first record is the header;
   every later record has exactly as many fields.
 * Columns are named case-insensitively, surrounding spaces ignored; a name may occur once. The
-  user and item columns are required (``user`` and ``item`` unless ``--user-column`` /
-  ``--item-column`` name others); the rating and time columns (``rating``, ``timestamp``, or
-  ``--rating-column`` / ``--time-column``) are optional and must hold finite numbers; other
+  user and item columns are required (``user`` and ``item`` unless ``user_column`` /
+  ``item_column`` name others); the rating and time columns (``rating``, ``timestamp``, or
+  ``rating_column`` / ``time_column``) are optional and must hold finite numbers; other
   columns are ignored.
 * Ids keep their text (CSV) or type (Parquet, read by :mod:`cbns.data.readers.parquet`: integers or
   strings, dictionary-encoded allowed), minus surrounding whitespace; they may not be empty or
@@ -23,7 +23,7 @@ from cbns.data.load_progress import LoadProgress
 from cbns.data.read_options import DEFAULT_READ, ReadOptions
 from cbns.data.readers.file_checks import require_file
 from cbns.data.readers.table_columns import Table
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".parquet": None}
 
@@ -46,6 +46,6 @@ def read_table(path: Path, options: ReadOptions = DEFAULT_READ, progress: LoadPr
     if len(table) == 0:
         raise CbnsError(f"{path}: the table has a header but no rows")
     if options.min_rating is not None and table.rating is None:
-        raise CbnsError(f"--min-rating {options.min_rating:g}: {path} has no {options.rating_column!r} column; "
-                        f"name the column of ratings with --rating-column")
+        raise CbnsError(Opt("min_rating", f"{options.min_rating:g}"), f": {path} has no {options.rating_column!r} "
+                        f"column; name the column of ratings with ", Opt("rating_column"))
     return table
