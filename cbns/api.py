@@ -52,8 +52,9 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     then written as usual (embeddings, metrics); ``cbns evaluate`` cannot rebuild custom towers
     from it, serving works (docs/library.md).
 
-    Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
-    rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
+    Under ``torchrun`` (or the command line's launcher, :mod:`cbns.cli.launch`) every process calls
+    this and trains as one rank (see :mod:`cbns.distributed`); all return the same result, and
+    rank 0 alone writes ``out``.
     With ``config.drift_every`` > 0 the run also records item-embedding drift
     (:mod:`cbns.training.callbacks.drift`) into ``drift.json`` and ``drift.png``.
     """

@@ -1,6 +1,6 @@
 """The machine a run uses: its device, the memory it can still give, and the peak a run reached.
 
-``--device auto|cpu|cuda|cuda:N`` is resolved here (:func:`resolve_device`); block sizes of the
+``device auto|cpu|cuda|cuda:N`` is resolved here (:func:`resolve_device`); block sizes of the
 chunked computations (evaluation, the fused softmax) come from :func:`block_rows`, which asks the
 device for its free memory (``MemAvailable`` on the CPU, the CUDA driver on a GPU); and every run
 records :func:`peak_memory` in its metrics, so the trade CBNS makes (negatives for memory) can be

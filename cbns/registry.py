@@ -2,8 +2,8 @@
 
 The built-in entries are declared in :data:`BUILTINS` below, by name, ``"module:Class"``, a
 one-line summary and the config options they read, so that the names and summaries are known
-without importing any implementation (``cbns train --help`` and config checks run without
-torch); the class is imported on the first :meth:`Registry.get`. Any other class (a plugin)
+without importing any implementation (the command line's help and config checks run
+without torch); the class is imported on the first :meth:`Registry.get`. Any other class (a plugin)
 registers itself with one decorator, imported by the user's code before it is named::
 
     @SAMPLERS.register("popmix")
@@ -118,9 +118,9 @@ def _label(entry) -> str:
     return f"{entry.__module__}.{entry.__qualname__}"
 
 
-#: ``--sampler``: subclasses of :class:`cbns.negatives.base.NegativeSampler`.
+#: ``sampler``: subclasses of :class:`cbns.negatives.base.NegativeSampler`.
 SAMPLERS = Registry("sampler", "cbns.negatives", aliases={"auto": "cbns"})
-#: ``--user-tower`` and ``--item-tower``: subclasses of :class:`cbns.model.towers.base.Tower`.
+#: ``user_tower`` and ``item_tower``: subclasses of :class:`cbns.model.towers.base.Tower`.
 USER_TOWERS = Registry("user tower", "cbns.model.towers")
 ITEM_TOWERS = Registry("item tower", "cbns.model.towers")
 

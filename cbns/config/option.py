@@ -35,11 +35,11 @@ class Option:
     """What a config field accepts, and how it is shown on the command line.
 
     Attributes:
-        help: one sentence for ``--help`` (the default is appended there); another option is
+        help: one sentence of help (the command line appends the default); another option is
             named in backquotes (```epochs```), which the command line shows as its flag.
-        group: the ``--help`` section (``data``, ``model``, ``sampler``, ``loss``, ``training``,
+        group: the help section (``data``, ``model``, ``sampler``, ``loss``, ``training``,
             ``evaluation``, ``run``).
-        metavar: the placeholder shown in ``--help``.
+        metavar: the placeholder shown in the help.
         choices: the allowed words, a tuple or a registry.
         minimum, above, maximum, below: bounds (inclusive: minimum, maximum; exclusive: above,
             below). For a list option they apply to every element.

@@ -1,6 +1,6 @@
 """The training configuration: a typed dataclass, every option declared once with its metadata.
 
-Each field is an :func:`cbns.config.option.option`: its default, its ``--help`` sentence, its group
+Each field is an :func:`cbns.config.option.option`: its default, its help sentence, its group
 and its bounds or choices. :meth:`TrainConfig.validate` checks every field from that metadata, the
 ``cbns train`` flags are generated from it (:mod:`cbns.cli.options`), and YAML files are read
 against it (:func:`load_yaml`). Defaults are the tuned Gowalla CBNS recipe (README).

@@ -1,6 +1,6 @@
 """Who this process is in a distributed run: rank, world size, device, and the scalar collectives.
 
-A run under ``torchrun`` (or ``cbns train --nproc N``) finds ``RANK``, ``WORLD_SIZE``,
+A run under ``torchrun`` (or the command line's launcher, :mod:`cbns.cli.launch`) finds ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in its environment; :func:`init_distributed`
 joins the process group with NCCL when CUDA is available (each rank on ``cuda:LOCAL_RANK``) and
 gloo on CPU otherwise. Without those variables it returns the single-process context, on which

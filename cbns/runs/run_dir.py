@@ -12,7 +12,7 @@ Layout:
                           for history towers, the vector from the history as of the test)
     item_embeddings.npy   [num_items, D] float32, row r = item r
     user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
-    drift.json, drift.png with --drift-every: item-embedding drift (see cbns.training.callbacks.drift)
+    drift.json, drift.png with drift_every: item-embedding drift (see cbns.training.callbacks.drift)
 """
 from __future__ import annotations
 

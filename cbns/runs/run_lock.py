@@ -1,6 +1,6 @@
 """One run writes a run directory at a time: an exclusive lock on ``DIR/run.lock``.
 
-``cbns train --out DIR`` and ``--resume DIR`` take an ``fcntl.flock`` on the file before they
+A training run and a resume take an ``fcntl.flock`` on the file before they
 write anything into DIR and hold it until they return; a second run started on the same DIR
 meanwhile is refused in one line naming the process that holds it. The kernel releases the
 lock when its process ends, however it ends (SIGKILL included), so a stale ``run.lock`` left in

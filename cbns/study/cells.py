@@ -73,7 +73,7 @@ class Cell:
         return int(self.options.get("memory_size", TrainConfig.memory_size))
 
     def config(self, data: str, threads: int | None = None, device: str | None = None) -> TrainConfig:
-        """The validated run configuration with ``data`` as the --data value (``threads`` and
+        """The validated run configuration with ``data`` as the data value (``threads`` and
         ``device`` override the cell's: they are not part of its identity)."""
         options = {**self.options, "data": data}
         if threads is not None:

@@ -4,7 +4,7 @@ Layout (every key optional except ``sections``)::
 
     description: text shown at the top of the report
     base: {option: value}            # TrainConfig options of every cell
-    datasets:                        # label -> a --data value, or a user slice of one
+    datasets:                        # label -> a data value, or a user slice of one
       gowalla: gowalla
       gowalla-3k: {from: gowalla, users: 3000, seed: 0}
     towers: {id: {}}                 # label -> options (e.g. {user_tower: gru}); default {id: {}}
@@ -52,7 +52,7 @@ _RELATIVE_MEMORY = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)?B$")
 
 @dataclass
 class DatasetSpec:
-    """A dataset of the study: ``source`` (a --data value) and, for a slice, its user count."""
+    """A dataset of the study: ``source`` (a data value) and, for a slice, its user count."""
 
     label: str
     source: str
