@@ -38,10 +38,12 @@ def run(args: argparse.Namespace) -> int:
     if given:
         from cbns.errors import CbnsError
         raise CbnsError(f"--{given[0].replace('_', '-')}: only used with --index")
+    from pathlib import Path
+
     from cbns.cli.process_settings import set_threads
     from cbns.runs.run_dir import load_run_config
 
-    set_threads(args.threads or load_run_config(args.run_dir).threads)
+    set_threads(args.threads or load_run_config(Path(args.run_dir)).threads)
     metrics = evaluate_run(args.run_dir, device=args.device)
     print(json.dumps(metrics, indent=2) if args.json else metrics_table(metrics))
     return 0
