@@ -2,10 +2,15 @@
 
 A message names the options it is about by their config names, through :class:`Opt` parts, so
 that each front end shows them its own way: from Python ``str(error)`` reads ``option
-memory_size: must be >= 0, got -5``; the command line prints ``error.render(flags=True)``,
-``--memory-size: must be >= 0, got -5``.
+memory_size: must be >= 0, got -5``; the command line renders each option as its flag
+(``error.render(flag=cbns.cli.options.flag_name)``), the rest of the message unchanged.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+
+#: How a front end names an option (``memory_size`` -> its flag), or None: as the config does.
+Namer = Callable[[str], str] | None
 
 _NO_VALUE = object()
 
@@ -14,15 +19,15 @@ class Opt:
     """An option named inside a message, with the value it was given (optional).
 
     From Python it reads ``memory_size`` (``memory_size=-5`` with a value, ``option memory_size``
-    at the start of a message); on the command line ``--memory-size`` (``--memory-size -5``).
+    at the start of a message); rendered with a ``flag`` namer, the flag (``<flag> -5``).
     """
 
     def __init__(self, name: str, value: object = _NO_VALUE):
         self.name, self.value = name, value
 
-    def text(self, flags: bool, first: bool = False) -> str:
-        if flags:
-            shown = "--" + self.name.replace("_", "-")
+    def text(self, flag: Namer = None, first: bool = False) -> str:
+        if flag is not None:
+            shown = flag(self.name)
             return shown if self.value is _NO_VALUE else f"{shown} {self.value}"
         shown = self.name if self.value is _NO_VALUE else f"{self.name}={self.value}"
         return f"option {shown}" if first else shown
@@ -32,20 +37,21 @@ class Opt:
 
 
 class FlagsOnly:
-    """Parts of a message shown on the command line only (``--lr: `` before a message that names
+    """Parts of a message shown on the command line only (the flag before a message that names
     the option itself, ``option lr must be float``); from Python ``otherwise`` is shown instead
     (``FlagsOnly("flag", otherwise="option")``)."""
 
     def __init__(self, *parts: object, otherwise: str = ""):
         self.parts, self.otherwise = parts, otherwise
 
-    def text(self, flags: bool, first: bool = False) -> str:
-        return render(self.parts, flags) if flags else self.otherwise
+    def text(self, flag: Namer = None, first: bool = False) -> str:
+        return render(self.parts, flag) if flag is not None else self.otherwise
 
 
-def render(parts, flags: bool) -> str:
-    """Text and :class:`Opt` / :class:`FlagsOnly` parts joined, options as config names or flags."""
-    return "".join(p.text(flags, first=at == 0) if isinstance(p, (Opt, FlagsOnly)) else str(p)
+def render(parts, flag: Namer = None) -> str:
+    """Text and :class:`Opt` / :class:`FlagsOnly` parts joined, options as config names or, with
+    ``flag``, as what it names them."""
+    return "".join(p.text(flag, first=at == 0) if isinstance(p, (Opt, FlagsOnly)) else str(p)
                    for at, p in enumerate(parts))
 
 
@@ -54,7 +60,7 @@ class CbnsError(ValueError):
 
     Built from text and :class:`Opt` parts (``CbnsError(Opt("data", path), ": no such file")``);
     ``option`` is the first option named (None when none is). The CLI prints
-    ``cbns: error: <render(flags=True)>`` and exits with status 2; library callers can catch it
+    ``cbns: error: <render(flag=flag_name)>`` and exits with status 2; library callers can catch it
     like any ValueError, and its ``str`` names options as the config does.
     """
 
@@ -63,9 +69,9 @@ class CbnsError(ValueError):
         self.option = next((p.name for p in parts if isinstance(p, Opt)), None)  # FlagsOnly: see its text
         super().__init__(self.render())
 
-    def render(self, flags: bool = False) -> str:
-        """The message with options as config names, or (``flags``) as command-line flags."""
-        return render(self.parts, flags)
+    def render(self, flag: Namer = None) -> str:
+        """The message with options as config names, or as ``flag`` names them (the CLI: flags)."""
+        return render(self.parts, flag)
 
 
 class OptionError(CbnsError):

@@ -3,6 +3,7 @@ as flags (the same message otherwise)."""
 import pytest
 
 from cbns.cli import main
+from cbns.cli.options import flag_name
 from cbns.config import TrainConfig
 from cbns.data.loading import load_dataset
 from cbns.errors import CbnsError, FlagsOnly, Opt, OptionError
@@ -13,7 +14,7 @@ def test_an_option_error_reads_as_the_option_from_python_and_as_the_flag_on_the_
         TrainConfig(memory_size=-5).validate()
     error = caught.value
     assert str(error) == "option memory_size: must be >= 0, got -5" and error.option == "memory_size"
-    assert error.render(flags=True) == "--memory-size: must be >= 0, got -5"
+    assert error.render(flag=flag_name) == "--memory-size: must be >= 0, got -5"
     assert main(["train", "--memory-size", "-5"]) == 2
     assert capsys.readouterr().err == "cbns: error: --memory-size: must be >= 0, got -5\n"
 
@@ -22,7 +23,7 @@ def test_parts_render_values_and_command_line_only_words():
     error = CbnsError(Opt("split", "loo"), ": no event times; use ", Opt("split", "random"), " or drop the ",
                       FlagsOnly("flag", otherwise="option"))
     assert str(error) == "option split=loo: no event times; use split=random or drop the option"
-    assert error.render(flags=True) == "--split loo: no event times; use --split random or drop the flag"
+    assert error.render(flag=flag_name) == "--split loo: no event times; use --split random or drop the flag"
     assert error.option == "split" and CbnsError("plain").option is None
 
 

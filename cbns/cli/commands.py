@@ -53,7 +53,9 @@ def run(argv: list[str] | None = None) -> int:
         args = build_parser(only=_named_command(argv)).parse_args(argv)
         return args.run(args) or 0
     except CbnsError as exc:
-        print(f"cbns: error: {exc.render(flags=True)}", file=sys.stderr)
+        from cbns.cli.options import flag_name
+
+        print(f"cbns: error: {exc.render(flag=flag_name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(interrupted_line(exc), file=sys.stderr)

@@ -41,8 +41,8 @@ def config_from_args(args: argparse.Namespace):
     for name, (choice, readers) in unread.items():
         value = getattr(config, name)
         shown = ",".join(map(str, value)) if isinstance(value, list) else value
-        detail = (f"{choice.text(flags=True)} does not read it "
-                  f"(read only by {', '.join(r.text(flags=True) for r in readers)})")
+        detail = (f"{choice.text(flag_name)} does not read it "
+                  f"(read only by {', '.join(r.text(flag_name) for r in readers)})")
         if name in flags:
             raise CbnsError(f"{flag_name(name)} {shown}: {detail}; drop the flag or choose one of those")
         where = file_options.where.get(name, args.config)

@@ -6,6 +6,7 @@ from conftest import fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cbns.cli.options import flag_name
 from cbns.errors import CbnsError
 from cbns.serve.index_spec import BOUNDS, PARAMS, IndexSpec
 
@@ -24,7 +25,7 @@ def test_every_value_resolves_or_is_refused_naming_the_flag(kind, name, value, n
     except CbnsError as exc:
         message = str(exc)
         assert message.startswith(f"option {name}: ") and "\n" not in message
-        assert exc.render(flags=True).startswith(f"{flag}: ")
+        assert exc.render(flag=flag_name).startswith(f"{flag}: ")
         wrong_kind = name not in PARAMS[kind]
         out_of_range = value < low or (limit is not None and value > limit)
         assert wrong_kind or out_of_range or name == "nprobe"  # nprobe: also bounded by the resolved nlist

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from cbns.cli.options import flag_name
 from cbns.errors import CbnsError
 from cbns.evaluation.sparse_rows import contains
 from cbns.evaluation.topk import exact_top_k
@@ -56,7 +57,7 @@ def test_exact_top_k_hand_example_with_exclusion_and_padding():
 def test_index_spec_errors_name_the_option_and_value(spec, message, flags):
     with pytest.raises(CbnsError) as info:
         spec.resolve(100)
-    assert str(info.value) == message and info.value.render(flags=True) == flags
+    assert str(info.value) == message and info.value.render(flag=flag_name) == flags
 
 
 def test_index_spec_defaults():

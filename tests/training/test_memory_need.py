@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cbns.cli import main
+from cbns.cli.options import flag_name
 from cbns.config import TrainConfig
 from cbns.errors import CbnsError
 from cbns.training import memory_need
@@ -62,4 +63,4 @@ def check_against(sampler, dim, memory, negatives, batch, free):
     flag, value = "--" + biggest.option.replace("_", "-"), getattr(config, biggest.option)
     with pytest.raises(CbnsError, match=rf"^option {biggest.option}={value}: the run needs about ") as caught:
         check_memory(config, 1000, 2000)
-    assert caught.value.render(flags=True).startswith(f"{flag} {value}: the run needs about ")
+    assert caught.value.render(flag=flag_name).startswith(f"{flag} {value}: the run needs about ")
