@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import memory_budget
 
 from cbns.api import assemble
+from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.config import TrainConfig
 from cbns.data.holdout import carve_validation
 from cbns.data.loading import load_data
@@ -38,7 +39,6 @@ from cbns.data.subset import user_subset
 from cbns.evaluation.ranking import evaluate_split, ranking_matrices, ranking_vectors
 from cbns.machine import peak_memory, reset_peak_memory, resolve_device
 from cbns.ranking.topk import default_chunk
-from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
 BEAUTY = Path(__file__).resolve().parents[2] / "shared/data/amazon-seq/Beauty.txt"

@@ -35,11 +35,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cbns.api import assemble, history_context, train
+from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.config import TrainConfig
 from cbns.data.loading import load_data
 from cbns.machine import resolve_device
 from cbns.training.callbacks.base import Callback
-from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
 MB = 2**20

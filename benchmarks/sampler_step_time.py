@@ -20,9 +20,9 @@ import torch
 import yaml
 
 from cbns.api import assemble
+from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.config import TrainConfig, check_option
 from cbns.data.loading import load_data
-from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
 

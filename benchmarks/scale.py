@@ -77,9 +77,9 @@ def child(args) -> dict:
     import torch
 
     from cbns.api import assemble
+    from cbns.cli.process_settings import set_threads
     from cbns.config import TrainConfig
     from cbns.data.loading import load_data
-    from cbns.training.process_settings import set_threads
     from cbns.training.recipe import resolve
     from cbns.training.trainer import Trainer
 

@@ -39,8 +39,8 @@ try:
 except ImportError:  # trees before default_chunk (12b0706): its fixed 64M-float block; lets the
     def default_chunk(num_items: int) -> int:  # script measure the "before" ratios too
         return max(1, (64 * 2**20) // max(num_items, 1))
+from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.data.loading import load_data
-from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
 

@@ -122,8 +122,11 @@ def worker(root: Path, threads: int, steps: int, options: dict) -> int:
     try:  # the package laid out by stage, the loss module owning the bank
         from cbns.api import assemble
         from cbns.data.loading import load_data
-        from cbns.training.process_settings import set_threads, tune_allocator
         from cbns.training.trainer import Trainer
+        try:  # the command line owning the process settings
+            from cbns.cli.process_settings import set_threads, tune_allocator
+        except ImportError:
+            from cbns.training.process_settings import set_threads, tune_allocator
 
         def make_trainer(config, data):
             return Trainer(config, data, *assemble(config, data), progress=False, verbose=False)

@@ -16,10 +16,10 @@ import statistics
 import torch
 
 from cbns.api import assemble, history_context
+from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.config import TrainConfig
 from cbns.data.loading import load_data
 from cbns.training.phase_timer import PHASES
-from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.trainer import Trainer
 
 

@@ -15,7 +15,7 @@ from cbns.data.history import HistoryContext
 from cbns.data.interactions import Interactions
 from cbns.data.loading import load_data
 from cbns.distributed.context import DistContext, init_distributed
-from cbns.errors import CbnsError, NonFiniteError
+from cbns.errors import CbnsError, NonFiniteError, Opt
 from cbns.evaluation.ranking import evaluate_split
 from cbns.machine import peak_memory, reset_peak_memory, resolve_device
 from cbns.model.build import build_model
@@ -31,11 +31,9 @@ from cbns.training.callbacks.base import Callback
 from cbns.training.callbacks.checkpointer import Checkpointer
 from cbns.training.callbacks.drift import drift_callback, save_drift
 from cbns.training.memory_need import check_memory
-from cbns.training.process_settings import set_threads, tune_allocator
 from cbns.training.recipe import resolve as resolve_recipe
 from cbns.training.result import TrainResult
 from cbns.training.stop_request import StopAtStepEnd
-from cbns.training.stop_request import arm as arm_stop_requests
 from cbns.training.trainer import Trainer
 
 
@@ -54,8 +52,9 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     then written as usual (embeddings, metrics); ``cbns evaluate`` cannot rebuild custom towers
     from it, serving works (docs/library.md).
 
-    Under ``torchrun`` (or ``cbns train --nproc N``) every process calls this and trains as one
-    rank (see :mod:`cbns.distributed`); all return the same result, and rank 0 alone writes ``out``.
+    Under ``torchrun`` (or the command line's launcher, :mod:`cbns.cli.launch`) every process calls
+    this and trains as one rank (see :mod:`cbns.distributed`); all return the same result, and
+    rank 0 alone writes ``out``.
     With ``config.drift_every`` > 0 the run also records item-embedding drift
     (:mod:`cbns.training.callbacks.drift`) into ``drift.json`` and ``drift.png``.
     """
@@ -63,7 +62,7 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     ctx = init_distributed()
     try:
         writes = out is not None and ctx.is_main
-        with RunLock(Path(out), "--out") if writes else nullcontext():
+        with RunLock(Path(out), "out") if writes else nullcontext():
             out_dir = prepare_out_dir(Path(out)) if writes else None
             if out_dir is not None:
                 refuse_unfinished(out_dir)
@@ -87,13 +86,14 @@ def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbac
     """
     run = Path(run)
     saved = load_run_config(run)
-    with RunLock(run, "--resume"):
+    with RunLock(run, "resume"):
         if not checkpoint_files(run) and (run / "metrics.json").is_file():
-            raise CbnsError(f"--resume {run}: this run finished already (metrics.json is there); nothing to resume")
+            raise CbnsError(Opt("resume", run), ": this run finished already (metrics.json is there); "
+                            "nothing to resume")
         config = refuse_changes(run, saved, options)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise CbnsError(f"--resume {run}: resuming works in a single process; distributed runs are not "
-                            f"checkpointed (run without torchrun/--nproc)")
+            raise CbnsError(Opt("resume", run), ": resuming works in a single process; distributed runs are not "
+                            "checkpointed (run without torchrun/", Opt("nproc"), ")")
         return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True,
                     parts=Parts(user_tower, item_tower, loss))
 
@@ -133,8 +133,6 @@ def assemble(config: TrainConfig, data: Interactions, parts: Parts | None = None
 
 def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: bool, verbose: bool,
          callbacks: Sequence[Callback], resume: bool, parts: Parts) -> TrainResult:
-    set_threads(ctx.threads(config.threads))
-    tune_allocator()
     data = load_data(config, progress=progress and ctx.is_main)
     config, recipe = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower, parts.user_tower)
     if not parts.custom_towers:  # the estimate knows the registered towers only
@@ -165,9 +163,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     try:
         result = trainer.fit()
     except NonFiniteError as exc:
-        raise NonFiniteError(f"{exc}; {_last_good(out_dir)}") from None
-    finally:
-        arm_stop_requests(False)
+        raise NonFiniteError(*exc.parts, "; ", *_last_good(out_dir)) from None
     if out_dir is not None:
         if drift is not None:
             save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
@@ -221,11 +217,13 @@ def _bytes_needed(out: Path, model, objective) -> int:
     return max(needed - sum(p.stat().st_size for p in existing if p.is_file()), 0)
 
 
-def _last_good(out_dir: Path | None) -> str:
+def _last_good(out_dir: Path | None) -> tuple:
+    """What a stopped run kept, as message parts."""
     files = checkpoint_files(out_dir) if out_dir is not None else []
     if not files:
-        return "no checkpoint had been written" if out_dir is not None else "nothing was saved (no --out)"
-    return f"the last good checkpoint {files[0]} (step {peek(files[0])['step']}) is intact"
+        return ("no checkpoint had been written",) if out_dir is not None else ("nothing was saved (no ", Opt("out"),
+                                                                                 ")")
+    return (f"the last good checkpoint {files[0]} (step {peek(files[0])['step']}) is intact",)
 
 
 def _say(verbose: bool, message: str) -> None:
@@ -238,7 +236,6 @@ def evaluate_run(run: str | Path, device: str = "auto") -> dict[str, dict[str, f
     (``auto``: CUDA when present; the weights load on any device)."""
     run = Path(run)
     config = load_run_config(run)
-    set_threads(config.threads)
     where = resolve_device(device)
     data = load_data(config)
     state = read_model_file(run)

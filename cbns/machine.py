@@ -1,6 +1,6 @@
 """The machine a run uses: its device, the memory it can still give, and the peak a run reached.
 
-``--device auto|cpu|cuda|cuda:N`` is resolved here (:func:`resolve_device`); block sizes of the
+``device auto|cpu|cuda|cuda:N`` is resolved here (:func:`resolve_device`); block sizes of the
 chunked computations (evaluation, the fused softmax) come from :func:`block_rows`, which asks the
 device for its free memory (``MemAvailable`` on the CPU, the CUDA driver on a GPU); and every run
 records :func:`peak_memory` in its metrics, so the trade CBNS makes (negatives for memory) can be
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 _CUDA = re.compile(r"^cuda(:\d+)?$")
 _free_cache: dict[str, int] = {}
@@ -22,20 +22,21 @@ _free_cache: dict[str, int] = {}
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; one-line
-    :class:`CbnsError` naming ``--device`` when the device cannot be used."""
+    :class:`CbnsError` naming the ``device`` option when the device cannot be used."""
     text = str(spec).strip().lower()
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
     if not _CUDA.match(text):
-        raise CbnsError(f"--device: must be auto, cpu, cuda or cuda:N, got {spec!r}")
+        raise CbnsError(Opt("device"), f": must be auto, cpu, cuda or cuda:N, got {spec!r}")
     if not torch.cuda.is_available():
-        raise CbnsError(f"--device {spec}: CUDA is not available here (torch {torch.__version__}, "
-                        f"{'built without CUDA' if torch.version.cuda is None else 'no GPU found'}); use --device cpu")
+        raise CbnsError(Opt("device", spec), f": CUDA is not available here (torch {torch.__version__}, "
+                        f"{'built without CUDA' if torch.version.cuda is None else 'no GPU found'}); use ",
+                        Opt("device", "cpu"))
     device = torch.device(text)
     if device.index is not None and device.index >= torch.cuda.device_count():
-        raise CbnsError(f"--device {spec}: this machine has {torch.cuda.device_count()} GPU(s), "
+        raise CbnsError(Opt("device", spec), f": this machine has {torch.cuda.device_count()} GPU(s), "
                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 

@@ -1,15 +1,25 @@
 """The ``cbns`` parser and dispatch: each subcommand lives in its own module with ``register`` and
-``run``; bad input ends in one ``cbns: error:`` line (status 2), a signal in one line (130, 143)."""
+``run``; bad input ends in one ``cbns: error:`` line (status 2), a signal in one line (130, 143).
+
+A command's module is imported only when that command is named (``cbns --help`` imports none,
+``cbns train --help`` the train command's alone), so that help answers without importing torch."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 
-from cbns.cli import evaluate_cmd, index_cmd, recommend_cmd, study_cmd, train_cmd
 from cbns.errors import CbnsError, Interrupted
 
-COMMANDS = (train_cmd, evaluate_cmd, index_cmd, recommend_cmd, study_cmd)
+#: Every command: its module (with ``register(parser)`` and ``run(args)``) and its line in ``cbns --help``.
+COMMANDS = {
+    "train": ("cbns.cli.train_cmd", "train a model and write a run directory"),
+    "evaluate": ("cbns.cli.evaluate_cmd", "recompute the metrics of a run directory"),
+    "index": ("cbns.cli.index_cmd", "build an approximate-nearest-neighbour item index"),
+    "recommend": ("cbns.cli.recommend_cmd", "top-K items for users of a run directory"),
+    "study": ("cbns.cli.study_cmd", "run a grid of trainings and write a report"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,25 +29,41 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"cbns: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, with ``only``, of that command alone (the others are
+    listed with their help line, their flags unknown)."""
     parser = _Parser(prog="cbns", description="Two-tower retrieval with cross-batch negative sampling.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
-    for module in COMMANDS:
-        module.register(commands)
+    for name, (module, help_line) in COMMANDS.items():
+        p = commands.add_parser(name, help=help_line)
+        if only is None or only == name:
+            importlib.import_module(module).register(p)
     return parser
+
+
+def _named_command(argv: list[str]) -> str:
+    """The command ``argv`` names: its first word (``cbns`` itself takes no option but ``-h``)."""
+    return next((arg for arg in argv if not arg.startswith("-")), "")
 
 
 def run(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv``) and run the command; its exit status."""
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(only=_named_command(argv)).parse_args(argv)
         return args.run(args) or 0
     except CbnsError as exc:
-        print(f"cbns: error: {exc}", file=sys.stderr)
+        from cbns.cli.options import flag_name
+
+        print(f"cbns: error: {exc.render(flag=flag_name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(interrupted_line(exc), file=sys.stderr)
         return 143 if getattr(exc, "signum", None) == signal.SIGTERM else 130
+    finally:
+        stop_request = sys.modules.get("cbns.training.stop_request")
+        if stop_request is not None:  # a stop asked for after the run is not carried over
+            stop_request.arm(False)
 
 
 def interrupted_line(exc: KeyboardInterrupt) -> str:

@@ -12,13 +12,12 @@ from cbns.cli.options import add_device_option
 _BUILD_ONLY = ("nlist", "m", "ef_construction")
 
 
-def register(commands) -> None:
-    p = commands.add_parser("evaluate", help="recompute the metrics of a run directory",
-                            description="Reload the dataset and checkpoint of a run and recompute its "
-                                        "full-ranking validation and test metrics. With --index, rank "
-                                        "through the run's item index (or a temporary one of --kind) "
-                                        "and report its metrics, recall against exact top-K and "
-                                        "queries per second beside exact scoring.")
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = ("Reload the dataset and checkpoint of a run and recompute its "
+                     "full-ranking validation and test metrics. With --index, rank "
+                     "through the run's item index (or a temporary one of --kind) "
+                     "and report its metrics, recall against exact top-K and "
+                     "queries per second beside exact scoring.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by cbns train")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_device_option(p)
@@ -39,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     if given:
         from cbns.errors import CbnsError
         raise CbnsError(f"--{given[0].replace('_', '-')}: only used with --index")
+    from pathlib import Path
+
+    from cbns.cli.process_settings import set_threads
+    from cbns.runs.run_dir import load_run_config
+
+    set_threads(args.threads or load_run_config(Path(args.run_dir)).threads)
     metrics = evaluate_run(args.run_dir, device=args.device)
     print(json.dumps(metrics, indent=2) if args.json else metrics_table(metrics))
     return 0

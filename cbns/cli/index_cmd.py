@@ -25,9 +25,9 @@ def add_threads_option(p: argparse.ArgumentParser) -> None:
 
 def apply_threads(threads: int) -> int:
     """Pin torch and faiss to ``threads`` (0 = every core); :class:`CbnsError` when negative."""
+    from cbns.cli.process_settings import set_threads
     from cbns.errors import CbnsError
     from cbns.ranking.item_index import faiss_available
-    from cbns.training.process_settings import set_threads
 
     if threads < 0:
         raise CbnsError(f"--threads: must be >= 0, got {threads}")
@@ -45,9 +45,8 @@ def spec_from_args(args: argparse.Namespace):
     return IndexSpec(args.kind, args.nlist, args.nprobe, args.m, args.ef_search, args.ef_construction)
 
 
-def register(commands) -> None:
-    p = commands.add_parser("index", help="build an approximate-nearest-neighbour item index",
-                            description="Item indexes for serving a run directory.")
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = "Item indexes for serving a run directory."
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = actions.add_parser("build", help="build index.faiss over item_embeddings.npy",
                            description="Build a faiss inner-product index over the run's item embeddings "

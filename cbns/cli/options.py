@@ -7,14 +7,19 @@ its default. Flags default to None ("not given"), so a YAML file's value survive
 from __future__ import annotations
 
 import argparse
+import re
 
 from cbns.config import TrainConfig
 from cbns.config.option import Option
-from cbns.errors import flag_name
 from cbns.registry import Registry
 
 GROUP_TITLES = {"data": "data", "model": "model and towers", "sampler": "negative sampler",
                 "loss": "loss", "training": "training", "evaluation": "evaluation", "run": "run"}
+
+
+def flag_name(option: str) -> str:
+    """The command-line flag of a config option: ``memory_size`` -> ``--memory-size``."""
+    return "--" + option.replace("_", "-")
 
 
 def parse_bool(text: str) -> bool:
@@ -68,10 +73,10 @@ def config_flags(args: argparse.Namespace) -> dict:
 
 
 def _help(spec: Option, default) -> str:
-    text = spec.help
+    text = re.sub(r"`(\w+)`", lambda m: flag_name(m[1]), spec.help)
     if isinstance(spec.choices, Registry):
-        described = [f"{name} = {spec.choices.get(name).summary}" for name in spec.choices.names()
-                     if getattr(spec.choices.get(name), "summary", "")]
+        described = [f"{name} = {spec.choices.summary(name)}" for name in spec.choices.names()
+                     if spec.choices.summary(name)]
         if "auto" in spec.choices.aliases:
             described.insert(0, "auto = cbns (kept for configs that name it)")
         if described:

@@ -9,11 +9,10 @@ from cbns.cli.index_cmd import add_threads_option, apply_threads
 from cbns.cli.options import add_device_option
 
 
-def register(commands) -> None:
-    p = commands.add_parser("recommend", help="top-K items for users of a run directory",
-                            description="Recommend items to users the run was trained on, given by their "
-                                        "original ids. Uses the run's index (cbns index build) when one was "
-                                        "built, exact scoring otherwise.")
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = ("Recommend items to users the run was trained on, given by their "
+                     "original ids. Uses the run's index (cbns index build) when one was "
+                     "built, exact scoring otherwise.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by cbns train")
     p.add_argument("--user", action="append", required=True, metavar="ID",
                    help="original user id (repeat for several users)")

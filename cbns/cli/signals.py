@@ -30,12 +30,7 @@ def install_early() -> None:
 
 
 def install() -> None:
-    from cbns.errors import Interrupted
-    from cbns.training.stop_request import ask
-
-    def stop(signum, frame) -> None:
-        if not ask(signum):
-            raise Interrupted(signum)
+    from cbns.training.stop_request import handle
 
     for signum in EXIT_STATUS:
-        signal.signal(signum, stop)
+        signal.signal(signum, handle)

@@ -10,18 +10,17 @@ SPEC_COSTS = {"quick": (16, "93 s alone"),
               "default": (24, "61 minutes of training alone, 1 thread per cell")}
 
 
-def register(commands) -> None:
+def register(p: argparse.ArgumentParser) -> None:
     from cbns.study.spec import bundled_specs
 
     names = "; ".join(f"{name}: {SPEC_COSTS[name][0]} cells, {SPEC_COSTS[name][1]}" if name in SPEC_COSTS else name
                       for name in bundled_specs())
-    p = commands.add_parser("study", help="run a grid of trainings and write a report",
-                            description="Train every cell of a study spec (datasets x towers x samplers x "
-                                        "batch sizes x memory sizes x seeds, plus option variants), each "
-                                        "into OUT/cells/NAME, then write OUT/report.md, OUT/results.json and "
-                                        "OUT/plots/*.png. Finished cells are never retrained: run the same "
-                                        "command again to resume an interrupted study. The spec format, "
-                                        "the outputs and what each bundled spec costs: docs/study.md.")
+    p.description = ("Train every cell of a study spec (datasets x towers x samplers x "
+                     "batch sizes x memory sizes x seeds, plus option variants), each "
+                     "into OUT/cells/NAME, then write OUT/report.md, OUT/results.json and "
+                     "OUT/plots/*.png. Finished cells are never retrained: run the same "
+                     "command again to resume an interrupted study. The spec format, "
+                     "the outputs and what each bundled spec costs: docs/study.md.")
     p.add_argument("--spec", required=True, metavar="NAME|FILE.yaml",
                    help=f"a bundled spec ({names}; measured on 2 CPU cores) or a YAML file (format: docs/study.md)")
     p.add_argument("--out", required=True, metavar="DIR", help="study directory (created; reused to resume)")
@@ -58,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
     command = f"cbns study --spec {shlex.quote(args.spec)} --out {shlex.quote(args.out)}"
     command += f" --threads {args.threads}" if args.threads is not None else ""
     command += f" --device {args.device}" if args.device is not None else ""
+    from cbns.cli.process_settings import apply as apply_process_settings
+
     study = run_study(spec, args.out, threads=args.threads, progress=not args.no_progress,
-                      train_missing=not args.report_only, command=command, device=args.device)
+                      train_missing=not args.report_only, command=command, device=args.device,
+                      before_cell=lambda config: apply_process_settings(config.threads))
     done = len(study.results) - len(study.pending)
     print(f"{done} of {len(study.results)} cells finished ({len(study.trained)} trained now)")
     print(f"report: {study.report}")

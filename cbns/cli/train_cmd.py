@@ -6,18 +6,16 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from cbns.cli.options import add_config_flags, config_flags
+from cbns.cli.options import add_config_flags, config_flags, flag_name
 from cbns.config import build_config, load_yaml
-from cbns.distributed.context import launched_rank
-from cbns.errors import CbnsError, flag_name
+from cbns.errors import CbnsError
 
 DEFAULT_OUT = "runs/latest"
 
 
-def register(commands) -> None:
-    p = commands.add_parser("train", help="train a model and write a run directory",
-                            description="Train a two-tower recommender. Flags override --config; "
-                                        "unset flags keep the file's value or the default shown.")
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train a two-tower recommender. Flags override --config; "
+                     "unset flags keep the file's value or the default shown.")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as below, with _ for -)")
     p.add_argument("--out", metavar="DIR", help=f"run directory to write (default: {DEFAULT_OUT})")
     p.add_argument("--resume", metavar="DIR",
@@ -43,7 +41,8 @@ def config_from_args(args: argparse.Namespace):
     for name, (choice, readers) in unread.items():
         value = getattr(config, name)
         shown = ",".join(map(str, value)) if isinstance(value, list) else value
-        detail = f"{choice} does not read it (read only by {', '.join(readers)})"
+        detail = (f"{choice.text(flag_name)} does not read it "
+                  f"(read only by {', '.join(r.text(flag_name) for r in readers)})")
         if name in flags:
             raise CbnsError(f"{flag_name(name)} {shown}: {detail}; drop the flag or choose one of those")
         where = file_options.where.get(name, args.config)
@@ -53,21 +52,25 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from cbns.api import resume, train
+    from cbns.cli.process_settings import apply as apply_process_settings
     from cbns.cli.tables import results_table
+    from cbns.distributed.context import launched_rank
     from cbns.runs.run_dir import load_run_config
 
     if args.resume is not None:
         _check_resume_args(args)
         out = Path(args.resume)
+        apply_process_settings(_given(args).get("threads", load_run_config(out).threads))
         with _resume_hint(out):
             result = resume(out, progress=not args.no_progress, **_given(args))
         config = load_run_config(out)
     else:
         config, out = config_from_args(args), Path(args.out or DEFAULT_OUT)
         if args.nproc != 1:
-            from cbns.distributed.launch import launch
+            from cbns.cli.launch import launch
 
             return launch(config, out, args.nproc, progress=not args.no_progress)
+        apply_process_settings(config.threads)
         with _resume_hint(out):
             result = train(config, out, progress=not args.no_progress)
         if launched_rank() == 0:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cbns.errors import CbnsError, OptionError
+from cbns.errors import CbnsError, FlagsOnly, Opt, OptionError
 from cbns.registry import Registry
 
 #: Largest integer option: tensor sizes and thread counts beyond it fail deep inside torch.
@@ -35,10 +35,11 @@ class Option:
     """What a config field accepts, and how it is shown on the command line.
 
     Attributes:
-        help: one sentence for ``--help`` (the default is appended there).
-        group: the ``--help`` section (``data``, ``model``, ``sampler``, ``loss``, ``training``,
+        help: one sentence of help (the command line appends the default); another option is
+            named in backquotes (```epochs```), which the command line shows as its flag.
+        group: the help section (``data``, ``model``, ``sampler``, ``loss``, ``training``,
             ``evaluation``, ``run``).
-        metavar: the placeholder shown in ``--help``.
+        metavar: the placeholder shown in the help.
         choices: the allowed words, a tuple or a registry.
         minimum, above, maximum, below: bounds (inclusive: minimum, maximum; exclusive: above,
             below). For a list option they apply to every element.
@@ -138,8 +139,9 @@ def spec_of(field: dataclasses.Field) -> Option:
     return field.metadata["option"]
 
 
-def coerce(name: str, kind: str, value: Any, where: str, spec: Option) -> Any:
-    """``value`` converted to ``kind``; :class:`CbnsError` naming ``where`` when it is not one.
+def coerce(name: str, kind: str, value: Any, where: str | None, spec: Option) -> Any:
+    """``value`` converted to ``kind``; :class:`CbnsError` naming ``where`` when it is not one
+    (``where`` None: a value given to the option directly, named by its flag on the command line).
 
     A YAML boolean given to a text option: ``False`` is the word ``off`` where the option takes
     it; otherwise, and for ``True``, the error says to quote the word (YAML 1.1 reads ``off``,
@@ -148,18 +150,24 @@ def coerce(name: str, kind: str, value: Any, where: str, spec: Option) -> Any:
     if kind == "str" and isinstance(value, bool):
         if value is False and "off" in spec.words:
             return "off"
-        raise CbnsError(f"{where}: option {name} must be str, got the YAML boolean {value} (off, no, on "
-                        f"and yes are booleans in YAML); quote the word, e.g. {name}: 'off'")
+        raise CbnsError(*_source(name, where), f"option {name} must be str, got the YAML boolean {value} (off, no, "
+                        f"on and yes are booleans in YAML); quote the word, e.g. {name}: 'off'")
     if kind == "str" and spec.words and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # popularity_prior: 0.3 in a YAML file
     if not _is(kind, value):
-        raise CbnsError(f"{where}: option {name} must be {kind}, got {short_repr(value)}")
+        raise CbnsError(*_source(name, where), f"option {name} must be {kind}, got {short_repr(value)}")
     if kind == "float":
         try:
             return float(value)
         except OverflowError:  # an integer too large for a float
-            raise CbnsError(f"{where}: option {name} must be a finite number, got {short_repr(value)}") from None
+            raise CbnsError(*_source(name, where), f"option {name} must be a finite number, "
+                            f"got {short_repr(value)}") from None
     return value
+
+
+def _source(name: str, where: str | None) -> tuple:
+    """The head of a type error: the file and line, or the flag (on the command line only)."""
+    return (f"{where}: ",) if where is not None else (FlagsOnly(Opt(name), ": "),)
 
 
 def _is(kind: str, value: Any) -> bool:

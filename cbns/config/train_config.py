@@ -1,6 +1,6 @@
 """The training configuration: a typed dataclass, every option declared once with its metadata.
 
-Each field is an :func:`cbns.config.option.option`: its default, its ``--help`` sentence, its group
+Each field is an :func:`cbns.config.option.option`: its default, its help sentence, its group
 and its bounds or choices. :meth:`TrainConfig.validate` checks every field from that metadata, the
 ``cbns train`` flags are generated from it (:mod:`cbns.cli.options`), and YAML files are read
 against it (:func:`load_yaml`). Defaults are the tuned Gowalla CBNS recipe (README).
@@ -23,9 +23,10 @@ from cbns.config.choices import (
     SPLITS,
 )
 from cbns.config.option import Option, coerce, option, spec_of
+from cbns.config.word_or_number import parse_min_rating, parse_prior
 from cbns.config.yaml_file import FileOptions, read_options
 from cbns.config.yaml_file import save_yaml as _save_options
-from cbns.errors import CbnsError, OptionError, flag_name
+from cbns.errors import CbnsError, OptionError
 from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
 #: Largest seed: seed + 5 must fit torch's and numpy's seed types.
@@ -42,8 +43,6 @@ def _device(value: str) -> None:
 
 def _min_rating(value: str) -> None:
     """``off`` or a finite number (see :mod:`cbns.data.read_options`)."""
-    from cbns.data.read_options import parse_min_rating
-
     try:
         parse_min_rating(value)
     except ValueError:
@@ -53,8 +52,6 @@ def _min_rating(value: str) -> None:
 def _prior(value: str) -> None:
     """``auto``, ``off`` or a number in [0, 100] (see :mod:`cbns.model.popularity_prior`); the
     ValueError's message is the detail."""
-    from cbns.model.popularity_prior import parse_prior
-
     parse_prior(value)
 
 
@@ -70,9 +67,9 @@ class TrainConfig:
                              check=_min_rating, words=("off",))
     user_column: str = option("user", "tables: the column of user ids", "data", metavar="NAME", nonempty=True)
     item_column: str = option("item", "tables: the column of item ids", "data", metavar="NAME", nonempty=True)
-    rating_column: str = option("rating", "tables: the column of ratings (optional; see --min-rating)", "data",
+    rating_column: str = option("rating", "tables: the column of ratings (optional; see `min_rating`)", "data",
                                 metavar="NAME", nonempty=True)
-    time_column: str = option("timestamp", "tables: the column of event times (optional; needed by --split loo "
+    time_column: str = option("timestamp", "tables: the column of event times (optional; needed by `split` loo "
                               "and temporal)", "data", metavar="NAME", nonempty=True)
     # the sampler
     sampler: str = option("cbns", "negative sampler", "sampler", choices=SAMPLERS)
@@ -103,12 +100,12 @@ class TrainConfig:
     # training
     epochs: int = option(10, "maximum epochs", "training", metavar="E", minimum=1)
     min_steps: int = option(0, "train at least S optimizer steps: epochs grow to fit them when an epoch is short "
-                            "(the lr schedule decays over that length); 0 = --epochs alone", "training",
+                            "(the lr schedule decays over that length); 0 = `epochs` alone", "training",
                             metavar="S", minimum=0)
     lr: float = option(1e-2, "Adam learning rate", "training", metavar="LR", above=0)
-    lr_schedule: str = option("cosine", "constant, or decay per step to 0 at the last of --epochs: cosine or "
+    lr_schedule: str = option("cosine", "constant, or decay per step to 0 at the last of `epochs`: cosine or "
                               "linear", "training", choices=LR_SCHEDULES)
-    weight_decay: float = option(0.0, "Adam weight decay (L2 on the gradient; with --sparse-updates, on the "
+    weight_decay: float = option(0.0, "Adam weight decay (L2 on the gradient; with `sparse_updates`, on the "
                                  "rows a step touches)", "training", metavar="WD", minimum=0)
     sparse_updates: bool = option(True, "row-sparse gradients and row-wise Adam (dense Adam's trajectory, computed "
                                   "lazily) for the embedding tables and the item bias, so a step costs the rows it "
@@ -158,16 +155,16 @@ class TrainConfig:
     frequency_alpha: float = option(0.05, "streaming: moving-average rate of the gap estimate", "sampler",
                                     metavar="A", above=0, maximum=1)
     user_features: str = option("", "CSV/TSV/Parquet of user attributes, key column 'user'", "data", metavar="FILE")
-    user_feature_columns: list[str] = option([], "columns of --user-features to use (default: all)", "data",
+    user_feature_columns: list[str] = option([], "columns of `user_features` to use (default: all)", "data",
                                              metavar="A,B")
     item_features: str = option("", "CSV/TSV/Parquet of item attributes, key column 'item'", "data", metavar="FILE")
-    item_feature_columns: list[str] = option([], "columns of --item-features to use (default: all)", "data",
+    item_feature_columns: list[str] = option([], "columns of `item_features` to use (default: all)", "data",
                                              metavar="A,B")
 
     def validate(self) -> TrainConfig:
         """Raise :class:`CbnsError` naming the option and the value for anything out of range."""
         for f in fields(self):
-            value = coerce(f.name, f.type, getattr(self, f.name), flag_name(f.name), spec_of(f))
+            value = coerce(f.name, f.type, getattr(self, f.name), None, spec_of(f))
             spec_of(f).validate(f.name, f.type, value)
             setattr(self, f.name, value)  # e.g. lr=1 -> 1.0, popularity_prior=False -> "off"
         if self.item_frequency == "streaming" and self.sampler == "popularity":

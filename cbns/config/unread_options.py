@@ -2,39 +2,41 @@
 ``options`` (the config options a sampler or tower reads, docs/extending.md).
 
 An option that some sampler or tower reads, but none of those a run chose, does nothing in that
-run: ``--user-features f.csv`` with ``--user-tower id``, ``--memory-size 512`` with ``--sampler
-inbatch``. A tower registered on both sides lists the options of both (``user_features``,
+run: ``user_features`` with the ``id`` user tower, ``memory_size`` with the ``inbatch`` sampler.
+A tower registered on both sides lists the options of both (``user_features``,
 ``item_features``); on one side it reads only those not named after the other side.
 ``cbns train`` refuses such an option given as a flag and warns about one a config file set (a
 shared config may well set ``num_negatives`` for runs of several samplers).
 """
 from __future__ import annotations
 
+from cbns.errors import Opt
 from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
 SIDES = {"user": USER_TOWERS, "item": ITEM_TOWERS}
 
 
-def side_options(tower, side: str) -> set[str]:
-    """The options ``tower`` reads on ``side``: its ``options`` but those of the other side."""
+def side_options(registry, name: str, side: str) -> set[str]:
+    """The options tower ``name`` reads on ``side``: its ``options`` but those of the other side."""
     other = "item_" if side == "user" else "user_"
-    return {name for name in tower.options if not name.startswith(other)}
+    return {option for option in registry.options(name) if not option.startswith(other)}
 
 
-def readers_of() -> dict[str, list[str]]:
-    """``{option: ["--sampler cbns", "--user-tower pooled", ...]}`` over every registered component."""
-    found: dict[str, list[str]] = {}
+def readers_of() -> dict[str, list[Opt]]:
+    """``{option: [Opt("sampler", "cbns"), Opt("user_tower", "pooled"), ...]}`` over every registered
+    component."""
+    found: dict[str, list[Opt]] = {}
     for name in SAMPLERS.names():
-        for option in SAMPLERS.get(name).options:
-            found.setdefault(option, []).append(f"--sampler {name}")
+        for option in SAMPLERS.options(name):
+            found.setdefault(option, []).append(Opt("sampler", name))
     for side, registry in SIDES.items():
         for name in registry.names():
-            for option in sorted(side_options(registry.get(name), side)):
-                found.setdefault(option, []).append(f"--{side}-tower {name}")
+            for option in sorted(side_options(registry, name, side)):
+                found.setdefault(option, []).append(Opt(f"{side}_tower", name))
     return found
 
 
-def unread_options(config, candidates=None) -> dict[str, tuple[str, list[str]]]:
+def unread_options(config, candidates=None) -> dict[str, tuple[Opt, list[Opt]]]:
     """``{option: (what the run chose, [the components that would read it])}`` for the options among
     ``candidates`` (default: those that differ from their default) that a component reads but
     none of the chosen ones."""
@@ -43,13 +45,12 @@ def unread_options(config, candidates=None) -> dict[str, tuple[str, list[str]]]:
     if candidates is None:
         defaults = TrainConfig()
         candidates = [name for name in TrainConfig.options() if getattr(config, name) != getattr(defaults, name)]
-    chosen = set(SAMPLERS.get(config.sampler).options)
+    chosen = set(SAMPLERS.options(config.sampler))
     for side, registry in SIDES.items():
-        chosen |= side_options(registry.get(getattr(config, f"{side}_tower")), side)
+        chosen |= side_options(registry, getattr(config, f"{side}_tower"), side)
     found = {}
     for option, readers in readers_of().items():
         if option in candidates and option not in chosen:
-            kind = readers[0].split()[0]  # --sampler, --user-tower or --item-tower
-            choice = f"{kind} {getattr(config, kind[2:].replace('-', '_'))}"
-            found[option] = (choice, [r for r in readers if r.startswith(kind)] or readers)
+            kind = readers[0].name  # sampler, user_tower or item_tower
+            found[option] = (Opt(kind, getattr(config, kind)), [r for r in readers if r.name == kind] or readers)
     return found

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, FlagsOnly, Opt
 from cbns.runs.atomic import atomic_write_text
 
 
@@ -38,24 +38,25 @@ class FileOptions(dict):
         self.where = where
 
 
-def read_options(path: Path, what: str = "--config") -> tuple[dict[str, Any], dict[str, int]]:
+def read_options(path: Path, what: str = "config") -> tuple[dict[str, Any], dict[str, int]]:
     """``({option: value}, {option: line})`` of a YAML mapping; values are plain YAML scalars/lists.
 
+    ``what`` is the option that named the file (on the command line its flag heads the errors).
     A key given twice is an error (PyYAML would silently keep the last one). Keys are turned into
     strings (``1:`` becomes option ``"1"``), so an odd key ends as an unknown option, not a crash.
     """
     path = Path(path)
     if path.is_dir():
-        raise CbnsError(f"{what} {path}: is a directory, not a YAML file")
+        raise CbnsError(FlagsOnly(Opt(what), " "), f"{path}: is a directory, not a YAML file")
     if not path.is_file():
-        raise CbnsError(f"{what} {path}: no such file")
+        raise CbnsError(FlagsOnly(Opt(what), " "), f"{path}: no such file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         line = exc.object[:exc.start].count(b"\n") + 1
         raise CbnsError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
     except OSError as exc:
-        raise CbnsError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+        raise CbnsError(FlagsOnly(Opt(what), " "), f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         return _options(OptionLoader(text), path)
     except yaml.YAMLError as exc:

@@ -25,7 +25,7 @@ from cbns.data.events import EventLog
 from cbns.data.holdout import holdout_mask
 from cbns.data.interactions import Interactions
 from cbns.data.row_rules import RowCounts, first_of_each_pair, pair_keys
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 #: Share of events held out as test by the random and temporal splits.
 TEST_FRACTION = 0.2
@@ -34,7 +34,7 @@ TEST_FRACTION = 0.2
 def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: int = 0) -> Interactions:
     """The :class:`Interactions` of ``log`` under ``split`` (see the module docstring)."""
     if split not in SPLITS:
-        raise CbnsError(f"--split: must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise CbnsError(Opt("split"), f": must be one of {', '.join(SPLITS)}, got {split!r}")
     order = np.lexsort((np.arange(len(log)), log.times, log.users))  # by user, time, file position
     first = first_of_each_pair(log.users[order], log.items[order], log.num_items)
     order = order[first]

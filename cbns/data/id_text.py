@@ -1,4 +1,4 @@
-"""How an id is written: one rule for the loaders and for serving (``cbns recommend --user``).
+"""How an id is written: one rule for the loaders and for serving (the ids a recommendation is asked for).
 
 * **Integer ids** (LightGCN text; a run without an id file): a run of the ASCII digits ``0-9``,
   at most :data:`MAX_ID` (an embedding table cannot be larger). No sign, no spaces, no

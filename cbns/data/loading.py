@@ -1,7 +1,7 @@
 """``load_dataset``: from a name or a path to :class:`Interactions`, with validation and test.
 
 What becomes an interaction is decided once, before any split (:mod:`cbns.data.row_rules`): rows
-rated below ``--min-rating`` are dropped, then every (user, item) pair counts once; both are
+rated below ``min_rating`` are dropped, then every (user, item) pair counts once; both are
 counted in ``Interactions.rows`` and shown by ``Interactions.summary()``.
 """
 from __future__ import annotations
@@ -22,9 +22,10 @@ from cbns.data.readers.id_columns import IdColumn
 from cbns.data.readers.lightgcn import read_lightgcn_file
 from cbns.data.readers.ml100k import is_ml100k_dir, load_ml100k
 from cbns.data.readers.sequences import SEQUENCE_SUFFIX, load_sequences
-from cbns.data.readers.tables import TABLE_SUFFIXES, Table, read_table
+from cbns.data.readers.table_columns import Table
+from cbns.data.readers.tables import TABLE_SUFFIXES, read_table
 from cbns.data.row_rules import RowCounts, pair_keys, rating_rule, unique_pairs
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 #: Share of each user's pairs held out as test when a single table is given.
 TABLE_TEST_FRACTION = 0.2
@@ -52,7 +53,7 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
     path = Path(spec)
     if not path.exists():
         names = ", ".join(sorted(BUNDLED))
-        raise CbnsError(f"--data {spec}: no such file or directory, and not a bundled dataset ({names})")
+        raise CbnsError(Opt("data", spec), f": no such file or directory, and not a bundled dataset ({names})")
     if path.is_dir():
         if is_ml100k_dir(path):
             read.refuse_for(f"{path} (MovieLens-100k)", columns=False)
@@ -64,14 +65,14 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
         if all(tables.values()):
             return _presplit(load_table_pair(tables["train"], tables["test"], read, progress), split, spec)
         if path.suffix.lower() in (*TABLE_SUFFIXES, SEQUENCE_SUFFIX):
-            raise CbnsError(f"--data {path}: is a directory, not a {path.suffix} file")
+            raise CbnsError(Opt("data", path), f": is a directory, not a {path.suffix} file")
         raise CbnsError(f"{path}: expected train.txt and test.txt (LightGCN text), train/test "
                         f"tables ({', '.join(TABLE_SUFFIXES)}) or u.data (MovieLens-100k)")
     if path.suffix.lower() == SEQUENCE_SUFFIX:
         read.refuse_for(f"{path} (a sequence file)", columns=False, ratings=False)
         if split == "temporal":
-            raise CbnsError(f"--split temporal: {path} orders each user's items but has no global clock; "
-                            f"use --split loo or random")
+            raise CbnsError(Opt("split", "temporal"), f": {path} orders each user's items but has no global "
+                            f"clock; use ", Opt("split", "loo"), " or random")
         return split_events(load_sequences(path), split, valid_fraction, seed)
     if path.suffix.lower() in TABLE_SUFFIXES:
         if split == "random":
@@ -83,21 +84,21 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
 
 def _presplit(data: Interactions, split: str, spec: str) -> Interactions:
     if split != "random":
-        raise CbnsError(f"--split {split}: {spec} comes with its own test split and no event times; "
-                        f"use --split random")
+        raise CbnsError(Opt("split", split), f": {spec} comes with its own test split and no event times; use ",
+                        Opt("split", "random"))
     return data
 
 
 def rated_table(path: Path, read: ReadOptions, progress: LoadProgress) -> tuple[Table, RowCounts]:
     """The table with the rows rated below ``read.min_rating`` dropped, and its row counts."""
     table = read_table(path, read, progress)
-    progress.stage("applying --min-rating" if read.min_rating is not None else "remapping ids")
+    progress.stage("applying the rating threshold" if read.min_rating is not None else "remapping ids")
     keep, counts = rating_rule(table.rating, read.min_rating, len(table))
     if keep is not None:
         if not keep.any():
             lo, hi = counts.rating_range
-            raise CbnsError(f"--min-rating {read.min_rating:g}: no row of {path} is rated that high (its ratings "
-                            f"run from {lo:g} to {hi:g})")
+            raise CbnsError(Opt("min_rating", f"{read.min_rating:g}"), f": no row of {path} is rated that high "
+                            f"(its ratings run from {lo:g} to {hi:g})")
         table = table.take(keep)
     return table, counts
 
@@ -107,8 +108,8 @@ def table_events(path: Path, split: str, read: ReadOptions = DEFAULT_READ,
     """A table with a time column as an :class:`EventLog` (for the time-based splits)."""
     table, counts = rated_table(path, read, progress or LoadProgress(enabled=False))
     if table.timestamp is None:
-        raise CbnsError(f"--split {split}: {path} has no {read.time_column!r} column; name the column of event "
-                        f"times with --time-column, or use --split random")
+        raise CbnsError(Opt("split", split), f": {path} has no {read.time_column!r} column; name the column of "
+                        f"event times with ", Opt("time_column"), ", or use ", Opt("split", "random"))
     return EventLog(path.stem, len(table.user.originals), len(table.item.originals), table.user.codes,
                     table.item.codes, table.timestamp, table.user.originals, table.item.originals, rows=counts)
 
@@ -209,9 +210,9 @@ def _lookup(table: Table, column: str, originals: np.ndarray, train_path: Path, 
     if not found.all():
         row = int(np.flatnonzero(~found[ids.codes])[0])
         value = ids.originals[ids.codes[row]]
-        dropped = f" (after --min-rating {read.min_rating:g})" if read.min_rating is not None else ""
+        dropped = (" (after ", Opt("min_rating", f"{read.min_rating:g}"), ")") if read.min_rating is not None else ()
         raise CbnsError(f"{table.where(row)}: {column} {value!r} does not occur in the train table "
-                        f"{train_path.name}{dropped}")
+                        f"{train_path.name}", *dropped)
     return at[ids.codes].astype(np.int64)
 
 
@@ -230,7 +231,7 @@ def load_data(config, progress: bool = False) -> Interactions:
         for side, num in (("user", data.num_users), ("item", data.num_items)):
             path = getattr(config, f"{side}_features")
             if path:
-                bar.stage(f"reading --{side}-features")
+                bar.stage(f"reading the {side} features")
                 table = read_feature_file(path, side, getattr(config, f"{side}_feature_columns"),
                                           getattr(data, f"{side}_ids"), num)
                 own = getattr(data, f"{side}_features")

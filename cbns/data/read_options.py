@@ -1,33 +1,22 @@
 """How the rows of a source are read: the names of a table's columns and the rating threshold.
 
 A table (CSV, TSV, Parquet) names its columns; the options say which column holds the users, the
-items, the ratings and the event times (``--user-column`` ... ``--time-column``; matched like the
-header itself, case-insensitively and without surrounding spaces). ``--min-rating R`` keeps only
+items, the ratings and the event times (``user_column`` ... ``time_column``; matched like the
+header itself, case-insensitively and without surrounding spaces). ``min_rating`` R keeps only
 the rows rated R or more, for tables with a rating column and MovieLens-100k's ``u.data``; the
 sources without ratings (LightGCN text, sequence files, the bundled Gowalla) refuse it, as they
 refuse column names.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
-from cbns.errors import CbnsError, flag_name
+from cbns.config.word_or_number import parse_min_rating
+from cbns.errors import CbnsError, FlagsOnly, Opt
 
 #: The column names a table is read with unless told otherwise.
 DEFAULT_COLUMNS = {"user_column": "user", "item_column": "item", "rating_column": "rating",
                    "time_column": "timestamp"}
-
-
-def parse_min_rating(value: str) -> float | None:
-    """``off`` -> None (every row is kept); else a finite number; ValueError otherwise."""
-    text = str(value).strip().lower()
-    if text == "off":
-        return None
-    number = float(text)  # ValueError for anything else
-    if not math.isfinite(number):
-        raise ValueError(f"must be off or a finite number, got {value}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -45,15 +34,15 @@ class ReadOptions:
             if f.name.endswith("_column"):
                 object.__setattr__(self, f.name, normalise(getattr(self, f.name)))
         if self.user_column == self.item_column:
-            raise CbnsError(f"--item-column {self.item_column}: the same column as --user-column; the users and "
-                            f"the items must come from two columns")
+            raise CbnsError(Opt("item_column", self.item_column), ": the same column as ", Opt("user_column"),
+                            "; the users and the items must come from two columns")
         for role in ("rating_column", "time_column"):
             name = getattr(self, role)
             if name in (self.user_column, self.item_column) and self.explicit(role):
-                raise CbnsError(f"{flag_name(role)} {name}: that column holds the "
+                raise CbnsError(Opt(role, name), f": that column holds the "
                                 f"{'users' if name == self.user_column else 'items'}; choose another column")
         if self.rating_column == self.time_column:
-            raise CbnsError(f"--time-column {self.time_column}: the same column as --rating-column")
+            raise CbnsError(Opt("time_column", self.time_column), ": the same column as ", Opt("rating_column"))
 
     @classmethod
     def from_config(cls, config) -> ReadOptions:
@@ -79,9 +68,10 @@ class ReadOptions:
             return "timestamp"
         return None
 
-    def column_flag(self, role: str) -> str:
-        """``--user-column`` for ``user``, ... ``--time-column`` for ``timestamp``."""
-        return flag_name({"timestamp": "time"}.get(role, role) + "_column")
+    def column_option(self, role: str) -> Opt:
+        """The option naming the column of ``role``: ``user_column`` for ``user``, ...
+        ``time_column`` for ``timestamp``."""
+        return Opt({"timestamp": "time"}.get(role, role) + "_column")
 
     def column_name(self, role: str) -> str:
         return getattr(self, {"timestamp": "time"}.get(role, role) + "_column")
@@ -92,10 +82,12 @@ class ReadOptions:
         if not columns:
             for role in DEFAULT_COLUMNS:
                 if self.explicit(role):
-                    raise CbnsError(f"{flag_name(role)} {getattr(self, role)}: {source} has no named columns; "
-                                    f"the column options apply to CSV, TSV and Parquet tables; drop the flag")
+                    raise CbnsError(Opt(role, getattr(self, role)), f": {source} has no named columns; "
+                                    f"the column options apply to CSV, TSV and Parquet tables; drop the ",
+                                    FlagsOnly("flag", otherwise="option"))
         if not ratings and self.min_rating is not None:
-            raise CbnsError(f"--min-rating {self.min_rating:g}: {source} has no ratings; drop the flag")
+            raise CbnsError(Opt("min_rating", f"{self.min_rating:g}"), f": {source} has no ratings; drop the ",
+                            FlagsOnly("flag", otherwise="option"))
 
 
 def normalise(name: str) -> str:

@@ -2,7 +2,7 @@
 
 Two rules, applied in this order before any split:
 
-1. **Rating threshold** (``--min-rating R``, sources with ratings only): a row rated below R is
+1. **Rating threshold** (``min_rating`` R, sources with ratings only): a row rated below R is
    dropped. Without the option every row is a positive, whatever its rating; the summary line
    says so, with the range of ratings seen.
 2. **Duplicates**: a (user, item) pair is one interaction however many rows hold it. The first
@@ -23,7 +23,7 @@ class RowCounts:
 
     Attributes:
         read: rows (lines with pairs, for LightGCN text: (user, item) pairs) read.
-        below_rating: rows dropped by ``--min-rating``.
+        below_rating: rows dropped by ``min_rating``.
         duplicates: rows dropped as repeats of a (user, item) pair already kept.
         min_rating: the threshold applied, or None.
         rating_range: ``(lowest, highest)`` rating seen, when the source has ratings.
@@ -57,8 +57,8 @@ class RowCounts:
         text = f"{self.read:,} {self.unit} read: " + ", ".join(parts)
         if self.rating_range is not None and self.min_rating is None:
             lo, hi = self.rating_range
-            text += (f"; ratings {lo:g} to {hi:g} and no --min-rating: every row is a positive "
-                     f"(--min-rating R keeps R and up)")
+            text += (f"; ratings {lo:g} to {hi:g} and no min_rating: every row is a positive "
+                     f"(min_rating R keeps R and up)")
         return text
 
     def to_dict(self) -> dict:

@@ -1,6 +1,6 @@
 """Who this process is in a distributed run: rank, world size, device, and the scalar collectives.
 
-A run under ``torchrun`` (or ``cbns train --nproc N``) finds ``RANK``, ``WORLD_SIZE``,
+A run under ``torchrun`` (or the command line's launcher, :mod:`cbns.cli.launch`) finds ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in its environment; :func:`init_distributed`
 joins the process group with NCCL when CUDA is available (each rank on ``cuda:LOCAL_RANK``) and
 gloo on CPU otherwise. Without those variables it returns the single-process context, on which
@@ -50,15 +50,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-    def threads(self, requested: int) -> int:
-        """Torch threads for this rank: ``requested`` if set, else 0 (every core) in a single
-        process and this machine's cores split evenly over its ranks otherwise."""
-        if requested or not self.distributed:
-            return requested
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores // self.local_world_size)
-
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum over ranks of ``values``, in float64."""

@@ -102,7 +102,7 @@ def validate_with_index(model, data: Interactions, part: str, ks: Sequence[int],
                         users: np.ndarray | None = None, user_context=None,
                         compare_exact: bool = False) -> tuple[dict[str, float], dict]:
     """Ranking metrics of ``part`` with the top-``Kmax`` lists taken from an index over ``model``'s
-    item vectors, built afresh (``--eval-index``: validation on catalogs too big to rank exactly
+    item vectors, built afresh (``eval_index``: validation on catalogs too big to rank exactly
     every epoch), and what it cost.
 
     The scores are the ranking scores (the per-item column folded in,

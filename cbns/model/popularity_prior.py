@@ -21,30 +21,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from cbns.config.word_or_number import PRIOR_MAX, parse_prior  # noqa: F401 (read here by the trainer)
+
 #: The values of beta that ``auto`` tries, on the validation split.
 PRIOR_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
-#: The largest beta a user may fix. At 100 the prior already outweighs any cosine score / T a
-#: thousand times over (log(1 + count) >= 0.69 for a seen item), so the ranking is popularity
-#: alone; larger values change nothing but overflow float32 (1e100 ranks every item at inf).
-PRIOR_MAX = 100.0
-
-
-def parse_prior(value: str) -> float | None:
-    """``auto`` -> None (choose on validation), ``off`` -> 0, else a number in ``[0, PRIOR_MAX]``;
-    ValueError (its message the detail) otherwise."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return None
-    if text == "off":
-        return 0.0
-    try:
-        beta = float(text)
-    except ValueError:
-        raise ValueError(f"must be auto, off or a number in [0, {PRIOR_MAX:g}], got {value!r}") from None
-    if not 0 <= beta <= PRIOR_MAX:  # NaN fails both
-        raise ValueError(f"must be auto, off or a number in [0, {PRIOR_MAX:g}] (at {PRIOR_MAX:g} the ranking is "
-                         f"popularity alone), got {value!r}")
-    return beta
 
 
 def prior_column(counts: np.ndarray, beta: float, temperature: float) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Negative samplers. Each returns :class:`Candidates` records that one logits pipeline consumes.
 
 Importing this package registers the built-in samplers in :data:`cbns.registry.SAMPLERS`, in the
-order of the imports below, which is the order ``--sampler`` lists them (so the imports are kept
+order of the imports below, which is the order ``sampler`` lists them (so the imports are kept
 in that order, not sorted). A new sampler is one module plus one import line here
 (docs/extending.md).
 """

@@ -27,7 +27,7 @@ class NegativeSampler(nn.Module):
     the estimate (the bank stores whatever ``log_q`` holds at enqueue time).
     """
 
-    #: One line for ``--sampler``'s help (the registry name comes from the registration).
+    #: One line for ``sampler``'s help (the registry name comes from the registration).
     summary = ""
     #: The config options this sampler reads beyond the common ones (for help and checks).
     options: tuple[str, ...] = ()

@@ -1,6 +1,6 @@
 """Mixed precision: the towers and the score matrix products in bfloat16, the rest in float32.
 
-``--precision bf16`` runs the towers' forward passes under :func:`torch.autocast` (bfloat16 on
+``precision bf16`` runs the towers' forward passes under :func:`torch.autocast` (bfloat16 on
 CUDA and on the CPU) and makes the sampled softmax multiply its score and gradient matrices in
 bfloat16 (:mod:`cbns.objective.fused_softmax`), while the softmax itself, the log q correction,
 the learned bias, the loss and every accumulated gradient stay in float32. ``fp32`` changes nothing.
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-#: ``--precision`` values and the compute dtype of each.
+#: ``precision`` values and the compute dtype of each.
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 

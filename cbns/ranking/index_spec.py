@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 KINDS = ("flat", "ivf", "hnsw")
 #: Which parameters each kind reads; giving another kind's parameter is an error, not ignored.
@@ -56,22 +56,22 @@ class IndexSpec:
         at most ``I``, ``nprobe`` at most ``nlist``).
         """
         if self.kind not in KINDS:
-            raise CbnsError(f"--kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
+            raise CbnsError(Opt("kind"), f": must be one of {', '.join(KINDS)}, got {self.kind!r}")
         for name in ("nlist", "nprobe", "m", "ef_search", "ef_construction"):
             value = getattr(self, name)
             if value is None:
                 continue
             if name not in PARAMS[self.kind]:
                 users = [k for k, names in PARAMS.items() if name in names]
-                raise CbnsError(f"{_flag(name)}: applies to --kind {users[0]} only, got --kind {self.kind} "
-                                f"with {_flag(name)} {value}")
+                raise CbnsError(Opt(name), ": applies to ", Opt("kind", users[0]), " only, got ",
+                                Opt("kind", self.kind), " with ", Opt(name, value))
             low, high = BOUNDS[name]
             if isinstance(value, bool) or not isinstance(value, int):
-                raise CbnsError(f"{_flag(name)}: must be an integer, got {value!r}")
+                raise CbnsError(Opt(name), f": must be an integer, got {value!r}")
             if value < low:
-                raise CbnsError(f"{_flag(name)}: must be >= {low}, got {value}")
+                raise CbnsError(Opt(name), f": must be >= {low}, got {value}")
             if high is not None and value > high:
-                raise CbnsError(f"{_flag(name)}: must be <= {high:,} (a larger value only costs memory; see "
+                raise CbnsError(Opt(name), f": must be <= {high:,} (a larger value only costs memory; see "
                                 f"docs/serving.md), got {value}")
         if self.kind == "ivf":
             return self._resolve_ivf(num_items)
@@ -84,10 +84,10 @@ class IndexSpec:
     def _resolve_ivf(self, num_items: int) -> IndexSpec:
         nlist = self.nlist or max(1, min(num_items, round(4 * math.sqrt(num_items))))
         if nlist > num_items:
-            raise CbnsError(f"--nlist: must be <= the number of items ({num_items}), got {nlist}")
+            raise CbnsError(Opt("nlist"), f": must be <= the number of items ({num_items}), got {nlist}")
         nprobe = self.nprobe or min(nlist, max(8, nlist // 16))
         if nprobe > nlist:
-            raise CbnsError(f"--nprobe: must be <= --nlist ({nlist}), got {nprobe}")
+            raise CbnsError(Opt("nprobe"), ": must be <= ", Opt("nlist"), f" ({nlist}), got {nprobe}")
         return IndexSpec("ivf", nlist=nlist, nprobe=nprobe)
 
     def memory_bytes(self, num_items: int, dim: int) -> int:
@@ -117,6 +117,3 @@ class IndexSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
 
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")

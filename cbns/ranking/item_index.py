@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 from cbns.machine import available_memory, format_bytes
 from cbns.ranking.index_spec import IndexSpec
 
@@ -167,10 +167,9 @@ def _check_memory(spec: IndexSpec, num_items: int, dim: int) -> None:
     """:class:`CbnsError` before building when the index would not fit the available memory."""
     needed, free = spec.memory_bytes(num_items, dim), available_memory()
     if free is not None and needed > free:
-        flag = "--m" if spec.kind == "hnsw" else "--kind"
-        raise CbnsError(f"{flag}: {spec.describe()} over {num_items:,} items x {dim} needs about "
-                        f"{format_bytes(needed)}, but {format_bytes(free)} of memory is available; use a smaller "
-                        f"--m or --kind ivf")
+        raise CbnsError(Opt("m" if spec.kind == "hnsw" else "kind"), f": {spec.describe()} over {num_items:,} items "
+                        f"x {dim} needs about {format_bytes(needed)}, but {format_bytes(free)} of memory is available; "
+                        f"use a smaller ", Opt("m"), " or ", Opt("kind", "ivf"))
 
 
 def _l2_phi(items: np.ndarray) -> float | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 
 def estimate_state_bytes(model: nn.Module, objective: nn.Module, optimizer_copies: int = 2) -> int:
@@ -18,7 +18,7 @@ def estimate_state_bytes(model: nn.Module, objective: nn.Module, optimizer_copie
     return weights * (2 + optimizer_copies) + buffers
 
 
-def check_free_space(directory: Path, needed: int, what: str = "--out") -> None:
+def check_free_space(directory: Path, needed: int, what: str = "out") -> None:
     """:class:`CbnsError` when the filesystem of ``directory`` has less than ``needed`` bytes free.
 
     Where the free space cannot be queried (some network filesystems) nothing is checked.
@@ -28,8 +28,8 @@ def check_free_space(directory: Path, needed: int, what: str = "--out") -> None:
     except OSError:
         return
     if free < needed:
-        raise CbnsError(f"{what} {directory}: {_size(free)} free on its filesystem, but checkpoints and "
-                        f"outputs need about {_size(needed)}; free some space or choose another {what}")
+        raise CbnsError(Opt(what, directory), f": {_size(free)} free on its filesystem, but checkpoints and "
+                        f"outputs need about {_size(needed)}; free some space or choose another ", Opt(what))
 
 
 def _size(n: float) -> str:

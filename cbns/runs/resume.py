@@ -9,7 +9,7 @@ import numpy as np
 
 from cbns.config import TrainConfig
 from cbns.data import Interactions
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, FlagsOnly, Opt
 from cbns.runs.checkpoint import checkpoint_files, peek
 
 #: Options a resumed run may change: they decide how fast and how often, not what is computed.
@@ -38,9 +38,9 @@ def refuse_changes(run_dir: Path, saved: TrainConfig, requested: dict[str, Any])
         if value is None or value == getattr(saved, name):
             continue
         if name not in MUTABLE_ON_RESUME:
-            raise CbnsError(f"--{name.replace('_', '-')} {_show(value)}: a resumed run keeps its configuration "
-                            f"({name}: {_show(getattr(saved, name))} in {run_dir / 'config.yaml'}); drop the "
-                            f"flag, or start a new run with another --out")
+            raise CbnsError(Opt(name, _show(value)), f": a resumed run keeps its configuration "
+                            f"({name}: {_show(getattr(saved, name))} in {run_dir / 'config.yaml'}); drop the ",
+                            FlagsOnly("flag", otherwise="option"), ", or start a new run with another ", Opt("out"))
         updates[name] = value
     return TrainConfig(**{**saved.to_dict(), **updates}).validate()
 
@@ -57,7 +57,7 @@ def check_same_run(path: Path, payload: dict, config: TrainConfig, fingerprint: 
     theirs = payload.get("data", {})
     if theirs != fingerprint:
         what = next((k for k in fingerprint if theirs.get(k) != fingerprint[k]), "sha256")
-        raise CbnsError(f"--data {config.data}: the dataset changed since the checkpoint {path} was written "
+        raise CbnsError(Opt("data", config.data), f": the dataset changed since the checkpoint {path} was written "
                         f"({what}: {theirs.get(what)} then, {fingerprint[what]} now); resume needs the same data")
 
 
@@ -70,8 +70,9 @@ def refuse_unfinished(out: Path) -> None:
         except CbnsError:
             where = ""
         names = " and ".join(str(p) for p in files)
-        raise CbnsError(f"--out {out}: holds an unfinished run (checkpoint{where}); continue it with "
-                        f"`cbns train --resume {out}`, or delete {names} to start over")
+        raise CbnsError(Opt("out", out), f": holds an unfinished run (checkpoint{where}); continue it with ",
+                        FlagsOnly("`cbns train ", Opt("resume", out), "`", otherwise=f"cbns.resume({str(out)!r})"),
+                        f", or delete {names} to start over")
 
 
 def _show(value: Any) -> str:

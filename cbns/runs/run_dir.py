@@ -14,7 +14,7 @@ Layout:
     user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
     seen_items.npz        each user's train and validation items, the ones serving never
                           recommends (see cbns.runs.seen_items_file)
-    drift.json, drift.png with --drift-every: item-embedding drift (see cbns.training.callbacks.drift)
+    drift.json, drift.png with drift_every: item-embedding drift (see cbns.training.callbacks.drift)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from torch import nn
 
 from cbns.config import LEGACY_VALUES, FileOptions, TrainConfig, build_config, load_yaml, save_yaml
 from cbns.data.interactions import Interactions
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 from cbns.model.two_tower import TwoTower
 from cbns.runs.atomic import atomic_write_text, atomic_write_with
 from cbns.runs.finite_rows import check_finite_rows
@@ -42,7 +42,7 @@ def prepare_out_dir(out: Path) -> Path:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        raise CbnsError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+        raise CbnsError(Opt("out", out), f": cannot write there ({exc.strerror or exc})") from None
     return out
 
 

@@ -1,6 +1,6 @@
 """One run writes a run directory at a time: an exclusive lock on ``DIR/run.lock``.
 
-``cbns train --out DIR`` and ``--resume DIR`` take an ``fcntl.flock`` on the file before they
+A training run and a resume take an ``fcntl.flock`` on the file before they
 write anything into DIR and hold it until they return; a second run started on the same DIR
 meanwhile is refused in one line naming the process that holds it. The kernel releases the
 lock when its process ends, however it ends (SIGKILL included), so a stale ``run.lock`` left in
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 LOCK_FILE = "run.lock"
 
@@ -23,25 +23,26 @@ except ImportError:  # pragma: no cover - not POSIX
 
 
 class RunLock:
-    """``with RunLock(out, "--out"):`` holds the lock of run directory ``out`` (created if needed)."""
+    """``with RunLock(out, "out"):`` holds the lock of run directory ``out`` (created if needed);
+    ``option`` is the option that named it, for messages."""
 
-    def __init__(self, run_dir: Path, flag: str = "--out"):
-        self.run_dir, self.flag, self._fd = Path(run_dir), flag, None
+    def __init__(self, run_dir: Path, option: str = "out"):
+        self.run_dir, self.option, self._fd = Path(run_dir), option, None
 
     def __enter__(self) -> RunLock:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise CbnsError(f"{self.flag} {self.run_dir}: cannot write there ({exc.strerror or exc})") from None
+            raise CbnsError(Opt(self.option, self.run_dir), f": cannot write there ({exc.strerror or exc})") from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                 os.close(fd)
-                raise CbnsError(f"{self.flag} {self.run_dir}: another cbns run ({holder}) is writing this directory; "
-                                f"wait for it to end, or choose another {self.flag}") from None
+                raise CbnsError(Opt(self.option, self.run_dir), f": another cbns run ({holder}) is writing this "
+                                f"directory; wait for it to end, or choose another ", Opt(self.option)) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
         self._fd = fd

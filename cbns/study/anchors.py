@@ -19,6 +19,6 @@ ANCHORS: dict[str, list[tuple[str, float, float]]] = {
 
 
 def anchors_for(source: str) -> tuple[str, list[tuple[str, float, float]]] | None:
-    """The anchors of a --data value: the bundled name, or a folder named like a shared dataset."""
+    """The anchors of a data value: the bundled name, or a folder named like a shared dataset."""
     name = source if source in ANCHORS else Path(source).name
     return (name, ANCHORS[name]) if name in ANCHORS else None

@@ -68,12 +68,12 @@ class Cell:
     @property
     def memory_size(self) -> int | None:
         """The bank size of a CBNS cell, ``None`` for other samplers."""
-        if "memory_size" not in SAMPLERS.get(self.sampler_name).options:
+        if "memory_size" not in SAMPLERS.options(self.sampler_name):
             return None
         return int(self.options.get("memory_size", TrainConfig.memory_size))
 
     def config(self, data: str, threads: int | None = None, device: str | None = None) -> TrainConfig:
-        """The validated run configuration with ``data`` as the --data value (``threads`` and
+        """The validated run configuration with ``data`` as the data value (``threads`` and
         ``device`` override the cell's: they are not part of its identity)."""
         options = {**self.options, "data": data}
         if threads is not None:
@@ -122,7 +122,7 @@ def _section_cells(spec: StudySpec, section: Section):
     for seed, dataset, tower, sampler, vary_values, batch in axes:
         vary = dict(zip(vary_names, vary_values))
         options = _options(spec, section, tower, sampler, vary, batch, seed)
-        has_bank = "memory_size" in SAMPLERS.get(options.get("sampler", TrainConfig.sampler)).options
+        has_bank = "memory_size" in SAMPLERS.options(options.get("sampler", TrainConfig.sampler))
         for memory in section.memory_sizes if has_bank else [None]:
             cell_options = dict(options)
             if memory is not None:
@@ -154,11 +154,11 @@ def _cell(spec, section, dataset: DatasetSpec, tower: str, sampler: str, options
         TrainConfig(**options).validate()
     except CbnsError as exc:
         cell = f"{dataset.label}/{tower}/{sampler}"
-        raise CbnsError(f"{spec.source}: sections.{section.name}: cell {cell}: {exc}") from None
+        raise CbnsError(f"{spec.source}: sections.{section.name}: cell {cell}: ", *exc.parts) from None
     hashed = {k: v for k, v in options.items() if k not in NOT_HASHED and LEGACY_VALUES.get(k, _NONE) != v}
     digest = hashlib.sha1(json.dumps({"data": dataset.identity, **hashed}, sort_keys=True).encode()).hexdigest()[:8]
     parts = [dataset.label, tower, sampler, f"B{options['batch_size']}"]
-    if "memory_size" in SAMPLERS.get(options.get("sampler", TrainConfig.sampler)).options:
+    if "memory_size" in SAMPLERS.options(options.get("sampler", TrainConfig.sampler)):
         parts.append(f"M{options.get('memory_size', TrainConfig.memory_size)}")
     parts += [f"{k}{_short(v)}" for k, v in vary.items()]
     parts += [f"s{options['seed']}", digest]

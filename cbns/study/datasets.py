@@ -1,4 +1,4 @@
-"""The --data value of each study dataset; user slices are written once under ``OUT/data``."""
+"""The data value of each study dataset; user slices are written once under ``OUT/data``."""
 from __future__ import annotations
 
 import hashlib

@@ -74,7 +74,7 @@ def _header(spec: StudySpec, results: list[CellResult], command: str | None, thr
     lines = [f"# Study `{spec.name}`", ""]
     if spec.description:
         lines += [spec.description, ""]
-    lines += [f"- command: `{command or f'cbns study --spec {spec.source}'}`",
+    lines += [f"- command: `{command or f'cbns.study.run_study(cbns.study.load_spec({str(spec.source)!r}), ...)'}`",
               f"- spec: {_spec_place(spec.source)}",
               f"- cells finished: {len(done)} of {len(results)}"
               + ("" if len(done) == len(results) else " (rerun the command to finish the rest)"),

@@ -8,12 +8,14 @@ a killed process) is resumed by running the same command again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from tqdm.auto import tqdm
 
+from cbns.config import TrainConfig
 from cbns.runs.run_dir import prepare_out_dir
 from cbns.study.cells import NOT_HASHED, Cell, expand
 from cbns.study.datasets import data_path
@@ -44,11 +46,15 @@ class StudyRun:
 
 def run_study(spec: StudySpec, out: str | Path, threads: int | None = None, progress: bool = True,
               train_missing: bool = True, command: str | None = None,
-              refresh_seconds: float = REFRESH_SECONDS, device: str | None = None) -> StudyRun:
+              refresh_seconds: float = REFRESH_SECONDS, device: str | None = None,
+              before_cell: Callable[[TrainConfig], object] | None = None) -> StudyRun:
     """Train the pending cells of ``spec`` into ``out`` (unless ``train_missing`` is False), then
     write ``report.md``, ``results.json`` and the plots from every finished cell.
 
-    ``threads`` and ``device`` override every cell's (neither is part of a cell's identity). While
+    ``threads`` and ``device`` override every cell's (neither is part of a cell's identity);
+    ``threads`` is recorded in each cell's configuration, and setting the process's thread count
+    from it is left to ``before_cell`` (called with each cell's configuration before it trains;
+    the command line applies its threads there). While
     cells train, the outputs are rewritten after a cell whenever ``refresh_seconds`` have passed
     since the last write, so a long study always shows how far it got. If training stops
     (Ctrl-C, a failing cell), the outputs of the cells finished so far are written before the
@@ -65,7 +71,7 @@ def run_study(spec: StudySpec, out: str | Path, threads: int | None = None, prog
     trained: list[str] = []
     try:
         if train_missing:
-            trained = _train_pending(cells, out, threads, progress, write, refresh_seconds, device)
+            trained = _train_pending(cells, out, threads, progress, write, refresh_seconds, device, before_cell)
     except BaseException:  # Ctrl-C or a failing cell: report what finished, then stop
         write()
         raise
@@ -97,7 +103,7 @@ def _read(cell: Cell, out: Path) -> CellResult:
 
 
 def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: bool, write,
-                   refresh_seconds: float, device: str | None = None) -> list[str]:
+                   refresh_seconds: float, device: str | None = None, before_cell=None) -> list[str]:
     from cbns.api import train
 
     written = time.monotonic()
@@ -111,6 +117,8 @@ def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: 
         if (folder / METRICS_FILE).is_file():
             bar.write(f"{cell.name}: options changed since it ran; training it again")
         config = cell.config(data_path(cell.dataset, out), threads, device)
+        if before_cell is not None:
+            before_cell(config)
         start = time.perf_counter()
         result = train(config, folder, progress=False, verbose=False, callbacks=[CpuClock()])
         trained.append(cell.name)

@@ -4,7 +4,7 @@ Layout (every key optional except ``sections``)::
 
     description: text shown at the top of the report
     base: {option: value}            # TrainConfig options of every cell
-    datasets:                        # label -> a --data value, or a user slice of one
+    datasets:                        # label -> a data value, or a user slice of one
       gowalla: gowalla
       gowalla-3k: {from: gowalla, users: 3000, seed: 0}
     towers: {id: {}}                 # label -> options (e.g. {user_tower: gru}); default {id: {}}
@@ -39,7 +39,7 @@ import yaml
 
 from cbns.config import TrainConfig, check_option
 from cbns.config.yaml_file import load_yaml_text
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 from cbns.registry import SAMPLERS
 
 SPECS_DIR = Path(__file__).with_name("specs")
@@ -52,7 +52,7 @@ _RELATIVE_MEMORY = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)?B$")
 
 @dataclass
 class DatasetSpec:
-    """A dataset of the study: ``source`` (a --data value) and, for a slice, its user count."""
+    """A dataset of the study: ``source`` (a data value) and, for a slice, its user count."""
 
     label: str
     source: str
@@ -111,7 +111,7 @@ def load_spec(name_or_path: str) -> StudySpec:
     if name_or_path in bundled_specs():
         path = SPECS_DIR / f"{name_or_path}.yaml"
     elif not path.is_file():
-        raise CbnsError(f"--spec {name_or_path}: no such file, and not a bundled spec "
+        raise CbnsError(Opt("spec", name_or_path), f": no such file, and not a bundled spec "
                         f"({', '.join(bundled_specs())})")
     try:
         raw = load_yaml_text(path.read_text())
@@ -163,7 +163,8 @@ def _datasets(raw, base: dict, where: _Where, root: Path | None) -> dict[str, Da
         body = where.mapping(value, key)
         where.known(body, {"from", "users", "seed"}, key)
         if not isinstance(body.get("from"), str):
-            raise CbnsError(f"{where.source}: {key}.from: expected a --data value, got {body.get('from')!r}")
+            raise CbnsError(f"{where.source}: {key}.from: expected a dataset (a data option's value), "
+                            f"got {body.get('from')!r}")
         users = where.ints([body.get("users")], f"{key}.users", minimum=1)[0]
         seed = where.ints([body.get("seed", 0)], f"{key}.seed", minimum=0)[0]
         out[str(label)] = DatasetSpec(str(label), _locate(body["from"], root), users, seed)

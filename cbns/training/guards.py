@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from cbns.errors import NonFiniteError
+from cbns.errors import NonFiniteError, Opt
 
 
 def check_finite(step: int, epoch: int, **tensors: torch.Tensor) -> None:
@@ -17,7 +17,7 @@ def check_finite(step: int, epoch: int, **tensors: torch.Tensor) -> None:
     bad = [name for name, ok in zip(tensors, flags.tolist()) if not ok]
     detail = ", ".join(f"{name} ({_example(tensors[name])})" for name in bad)
     raise NonFiniteError(f"step {step} (epoch {epoch}): non-finite values in {detail}; training stopped "
-                         f"before the update (try a lower --lr or --init-std)")
+                         f"before the update (try a lower ", Opt("lr"), " or ", Opt("init_std"), ")")
 
 
 class NonFiniteWatch:
@@ -50,7 +50,8 @@ class NonFiniteWatch:
             return
         bad = [name for k, name in enumerate(self.names) if bits >> k & 1]
         raise NonFiniteError(f"step {step} (epoch {epoch}): non-finite values in {', '.join(bad)}; training "
-                             f"stopped at the next read of the device (try a lower --lr or --init-std)")
+                             f"stopped at the next read of the device (try a lower ", Opt("lr"), " or ",
+                             Opt("init_std"), ")")
 
 
 def check_module_finite(step: int, epoch: int, what: str, state: dict) -> None:
@@ -58,7 +59,7 @@ def check_module_finite(step: int, epoch: int, what: str, state: dict) -> None:
     for name, value in _tensors(state):
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise NonFiniteError(f"step {step} (epoch {epoch}): {what} {name} holds {_example(value)} after "
-                                 f"the update; training stopped (try a lower --lr)")
+                                 f"the update; training stopped (try a lower ", Opt("lr"), ")")
 
 
 def _tensors(state, prefix=""):

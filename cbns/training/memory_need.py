@@ -1,21 +1,21 @@
 """What a training run will allocate, estimated from its config and dataset sizes before anything
 is allocated, and refused when above the memory the machine can still give.
 
-A size option that passes its range check can still ask for terabytes (``--memory-size
-2147483647``, ``--dim 2147483647``); torch then fails deep inside its allocator, or the kernel
+A size option that passes its range check can still ask for terabytes (``memory_size
+2147483647``, ``dim 2147483647``); torch then fails deep inside its allocator, or the kernel
 kills the process. Each part below is a lower bound of what the run holds at its peak (float32):
 
 * **embedding tables**: one row of D floats per id of each tower's table (a history tower's is
-  an item table), and the item bias, times 5 with ``--sparse-updates`` (the weights, Adam's two
+  an item table), and the item bias, times 5 with ``sparse_updates`` (the weights, Adam's two
   moments, the best weights kept for the test, the normalised copy ranking reads) and 6 without
   (their dense gradient too); checkpoints and model files stream to disk, no copy in memory;
-* **tower layers**: towers that read ``--hidden-dim`` hold about 4 H (D + H) more floats, 5 times
+* **tower layers**: towers that read ``hidden_dim`` hold about 4 H (D + H) more floats, 5 times
   (weights, gradient, two moments, best weights);
 * **the bank**: CBNS keeps M vectors of D floats with their ids and log q;
 * **the step**: the logits of B rows over every candidate (``negatives_per_row + 1`` columns)
   three times (the logits, the softmax, its gradient), and the candidates beyond the batch (bank
   rows, sampled items) as vectors with their gradient, three times;
-* **streaming frequency**: two int64 arrays of ``--frequency-slots`` entries.
+* **streaming frequency**: two int64 arrays of ``frequency_slots`` entries.
 
 The message names the option behind the largest part.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cbns.errors import CbnsError, flag_name
+from cbns.errors import CbnsError, Opt
 from cbns.machine import available_memory, format_bytes
 from cbns.registry import ITEM_TOWERS, SAMPLERS, USER_TOWERS
 
@@ -91,6 +91,6 @@ def check_memory(config, num_users: int, num_items: int) -> None:
         return
     biggest = max(parts, key=lambda p: p.bytes)
     value = getattr(config, biggest.option)
-    raise CbnsError(f"{flag_name(biggest.option)} {value}: the run needs about {format_bytes(needed)} of memory "
+    raise CbnsError(Opt(biggest.option, value), f": the run needs about {format_bytes(needed)} of memory "
                     f"({biggest.what}: {format_bytes(biggest.bytes)}), but {format_bytes(free)} is available; "
-                    f"use a smaller {flag_name(biggest.option)}")
+                    f"use a smaller ", Opt(biggest.option))

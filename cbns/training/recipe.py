@@ -1,21 +1,21 @@
 """Defaults that read the data and the towers: what ``auto`` becomes for one run.
 
-``--item-side auto`` (the default), ``--sampler auto`` and ``--min-steps`` are resolved once the
+``item_side auto`` (the default), ``sampler auto`` and ``min_steps`` are resolved once the
 dataset is loaded, printed at the start of the run, and written resolved into ``config.yaml`` (so a
 resumed run, ``cbns evaluate`` and the study read the same concrete values):
 
-* ``--sampler auto`` (an alias kept for configs and scripts that name it; the default is ``cbns``):
+* ``sampler auto`` (an alias kept for configs and scripts that name it; the default is ``cbns``):
   ``cbns``. The rule it had, the full softmax (``full``) whenever the batch and the bank would hold
   as many rows as the catalogue has items (``B + M >= I``), lost on validation where it applied
   (MovieLens-100k, BENCHMARKS.md: valid Recall@20 0.3107 / 0.3162 for ``full`` against 0.3373 /
   0.3363 for CBNS at B = 2048, M = 4096 on two seeds, and 0.3337 with the bank capped at the
   catalogue), so a bank larger than the catalogue stays a bank.
-* ``--item-side auto``: ``joint`` (the paper's form) when both towers are ID tables (matrix
+* ``item_side auto``: ``joint`` (the paper's form) when both towers are ID tables (matrix
   factorisation), ``split`` otherwise. Measured on validation (BENCHMARKS.md): with ID towers and
   the learned bias joint leads split on Gowalla on both seeds; with an MLP item tower joint
   collapses; with a GRU user tower over ID items it falls behind (Beauty valid HR@20 0.1194
   against 0.1313).
-* ``--min-steps S``: training lasts at least S optimizer steps (``epochs`` grows to
+* ``min_steps S``: training lasts at least S optimizer steps (``epochs`` grows to
   ``ceil(S / steps per epoch)`` when an epoch is short), and the learning-rate schedule decays
   over that length: a dataset of a few thousand rows gets as many updates as a large one, not 10
   epochs of a handful of steps. Early stopping on validation still ends a run that stops improving.
@@ -61,7 +61,7 @@ def resolve(config, num_items: int, num_train: int, item_tower=None, user_tower=
         if epochs != config.epochs:
             changes["epochs"] = epochs
             notes.append(f"epochs {epochs}: at least {config.min_steps:,} steps of {per_epoch:,} per epoch "
-                         f"(--epochs {config.epochs} would give {config.epochs * per_epoch:,})")
+                         f"(epochs {config.epochs} would give {config.epochs * per_epoch:,})")
     if not changes:
         return config, notes
     return dataclasses.replace(config, **changes).validate(), notes

@@ -1,7 +1,9 @@
 """A stop asked for by a signal (SIGINT, SIGTERM), carried out at the next step boundary: the
 checkpoint written there resumes exactly and no step is lost.
 
-The command line's handler (:mod:`cbns.cli.signals`) calls :func:`ask`. While a training run is
+Nothing here is active unless a caller opts in: the command line installs :func:`handle` for the
+whole command (:mod:`cbns.cli.signals`); a Python caller wraps its run in :func:`graceful_stop`,
+which installs it and puts the previous handlers back on exit. The handler calls :func:`ask`. While a training run is
 in its epochs (:class:`StopAtStepEnd` armed), the stop is recorded and the run checkpoints after
 the step in progress (or, during a validation, after the epoch's own checkpoint), then raises
 :class:`cbns.errors.Interrupted`. Anywhere else (loading, choosing the prior, the test, writing
@@ -10,10 +12,41 @@ disk is then the point a resume starts from. A second signal never waits.
 """
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from cbns.errors import Interrupted
 from cbns.training.callbacks.base import Callback
 
 _state = {"armed": False, "pending": None}
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def handle(signum: int, frame=None) -> None:
+    """The signal handler: a stop at the next step boundary, or :class:`Interrupted` now."""
+    if not ask(signum):
+        raise Interrupted(signum)
+
+
+@contextmanager
+def graceful_stop() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM stop a training run after the step in progress, with
+    a checkpoint, and raise :class:`cbns.errors.Interrupted` (anywhere else: at once). The
+    previous handlers are put back on exit. Main thread only (Python's signal rule)::
+
+        with graceful_stop():
+            cbns.train(config, "runs/a")
+    """
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    for signum in SIGNALS:
+        signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        arm(False)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def ask(signum: int) -> bool:

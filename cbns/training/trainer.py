@@ -382,7 +382,7 @@ class Trainer:
     def _sweep_priors(self, betas: list[float]) -> dict[float, dict[str, float]]:
         """Validation metrics under each prior of ``betas`` from one score product per user chunk
         (:func:`cbns.evaluation.ranking.full_ranking_columns`), in a single process with exact
-        ranking of up to :data:`cbns.evaluation.topk.ITEM_BLOCK` items; ``{}`` elsewhere (the caller
+        ranking of up to :data:`cbns.ranking.topk.ITEM_BLOCK` items; ``{}`` elsewhere (the caller
         then evaluates one prior at a time). The model is left with no prior."""
         cfg = self.config
         if not betas or self.ctx.distributed or cfg.eval_index != "exact" or self.data.num_items > ITEM_BLOCK:

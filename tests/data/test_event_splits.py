@@ -53,13 +53,13 @@ def test_random_split_holds_out_a_fifth_of_each_users_distinct_items():
 
 
 def test_presplit_sources_refuse_time_splits(tmp_path):
-    with pytest.raises(CbnsError, match="--split loo: gowalla comes with its own test split"):
+    with pytest.raises(CbnsError, match="option split=loo: gowalla comes with its own test split"):
         load_dataset("gowalla", split="loo")
     (tmp_path / "s.txt").write_text("1 1 2 3\n")
-    with pytest.raises(CbnsError, match="--split temporal: .*no global clock"):
+    with pytest.raises(CbnsError, match="option split=temporal: .*no global clock"):
         load_dataset(str(tmp_path / "s.txt"), split="temporal")
     pd.DataFrame({"user": [1], "item": [2]}).to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(CbnsError, match="has no .timestamp. column; name the column of event times with --time-column"):
+    with pytest.raises(CbnsError, match="has no .timestamp. column; name the column of event times with time_column"):
         load_dataset(str(tmp_path / "t.csv"), split="loo")
 
 
@@ -86,7 +86,7 @@ def test_feature_file_categorical_multi_missing_and_errors(tmp_path):
     assert year.codes[:, 0].tolist() == [1, 1, 0]
     only = read_feature_file(path, "item", ["tags"], None, 2)   # ids coincide with the keys: none match
     assert only.names() == ["item:tags"] and only.columns[0].codes.sum() == 0
-    with pytest.raises(CbnsError, match=r"--item-feature-columns: column\(s\) nope not in"):
+    with pytest.raises(CbnsError, match=r"option item_feature_columns: column\(s\) nope not in"):
         read_feature_file(path, "item", ["nope"], None, 2)
     path.write_text("item,genre\na,x\na,y\n")
     with pytest.raises(CbnsError, match=r"items.csv:3: item 'a' appears twice"):

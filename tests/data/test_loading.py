@@ -39,7 +39,7 @@ def test_malformed_lightgcn_files_name_file_and_line(tmp_path, train, test, mess
 
 
 def test_missing_path_and_unknown_suffix(tmp_path):
-    with pytest.raises(CbnsError, match="--data .*nope: no such file or directory"):
+    with pytest.raises(CbnsError, match="option data=.*nope: no such file or directory"):
         load_dataset(str(tmp_path / "nope"))
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(CbnsError, match="unknown dataset file type '.json'"):
@@ -112,7 +112,7 @@ def test_bundled_gowalla_matches_published_statistics():
 
 def test_a_directory_where_a_file_belongs_says_so(tmp_path):
     (tmp_path / "log.csv").mkdir()
-    with pytest.raises(CbnsError, match=r"--data .*log.csv: is a directory, not a .csv file"):
+    with pytest.raises(CbnsError, match=r"option data=.*log.csv: is a directory, not a .csv file"):
         load_dataset(str(tmp_path / "log.csv"))
     lightgcn = tmp_path / "lg"
     (lightgcn / "train.txt").mkdir(parents=True)
@@ -122,5 +122,5 @@ def test_a_directory_where_a_file_belongs_says_so(tmp_path):
     from cbns.data.readers.feature_files import read_feature_file
 
     (tmp_path / "users.csv").mkdir()
-    with pytest.raises(CbnsError, match=r"--user-features .*users.csv: is a directory, not a file"):
+    with pytest.raises(CbnsError, match=r"option user_features=.*users.csv: is a directory, not a file"):
         read_feature_file(tmp_path / "users.csv", "user", [], None, 3)

@@ -52,7 +52,7 @@ def test_without_min_rating_every_row_is_a_positive_and_the_summary_says_so(tmp_
     frame = ratings_frame()
     data = load_dataset(str(write(frame, tmp_path / "r.csv")))
     assert len(data.train) + len(data.test) == len(frame)
-    assert "ratings 1 to 5 and no --min-rating: every row is a positive" in data.summary()
+    assert "ratings 1 to 5 and no min_rating: every row is a positive" in data.summary()
 
 
 def test_min_rating_with_a_time_split_and_fractional_threshold(tmp_path):
@@ -89,7 +89,7 @@ def test_renamed_columns_load_with_the_mapping_options(tmp_path):
     path = write(frame, tmp_path / "renamed.csv")
     with pytest.raises(CbnsError, match=r"renamed.csv:1: missing column\(s\) user, item; found 'customer', "
                                         r"'product', 'stars', 'when'; say which column holds them with "
-                                        r"--user-column / --item-column"):
+                                        r"user_column / item_column"):
         load_dataset(str(path))
     read = ReadOptions(user_column="customer", item_column="PRODUCT", rating_column="stars", time_column="when",
                        min_rating=3)
@@ -104,10 +104,10 @@ def test_renamed_columns_load_with_the_mapping_options(tmp_path):
 
 
 @pytest.mark.parametrize("read,message", [
-    (ReadOptions(rating_column="score"), r"r.csv:1: no column 'score' \(--rating-column\); found 'user', 'item'"),
-    (ReadOptions(time_column="ts"), r"r.csv:1: no column 'ts' \(--time-column\)"),
-    (ReadOptions(min_rating=4), r"--min-rating 4: .*r.csv has no 'rating' column; name the column of ratings with "
-                                r"--rating-column"),
+    (ReadOptions(rating_column="score"), r"r.csv:1: no column 'score' \(rating_column\); found 'user', 'item'"),
+    (ReadOptions(time_column="ts"), r"r.csv:1: no column 'ts' \(time_column\)"),
+    (ReadOptions(min_rating=4), r"option min_rating=4: .*r.csv has no 'rating' column; name the column of ratings with "
+                                r"rating_column"),
 ])
 def test_column_options_naming_what_is_not_there(tmp_path, read, message):
     path = tmp_path / "r.csv"
@@ -117,29 +117,29 @@ def test_column_options_naming_what_is_not_there(tmp_path, read, message):
 
 
 def test_inconsistent_column_options_are_refused():
-    with pytest.raises(CbnsError, match="--item-column user: the same column as --user-column"):
+    with pytest.raises(CbnsError, match="option item_column=user: the same column as user_column"):
         ReadOptions(item_column=" USER ")
-    with pytest.raises(CbnsError, match="--rating-column item: that column holds the items"):
+    with pytest.raises(CbnsError, match="option rating_column=item: that column holds the items"):
         ReadOptions(rating_column="item")
-    with pytest.raises(CbnsError, match="--time-column rating: the same column as --rating-column"):
+    with pytest.raises(CbnsError, match="option time_column=rating: the same column as rating_column"):
         ReadOptions(time_column="rating")
     assert ReadOptions(user_column="timestamp", time_column="ts").role_of("timestamp") == "user"
 
 
 def test_a_threshold_above_every_rating_is_an_error_not_an_empty_dataset(tmp_path):
     path = write(ratings_frame(), tmp_path / "r.csv")
-    with pytest.raises(CbnsError, match=r"--min-rating 6: no row of .*r.csv is rated that high \(its ratings run "
+    with pytest.raises(CbnsError, match=r"option min_rating=6: no row of .*r.csv is rated that high \(its ratings run "
                                         r"from 1 to 5\)"):
         load_dataset(str(path), read=ReadOptions(min_rating=6))
 
 
 def test_sources_without_ratings_or_columns_refuse_the_options(tmp_path, gowalla_slice):
-    with pytest.raises(CbnsError, match=r"--min-rating 4: the bundled gowalla .* has no ratings; drop the flag"):
+    with pytest.raises(CbnsError, match=r"option min_rating=4: the bundled gowalla .* has no ratings; drop the option"):
         load_dataset("gowalla", read=ReadOptions(min_rating=4))
-    with pytest.raises(CbnsError, match=r"--user-column u: .*\(LightGCN text\) has no named columns"):
+    with pytest.raises(CbnsError, match=r"option user_column=u: .*\(LightGCN text\) has no named columns"):
         load_dataset(str(gowalla_slice), read=ReadOptions(user_column="u"))
     (tmp_path / "s.txt").write_text("1 1 2 3\n")
-    with pytest.raises(CbnsError, match=r"--min-rating 2: .*s.txt \(a sequence file\) has no ratings"):
+    with pytest.raises(CbnsError, match=r"option min_rating=2: .*s.txt \(a sequence file\) has no ratings"):
         load_dataset(str(tmp_path / "s.txt"), split="loo", read=ReadOptions(min_rating=2))
 
 
@@ -153,7 +153,7 @@ def test_min_rating_in_yaml_and_flags_is_off_or_a_number(tmp_path):
     cfg.write_text("min_rating: high\n")
     with pytest.raises(CbnsError, match=r"c.yaml:1: option min_rating must be off or a number, got 'high'"):
         build_config(load_yaml(cfg), {})
-    with pytest.raises(CbnsError, match=r"--min-rating: must be off or a number, got 'inf'"):
+    with pytest.raises(CbnsError, match=r"option min_rating: must be off or a number, got 'inf'"):
         TrainConfig(min_rating="inf").validate()
 
 
@@ -164,7 +164,7 @@ def test_ml100k_min_rating_counts_match_the_grouplens_file():
     assert data.rows.below_rating == int((raw.r < 4).sum()) and data.rows.kept == int((raw.r >= 4).sum())
     assert len(data.train) + len(data.valid) + len(data.test) == int((raw.r >= 4).sum())
     assert data.num_users == raw[raw.r >= 4].u.nunique() and data.num_items == raw[raw.r >= 4].i.nunique()
-    with pytest.raises(CbnsError, match=r"--item-column movie: .*\(MovieLens-100k\) has no named columns"):
+    with pytest.raises(CbnsError, match=r"option item_column=movie: .*\(MovieLens-100k\) has no named columns"):
         load_dataset(str(SHARED_DATA / "ml-100k"), read=ReadOptions(item_column="movie"))
 
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cbns.api import assemble
+from cbns.cli.process_settings import rank_threads
 from cbns.config import TrainConfig
 from cbns.data.interactions import Interactions
 from cbns.distributed import all_gather_rows, gather_rows_with_grad, init_distributed, shard_batches, split_sizes
@@ -228,7 +229,9 @@ def test_single_process_is_a_no_op():
     assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.distributed) == (0, 1, True, False)
     x = torch.randn(3, 2, requires_grad=True)
     assert gather_rows_with_grad(x, row_counts(3), 0) is x and all_gather_rows(x, [3], 0) is x
-    assert ctx.sum([1.5, 2]) == [1.5, 2.0] and ctx.threads(0) == 0 and ctx.threads(3) == 3
+    assert ctx.sum([1.5, 2]) == [1.5, 2.0] and rank_threads(0, {}) == 0 and rank_threads(3, {}) == 3
+    cores = len(os.sched_getaffinity(0))
+    assert rank_threads(0, {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}) == max(1, cores // 2)
 
 
 @pytest.mark.parametrize("argv,env,message", [

@@ -111,7 +111,7 @@ def test_study_cells_take_the_tower_options_of_their_towers_label(tmp_path, sequ
         assert metrics["towers"]["user"] == user_tower and metrics["split"] == "loo"
 
     spec_file.write_text(spec_file.read_text().replace("user_tower: gru", "user_tower: transformer"))
-    with pytest.raises(CbnsError, match=r"cell seq/gru/inbatch: --user-tower: must be one of id, pooled, gru, "
+    with pytest.raises(CbnsError, match=r"cell seq/gru/inbatch: user_tower: must be one of id, pooled, gru, "
                                         r"features, got 'transformer'"):
         expand(load_spec(str(spec_file)))
 

@@ -19,6 +19,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from cbns.cli import build_parser
+from cbns.cli.options import flag_name
 from cbns.cli.train_cmd import config_from_args
 from cbns.config import TrainConfig, build_config, load_yaml
 from cbns.errors import CbnsError
@@ -240,11 +241,13 @@ def test_config_errors_name_file_and_line(tmp_path, text, message):
 def test_flag_beats_file_so_the_error_names_the_flag(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("batch_size: 0\n")
-    with pytest.raises(CbnsError, match=r"^--batch-size: must be >= 1, got -3$"):
+    with pytest.raises(CbnsError, match=r"^option batch_size: must be >= 1, got -3$") as caught:
         build_config(load_yaml(path), {"batch_size": -3})
+    assert caught.value.render(flag=flag_name) == "--batch-size: must be >= 1, got -3"
     assert build_config(load_yaml(path), {"batch_size": 64}).batch_size == 64
 
 
 def test_config_from_python_with_a_wrong_type_is_a_cbns_error():
-    with pytest.raises(CbnsError, match="--batch-size: option batch_size must be int, got 'big'"):
+    with pytest.raises(CbnsError, match="^option batch_size must be int, got 'big'$") as caught:
         TrainConfig(batch_size="big").validate()
+    assert caught.value.render(flag=flag_name) == "--batch-size: option batch_size must be int, got 'big'"

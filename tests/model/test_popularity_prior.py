@@ -18,7 +18,7 @@ def test_parse_and_validate():
     assert parse_prior("auto") is None and parse_prior("off") == 0.0 and parse_prior("0.25") == 0.25
     assert parse_prior("100") == 100.0
     for bad in ("-1", "nan", "often", "1e100", "100.5", "inf"):
-        with pytest.raises(OptionError, match=r"--popularity-prior: must be auto, off or a number in \[0, 100\]"):
+        with pytest.raises(OptionError, match=r"option popularity_prior: must be auto, off or a number in \[0, 100\]"):
             TrainConfig(popularity_prior=bad).validate()
     assert check_option("popularity_prior", 0.3, "f.yaml:2") == "0.3"  # a YAML number is accepted
     assert build_config({"popularity_prior": "0.3"}, {}).popularity_prior == "0.3"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from cbns.cli.options import flag_name
 from cbns.errors import CbnsError
 from cbns.ranking.filtered_search import index_top_k
 from cbns.ranking.index_spec import IndexSpec
@@ -41,19 +42,24 @@ def test_exact_top_k_hand_example_with_exclusion_and_padding():
     np.testing.assert_allclose(scores, [[0, -1, -np.inf], [0, -np.inf, -np.inf]])
 
 
-@pytest.mark.parametrize("spec, message", [
-    (IndexSpec("annoy"), "--kind: must be one of flat, ivf, hnsw, got 'annoy'"),
-    (IndexSpec("flat", nlist=4), "--nlist: applies to --kind ivf only, got --kind flat with --nlist 4"),
-    (IndexSpec("ivf", m=8), "--m: applies to --kind hnsw only, got --kind ivf with --m 8"),
-    (IndexSpec("ivf", nprobe=0), "--nprobe: must be >= 1, got 0"),
-    (IndexSpec("ivf", nlist=101), "--nlist: must be <= the number of items (100), got 101"),
-    (IndexSpec("ivf", nlist=10, nprobe=11), "--nprobe: must be <= --nlist (10), got 11"),
-    (IndexSpec("hnsw", ef_search=-3), "--ef-search: must be >= 1, got -3"),
+@pytest.mark.parametrize("spec, message, flags", [
+    (IndexSpec("annoy"), "option kind: must be one of flat, ivf, hnsw, got 'annoy'",
+     "--kind: must be one of flat, ivf, hnsw, got 'annoy'"),
+    (IndexSpec("flat", nlist=4), "option nlist: applies to kind=ivf only, got kind=flat with nlist=4",
+     "--nlist: applies to --kind ivf only, got --kind flat with --nlist 4"),
+    (IndexSpec("ivf", m=8), "option m: applies to kind=hnsw only, got kind=ivf with m=8",
+     "--m: applies to --kind hnsw only, got --kind ivf with --m 8"),
+    (IndexSpec("ivf", nprobe=0), "option nprobe: must be >= 1, got 0", "--nprobe: must be >= 1, got 0"),
+    (IndexSpec("ivf", nlist=101), "option nlist: must be <= the number of items (100), got 101",
+     "--nlist: must be <= the number of items (100), got 101"),
+    (IndexSpec("ivf", nlist=10, nprobe=11), "option nprobe: must be <= nlist (10), got 11",
+     "--nprobe: must be <= --nlist (10), got 11"),
+    (IndexSpec("hnsw", ef_search=-3), "option ef_search: must be >= 1, got -3", "--ef-search: must be >= 1, got -3"),
 ])
-def test_index_spec_errors_name_the_flag_and_value(spec, message):
+def test_index_spec_errors_name_the_option_and_value(spec, message, flags):
     with pytest.raises(CbnsError) as info:
         spec.resolve(100)
-    assert str(info.value) == message
+    assert str(info.value) == message and info.value.render(flag=flag_name) == flags
 
 
 def test_index_spec_defaults():

@@ -247,7 +247,7 @@ def test_not_enough_disk_space_is_reported_before_training(tmp_path, gowalla_sli
 
     monkeypatch.setattr(disk_space.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
     started = []
-    with pytest.raises(CbnsError, match=r"--out .*run: 4.0 KB free on its filesystem, but checkpoints and "
+    with pytest.raises(CbnsError, match=r"option out=.*run: 4.0 KB free on its filesystem, but checkpoints and "
                                         r"outputs need about [\d.]+ MB"):
         train(small_config(gowalla_slice), tmp_path / "run", progress=False, verbose=False,
               callbacks=[type("Spy", (Callback,), {"on_step_end": lambda self, t: started.append(1)})()])

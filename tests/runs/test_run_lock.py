@@ -55,7 +55,7 @@ def test_the_lock_is_released_when_its_holder_is_killed(tmp_path):
                                str(out)], cwd=REPO, env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
-        with pytest.raises(CbnsError, match=rf"--out {out}: another cbns run \(pid {holder.pid}\)"), RunLock(out):
+        with pytest.raises(CbnsError, match=rf"option out={out}: another cbns run \(pid {holder.pid}\)"), RunLock(out):
             pass
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)

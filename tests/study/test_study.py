@@ -29,7 +29,7 @@ def spec_dict(**sections):
     ({"sections": {"a": {"batch_size": [2]}}}, "x.yaml: sections.a: unknown key 'batch_size'"),
     ({"base": {"memory_sizee": 3}, "sections": {"a": {}}}, "x.yaml: base: unknown option 'memory_sizee'"),
     ({"sections": {"a": {"vary": {"lr": "high"}}}}, "x.yaml: sections.a.vary.lr: expected a non-empty list"),
-    ({"sections": {"a": {"options": {"lr": -1.0}}}}, "x.yaml: sections.a: cell g/id/ib: --lr: must be > 0, got -1.0"),
+    ({"sections": {"a": {"options": {"lr": -1.0}}}}, "x.yaml: sections.a: cell g/id/ib: lr: must be > 0, got -1.0"),
     ({"sections": {}}, "x.yaml: sections: at least one section is needed"),
 ])
 def test_spec_errors_name_the_file_and_key(raw, message):

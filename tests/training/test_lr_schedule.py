@@ -23,7 +23,7 @@ def test_factors_by_hand():
 
 
 def test_unknown_schedule_is_an_option_error():
-    with pytest.raises(OptionError, match="--lr-schedule: must be one of constant, cosine, linear"):
+    with pytest.raises(OptionError, match="option lr_schedule: must be one of constant, cosine, linear"):
         TrainConfig(lr_schedule="step").validate()
 
 

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cbns.cli import main
+from cbns.cli.options import flag_name
 from cbns.config import TrainConfig
 from cbns.errors import CbnsError
 from cbns.training import memory_need
@@ -59,6 +60,7 @@ def check_against(sampler, dim, memory, negatives, batch, free):
         check_memory(config, 1000, 2000)
         return
     biggest = max(parts, key=lambda p: p.bytes)
-    flag = "--" + biggest.option.replace("_", "-")
-    with pytest.raises(CbnsError, match=rf"^{flag} {getattr(config, biggest.option)}: the run needs about "):
+    flag, value = "--" + biggest.option.replace("_", "-"), getattr(config, biggest.option)
+    with pytest.raises(CbnsError, match=rf"^option {biggest.option}={value}: the run needs about ") as caught:
         check_memory(config, 1000, 2000)
+    assert caught.value.render(flag=flag_name).startswith(f"{flag} {value}: the run needs about ")

@@ -20,10 +20,3 @@ def load_bundled(name: str) -> Interactions:
         test = arrays["test"].astype(np.int64)
     return Interactions(name, num_users, num_items, train, test)
 
-
-def write_bundled(name: str, data: Interactions) -> Path:
-    """Store ``data`` in the bundled form (used once, to create the shipped file)."""
-    BUNDLED_DIR.mkdir(exist_ok=True)
-    out = BUNDLED_DIR / f"{name}.npz"
-    np.savez_compressed(out, train=data.train.astype(np.int32), test=data.test.astype(np.int32))
-    return out

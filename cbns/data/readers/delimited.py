@@ -30,7 +30,7 @@ from cbns.data.read_options import ReadOptions
 from cbns.data.readers.id_columns import string_ids
 from cbns.data.readers.locator import Locator
 from cbns.data.readers.number_columns import text_numbers
-from cbns.data.readers.tables import ID_ROLES, NUMBER_ROLES, Table, columns
+from cbns.data.readers.table_columns import ID_ROLES, NUMBER_ROLES, Table, columns
 from cbns.errors import CbnsError
 
 #: Bytes read (and UTF-8-checked) per step; the progress bar advances by this much.

@@ -17,7 +17,7 @@ import pandas as pd
 from cbns.data.features import FeatureTable, categorical_column, multi_column
 from cbns.data.readers.file_checks import require_file
 from cbns.data.readers.tables import TABLE_SUFFIXES
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 MULTI_SEPARATOR = "|"
 
@@ -32,10 +32,10 @@ def read_feature_file(path: str | Path, key: str, columns: Sequence[str], ids: n
         ids: ``ids[r]`` is the original id of internal id r, or ``None`` when they coincide.
     """
     path = Path(path)
-    option = f"--{key}-features {path}"
+    option = Opt(f"{key}_features", path)
     if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise CbnsError(f"{option}: unknown table format {path.suffix!r}; use .csv, .tsv or .parquet")
-    require_file(path, f"--{key}-features")
+        raise CbnsError(option, f": unknown table format {path.suffix!r}; use .csv, .tsv or .parquet")
+    require_file(path, f"{key}_features")
     try:
         if path.suffix.lower() == ".parquet":
             frame = pd.read_parquet(path)
@@ -44,14 +44,14 @@ def read_feature_file(path: str | Path, key: str, columns: Sequence[str], ids: n
                                 keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CbnsError(f"{option}: cannot parse the table: {first}") from None
+        raise CbnsError(option, f": cannot parse the table: {first}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if key not in frame.columns:
-        raise CbnsError(f"{option}: no {key!r} key column; found {', '.join(frame.columns) or 'none'}")
+        raise CbnsError(option, f": no {key!r} key column; found {', '.join(frame.columns) or 'none'}")
     wanted = list(columns) or [c for c in frame.columns if c != key]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise CbnsError(f"--{key}-feature-columns: column(s) {', '.join(missing)} not in {path}; "
+        raise CbnsError(Opt(f"{key}_feature_columns"), f": column(s) {', '.join(missing)} not in {path}; "
                         f"found {', '.join(frame.columns)}")
     keys = frame[key].astype(str).to_numpy()
     duplicated = pd.Series(keys).duplicated().to_numpy()

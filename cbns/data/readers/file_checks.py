@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 
-def require_file(path: Path, prefix: str = "") -> None:
-    """:class:`CbnsError` unless ``path`` is a file; ``prefix`` (``--user-features``) leads the message."""
+def require_file(path: Path, option: str = "") -> None:
+    """:class:`CbnsError` unless ``path`` is a file; the ``option`` that named it
+    (``user_features``) leads the message."""
     path = Path(path)
-    lead = f"{prefix} {path}" if prefix else str(path)
+    lead = Opt(option, path) if option else str(path)
     if path.is_dir():
-        raise CbnsError(f"{lead}: is a directory, not a file; give the file itself")
+        raise CbnsError(lead, ": is a directory, not a file; give the file itself")
     if not path.is_file():
-        raise CbnsError(f"{lead}: no such file")
+        raise CbnsError(lead, ": no such file")

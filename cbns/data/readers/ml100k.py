@@ -3,7 +3,7 @@
 Files (``|``-separated, Latin-1): ``u.data`` (tab-separated ``user item rating unix_time``),
 ``u.user`` (``user | age | gender | occupation | zip``), ``u.item`` (``item | title | release date
 | video release | url | 19 genre flags``). Every rating is an interaction (implicit feedback),
-unless ``min_rating`` keeps only those rated at least that (``--min-rating``).
+unless ``min_rating`` keeps only those rated at least that.
 
 User attributes: age band (the MovieLens-1M bands), gender, occupation, first character of the zip
 code. Item attributes: genres (multi-hot), release decade.
@@ -20,7 +20,7 @@ from cbns.data.features import FeatureTable, categorical_column, multi_column
 from cbns.data.readers.file_checks import require_file
 from cbns.data.readers.id_columns import remap_ids
 from cbns.data.row_rules import rating_rule
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 
 #: Upper bounds of the MovieLens-1M age bands: <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+.
 AGE_BANDS = (18, 25, 35, 45, 50, 56)
@@ -41,7 +41,7 @@ def load_ml100k(path: Path, min_rating: float | None = None) -> EventLog:
     if keep is not None:
         ratings = ratings[keep]
     if not len(ratings):
-        raise CbnsError(f"--min-rating {min_rating:g}: no rating in {path / 'u.data'} is that high "
+        raise CbnsError(Opt("min_rating", f"{min_rating:g}"), f": no rating in {path / 'u.data'} is that high "
                         f"(they run from {rows.rating_range[0]:g} to {rows.rating_range[1]:g})")
     user_codes, user_ids = remap_ids(ratings["user"].to_numpy())
     item_codes, item_ids = remap_ids(ratings["item"].to_numpy())

@@ -18,7 +18,7 @@ from cbns.data.load_progress import LoadProgress
 from cbns.data.read_options import ReadOptions
 from cbns.data.readers.id_columns import IdColumn, integer_ids, string_ids
 from cbns.data.readers.locator import Locator
-from cbns.data.readers.tables import ID_ROLES, NUMBER_ROLES, Table, columns
+from cbns.data.readers.table_columns import ID_ROLES, NUMBER_ROLES, Table, columns
 from cbns.errors import CbnsError
 
 

@@ -21,12 +21,12 @@ class Tower(nn.Module):
     out_dim: int
     #: True for towers that read a user's history from the context (see :mod:`cbns.data.history`)
     needs_history: bool = False
-    #: One line for ``--user-tower`` / ``--item-tower`` help.
+    #: One line for ``user_tower`` / ``item_tower`` help.
     summary = ""
     #: The config options this tower reads beyond ``dim`` and ``init_std``.
     options: tuple[str, ...] = ()
     #: True for a tower that is one learned vector per id and nothing else: with both towers such
-    #: tables ``--item-side auto`` trains the paper's joint form (:mod:`cbns.training.recipe`). A
+    #: tables ``item_side auto`` trains the paper's joint form (:mod:`cbns.training.recipe`). A
     #: tower of your own passed to :func:`cbns.train` may set it too (any ``nn.Module``).
     id_table: bool = False
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from cbns.data.features import FeatureTable
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, Opt
 from cbns.model.towers.base import Tower
 from cbns.model.towers.feature_encoder import FeatureEncoder
 from cbns.model.towers.mlp import mlp
@@ -32,8 +32,8 @@ class FeaturesTower(Tower):
     @classmethod
     def from_config(cls, config, side, num, num_items, features=None) -> FeaturesTower:
         if features is None or not len(features):
-            raise CbnsError(f"--{side}-tower features: the dataset has no {side} attributes; give a table "
-                            f"with --{side}-features FILE (or use a dataset that has them)")
+            raise CbnsError(Opt(f"{side}_tower", "features"), f": the dataset has no {side} attributes; give a "
+                            f"table with ", Opt(f"{side}_features", "FILE"), " (or use a dataset that has them)")
         return cls(num, config.dim, features, config.hidden_dim, config.dropout, config.init_std)
 
     def __init__(self, num: int, dim: int, table: FeatureTable, hidden: int = 128, dropout: float = 0.0,

@@ -16,7 +16,7 @@ class IdTower(Tower):
     """``f(id) = E[id]`` with ``E`` a ``[num, D]`` embedding table, initialised N(0, init_std^2)."""
 
     summary = "one learned vector per id"
-    #: An ID table: what ``--item-side auto`` trains with the joint side (cbns.training.recipe).
+    #: An ID table: what ``item_side auto`` trains with the joint side (cbns.training.recipe).
     id_table = True
 
     @classmethod

@@ -4,7 +4,9 @@ The parent validates the configuration, the output directory and the dataset, wr
 configuration to a temporary YAML file and runs
 ``python -m torch.distributed.run --standalone --nproc-per-node N -m cbns train --config FILE ...``
 (a free local port, one machine), which is what ``torchrun`` does; every child then trains as a
-rank of :class:`cbns.training.trainer.Trainer`. The children import the same ``cbns`` as the parent.
+rank of :class:`cbns.training.trainer.Trainer`, its torch threads set from ``--threads`` or, when
+not given, this machine's cores divided among the ranks (:mod:`cbns.cli.process_settings`). The
+children import the same ``cbns`` as the parent.
 """
 from __future__ import annotations
 
