@@ -1,12 +1,11 @@
 """The training loop: shuffled epochs of optimizer steps, validation after an epoch, callbacks.
 
-One step (:meth:`Trainer.step`), the same code in one process and on W ranks (``ctx``; the
-collectives are no-ops in one process): encode the batch through the pair encoder (in DDP on
-several ranks); the objective gathers every rank's positives, scores this rank's rows against the
-global batch and its negatives, and updates its own state (the CBNS bank); the loss, scaled by
-``W n_r / b`` so that DDP's average of the ranks' gradients is that of the global mean over the b
-rows; backward (the tables' row-sparse gradients averaged apart) and one optimizer step at the
-scheduled rate. docs/architecture.md, "One step", names the module of each part.
+One step (:meth:`Trainer.step`; the same code in one process and on W ranks, where the collectives
+are no-ops in one process): encode the batch through the pair encoder (DDP on several ranks); the
+objective gathers every rank's positives, scores this rank's rows against the global batch and its
+negatives, and updates its own state (the CBNS bank); the loss, scaled by ``W n_r / b`` so that
+DDP's average of the ranks' gradients is that of the global mean over the b rows; backward and one
+optimizer step at the scheduled rate. docs/architecture.md, "One step", names each part's module.
 """
 from __future__ import annotations
 
@@ -211,9 +210,7 @@ class Trainer:
     def settle(self) -> None:
         """Bring the tables' rows up to the current step before they are read whole (evaluation, the best
         weights, export): :meth:`cbns.training.row_adam.RowAdam.settle`; a no-op for dense Adam."""
-        settle = getattr(self.optimizer, "settle", None)
-        if settle is not None:
-            settle()
+        getattr(self.optimizer, "settle", lambda: None)()
 
     def fit(self, evaluator: Evaluator | None = None) -> FitState:
         """Train from :attr:`state` until the last epoch or until a callback marks the run done, validating
