@@ -23,6 +23,7 @@ from cbns.api import assemble
 from cbns.cli.process_settings import set_threads, tune_allocator
 from cbns.config import TrainConfig, check_option
 from cbns.data.loading import load_data
+from cbns.evaluation.evaluator import Evaluator
 from cbns.training.trainer import Trainer
 
 
@@ -57,8 +58,9 @@ def main(argv=None) -> int:
                 trainer.step(batch)
             times[label].append((time.perf_counter() - start) / args.steps)
     first = next(iter(trainers))
+    evaluator = Evaluator(trainers[first].config, data, settle=trainers[first].settle)
     start = time.perf_counter()
-    trainers[first].evaluate("valid")
+    evaluator.evaluate(trainers[first].model, "valid")
     eval_seconds = time.perf_counter() - start
     rows = {}
     base = statistics.median(times[first])

@@ -80,6 +80,7 @@ def child(args) -> dict:
     from cbns.cli.process_settings import set_threads
     from cbns.config import TrainConfig
     from cbns.data.loading import load_data
+    from cbns.evaluation.evaluator import Evaluator
     from cbns.training.recipe import resolve
     from cbns.training.trainer import Trainer
 
@@ -103,8 +104,9 @@ def child(args) -> dict:
     for _ in range(args.warmup):
         step()
     times = [cpu_ms(step) for _ in range(args.steps)]
-    eval_ms = cpu_ms(lambda: trainer.evaluate("valid"))
-    evaluated = len(trainer.eval_sample["valid"]) if trainer.eval_sample["valid"] is not None else \
+    evaluator = Evaluator(config, data, settle=trainer.settle)
+    eval_ms = cpu_ms(lambda: evaluator.evaluate(trainer.model, "valid"))
+    evaluated = len(evaluator.users["valid"]) if evaluator.users["valid"] is not None else \
         int((np.diff(data.matrix("valid").indptr) > 0).sum())
     optimizer_state = trainer.optimizer.state_dict()
 

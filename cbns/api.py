@@ -16,9 +16,12 @@ from cbns.data.interactions import Interactions
 from cbns.data.loading import load_data
 from cbns.distributed.context import DistContext, init_distributed
 from cbns.errors import CbnsError, NonFiniteError, Opt
+from cbns.evaluation.evaluator import Evaluator
+from cbns.evaluation.prior_selection import select_prior, set_prior
 from cbns.evaluation.ranking import evaluate_split
 from cbns.machine import peak_memory, reset_peak_memory, resolve_device
 from cbns.model.build import build_model
+from cbns.model.popularity_prior import parse_prior
 from cbns.model.two_tower import TwoTower
 from cbns.objective.build import build_objective
 from cbns.runs.checkpoint import checkpoint_files, peek, read_latest
@@ -30,11 +33,13 @@ from cbns.runs.run_lock import RunLock
 from cbns.training.callbacks.base import Callback
 from cbns.training.callbacks.checkpointer import Checkpointer
 from cbns.training.callbacks.drift import drift_callback, save_drift
+from cbns.training.callbacks.early_stopping import EarlyStopping
 from cbns.training.memory_need import check_memory
 from cbns.training.recipe import resolve as resolve_recipe
 from cbns.training.result import TrainResult
 from cbns.training.stop_request import StopAtStepEnd
 from cbns.training.trainer import Trainer
+from cbns.training.training_state import load_training_state
 
 
 def train(config: TrainConfig | None = None, out: str | Path | None = None, progress: bool = True,
@@ -139,7 +144,8 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         check_memory(config, data.num_users, data.num_items)
     model, objective = assemble(config, data, parts, ctx)
     contexts = history_context(config, data, model)
-    callbacks = list(callbacks)
+    stopping = [EarlyStopping(config.ks[0], config.patience)] if len(data.valid) else []
+    callbacks = [*stopping, *callbacks]  # early stopping first: the other callbacks see its decision
     drift = drift_callback(config, data.num_items)
     if drift is not None:
         callbacks.append(drift)
@@ -150,6 +156,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         callbacks += [checkpointer, StopAtStepEnd(checkpointer)]
     trainer = Trainer(config, data, model, objective, progress=progress, verbose=verbose, callbacks=callbacks,
                       contexts=contexts, ctx=ctx)
+    evaluator = Evaluator(config, data, contexts, ctx, settle=trainer.settle)
     reset_peak_memory(trainer.device)
     if checkpointer is not None:
         if resume:  # the saved config is resolved: the decisions are the first part's, from its checkpoint
@@ -161,9 +168,14 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     for line in recipe:
         _say(verbose and ctx.is_main, f"recipe: {line}")
     try:
-        result = trainer.fit()
+        set_prior(model, data, config, parse_prior(config.popularity_prior) or 0.0)  # auto: none until chosen
+        state = trainer.fit(evaluator)  # ends with the best weights restored
     except NonFiniteError as exc:
         raise NonFiniteError(*exc.parts, "; ", *_last_good(out_dir)) from None
+    prior, valid = select_prior(model, data, config, evaluator, state.best_valid(), verbose and ctx.is_main)
+    test = evaluator.evaluate(model, "test")
+    trainer.to_cpu()
+    result = TrainResult.of(state, valid, test, prior, evaluator.summary())
     if out_dir is not None:
         if drift is not None:
             save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
@@ -201,7 +213,7 @@ def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict
     for problem in problems:
         print(f"cbns: warning: {problem}; using {path.name} instead", file=sys.stderr)
     check_same_run(path, payload, config, fingerprint)
-    trainer.load_state_dict(payload)
+    load_training_state(trainer, payload)
     s = trainer.state
     where = "training done, testing" if s.done else f"epoch {s.epoch + 1}, batch {s.batch}"
     _say(verbose, f"resuming {run} from {path.name}: step {trainer.global_step} ({where})")

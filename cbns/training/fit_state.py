@@ -9,7 +9,8 @@ import torch
 
 @dataclass
 class FitState:
-    """The bookkeeping of :meth:`cbns.training.trainer.Trainer.fit`, kept as plain values and tensors.
+    """The bookkeeping of :meth:`cbns.training.trainer.Trainer.fit` and its early stopping
+    (:class:`cbns.training.callbacks.early_stopping.EarlyStopping`), as plain values and tensors.
 
     Data order: epoch ``e`` trains on ``torch.randperm(N, generator=shuffle)`` drawn from the
     shuffle generator's state ``order``; ``batch`` counts the batches of that permutation already
@@ -50,6 +51,12 @@ class FitState:
         """Reset the per-epoch sums; ``order`` is the shuffle state for the next permutation."""
         self.order, self.batch, self.loss_sum, self.examples, self.seconds = order, 0, 0.0, 0, 0.0
         self.phases = {}
+
+    def best_valid(self) -> dict[str, float]:
+        """The validation metrics of the best epoch (``{}`` when none was validated)."""
+        if self.best_state is None:
+            return {}
+        return next(h["valid"] for h in self.history if h["epoch"] == self.best_epoch)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -20,3 +20,13 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     if schedule == "linear":
         return 1.0 - progress
     raise ValueError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+
+
+def apply_lr(optimizer, schedule: str, step: int, total_steps: int, lr: float) -> None:
+    """Set every parameter group of ``optimizer`` to its starting rate (``base_lr``; ``lr`` in a
+    checkpoint from before it) times :func:`lr_factor`; nothing for ``constant``."""
+    if schedule == "constant":
+        return
+    factor = lr_factor(schedule, step, total_steps)
+    for group in optimizer.param_groups:  # both optimizers', each from its own starting rate
+        group["lr"] = group.get("base_lr", lr) * factor

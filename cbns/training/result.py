@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cbns.training.fit_state import FitState
 from cbns.training.phase_timer import PHASES
 
 
@@ -17,8 +18,17 @@ class TrainResult:
     train_seconds: float
     history: list[dict] = field(default_factory=list)
     popularity_prior: dict = field(default_factory=dict)
-    #: how validation and the test ranked and over how many users (:meth:`Trainer.evaluation_summary`)
+    #: how validation and the test ranked and over how many users (:meth:`cbns.evaluation.evaluator.Evaluator.summary`)
     evaluation: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: FitState, valid: dict[str, float], test: dict[str, float], popularity_prior: dict,
+           evaluation: dict) -> TrainResult:
+        """The result of a finished :class:`FitState`: the best epoch (the last one when none was
+        validated), the epochs run, the training seconds and the history, with the rest as given."""
+        best_epoch = state.best_epoch if state.best_state is not None else state.epoch
+        return cls(valid, test, best_epoch, state.epoch, state.train_seconds, state.history, popularity_prior,
+                   evaluation)
 
     @property
     def seconds_per_epoch(self) -> float:

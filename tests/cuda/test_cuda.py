@@ -13,6 +13,7 @@ import cbns
 from cbns.api import assemble
 from cbns.data.interactions import Interactions
 from cbns.training.trainer import Trainer
+from cbns.training.training_state import load_training_state, training_state
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -83,9 +84,9 @@ def test_resume_on_the_device_is_exact():
     batches = [a.train_pairs[torch.randperm(len(a.train_pairs), device="cuda")[:32]] for _ in range(8)]
     for batch in batches[:4]:
         a.step(batch)
-    state = {k: v for k, v in a.state_dict().items()}
+    state = {k: v for k, v in training_state(a).items()}
     b = Trainer(config, data, *assemble(config, data), progress=False, verbose=False)
-    b.load_state_dict(state)
+    load_training_state(b, state)
     for batch in batches[4:]:
         assert torch.equal(a.step(batch), b.step(batch))
     for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):

@@ -178,6 +178,7 @@ def test_dense_parameters_keep_adam_and_both_states_round_trip():
     """An MLP tower's layers go to fused Adam, its tables to RowAdam; 3 steps, save, load into a
     fresh trainer, 2 more steps equal 5 steps straight."""
     from cbns.training.trainer import Trainer
+    from cbns.training.training_state import load_training_state, training_state
 
     def fresh():
         cfg, data, model, objective = tiny(True, user_tower="gru")
@@ -201,10 +202,10 @@ def test_dense_parameters_keep_adam_and_both_states_round_trip():
     run(straight, range(5))
     first, _ = fresh()
     run(first, range(3))
-    state = first.state_dict()
+    state = training_state(first)
     assert set(state["optimizer"]) == {"dense", "sparse"}
     second, _ = fresh()
-    second.load_state_dict(state)
+    load_training_state(second, state)
     run(second, range(3, 5))
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, second.model.state_dict()[name]), name

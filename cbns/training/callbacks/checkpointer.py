@@ -6,10 +6,12 @@ from pathlib import Path
 from cbns.runs.checkpoint import write_checkpoint
 from cbns.training.callbacks.base import Callback
 from cbns.training.guards import check_module_finite
+from cbns.training.training_state import training_state
 
 
 class Checkpointer(Callback):
-    """Saves :meth:`Trainer.state_dict` plus ``meta`` (config, dataset fingerprint) to ``run_dir``.
+    """Saves the training state (:func:`cbns.training.training_state.training_state`) plus ``meta``
+    (config, dataset fingerprint) to ``run_dir``.
 
     ``every`` > 0: also mid-epoch, once ``every`` optimizer steps have passed since the last
     checkpoint (an epoch end's, or the one a resumed run started from), so at most ``every`` steps
@@ -34,7 +36,7 @@ class Checkpointer(Callback):
         self.save(trainer)
 
     def save(self, trainer) -> Path:
-        state = trainer.state_dict()
+        state = training_state(trainer)
         step, epoch = trainer.global_step, trainer.state.epoch + (0 if trainer.state.batch == 0 else 1)
         check_module_finite(step, epoch, "weight", state["model"])
         check_module_finite(step, epoch, "optimizer state", state["optimizer"])
