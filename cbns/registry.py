@@ -3,13 +3,14 @@
 A registry is filled by the modules that define the implementations, one decorator each::
 
     @SAMPLERS.register("cbns")
-    class CrossBatchSampler(NegativeSampler): ...
+    class CrossBatch(SamplerSpec): ...
 
 and read by name (``SAMPLERS.get("cbns")``, ``SAMPLERS.names()``). This module imports no
-implementation: the first read imports the registry's package (``cbns.negatives`` for the
-samplers), whose ``__init__`` imports every built-in module and so registers it. That is why the
-configuration (:mod:`cbns.config`) can list the allowed values of ``--sampler`` without
-importing a sampler, and why a new sampler is one file plus one import line (docs/extending.md).
+implementation: the first read imports the registry's package (:mod:`cbns.objective.samplers`
+for the samplers, ``cbns.model.towers`` for the towers), which defines or imports every built-in
+entry and so registers it. That is why the configuration (:mod:`cbns.config`) can list the
+allowed values of ``--sampler`` without importing a sampler, and why a new sampler is one
+registration (docs/extending.md).
 """
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ def _label(entry) -> str:
     return f"{entry.__module__}.{entry.__qualname__}"
 
 
-#: ``--sampler``: subclasses of :class:`cbns.negatives.base.NegativeSampler`.
-SAMPLERS = Registry("sampler", "cbns.negatives", aliases={"auto": "cbns"})
+#: ``--sampler``: subclasses of :class:`cbns.objective.sampler_spec.SamplerSpec`.
+SAMPLERS = Registry("sampler", "cbns.objective.samplers", aliases={"auto": "cbns"})
 #: ``--user-tower`` and ``--item-tower``: subclasses of :class:`cbns.model.towers.base.Tower`.
 USER_TOWERS = Registry("user tower", "cbns.model.towers")
 ITEM_TOWERS = Registry("item tower", "cbns.model.towers")
