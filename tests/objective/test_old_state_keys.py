@@ -10,13 +10,13 @@ from cbns.config import TrainConfig
 from cbns.objective.build import build_objective
 from cbns.objective.cross_batch_loss import CrossBatchSoftmaxLoss
 
-D, I = 4, 12
+D, NUM_ITEMS = 4, 12
 
 
 def steps(seed, n, batch=5):
     g = torch.Generator().manual_seed(seed)
     return [(torch.randn(batch, D, generator=g), torch.randn(batch, D, generator=g),
-             torch.randint(0, I, (batch,), generator=g)) for _ in range(n)]
+             torch.randint(0, NUM_ITEMS, (batch,), generator=g)) for _ in range(n)]
 
 
 def table(ids):
@@ -35,7 +35,7 @@ def old_layout(objective, drawn: str, buffer: str) -> dict:
     if objective.frequency is None:
         old["sampler.log_q"] = objective.log_q.clone()
     else:  # the table the sampler kept, stale copies of the estimate: nothing reads it
-        old["sampler.log_q"] = torch.full((I,), -np.log(I), dtype=torch.float32)
+        old["sampler.log_q"] = torch.full((NUM_ITEMS,), -np.log(NUM_ITEMS), dtype=torch.float32)
         old.update({f"sampler.frequency.{k}": v.clone() for k, v in objective.frequency.state_dict().items()})
     return old
 
@@ -45,7 +45,7 @@ def old_layout(objective, drawn: str, buffer: str) -> dict:
     ("popularity", "popularity", "probs", "static"), ("mns", "uniform", "uniform", "streaming"),
 ])
 def test_an_old_layout_loads_and_continues_identically(sampler, drawn, buffer, frequency):
-    counts = np.arange(1, I + 1)
+    counts = np.arange(1, NUM_ITEMS + 1)
     config = TrainConfig(sampler=sampler, num_negatives=6, dim=D, item_side="split", item_frequency=frequency,
                          frequency_slots=64, seed=3)
     batches = steps(0, 6)
@@ -63,14 +63,14 @@ def test_an_old_layout_loads_and_continues_identically(sampler, drawn, buffer, f
 
 def test_an_unknown_old_key_is_still_reported():
     objective = build_objective(TrainConfig(sampler="uniform", num_negatives=2, dim=D, item_side="split"),
-                                np.ones(I))
+                                np.ones(NUM_ITEMS))
     state = {**old_layout(objective, "uniform", "uniform"), "sampler.nonsense": torch.zeros(1)}
     with pytest.raises(RuntimeError, match="sampler.nonsense"):
         objective.load_state_dict(state)
 
 
 def test_cbns_keys_are_the_loss_modules_own():
-    static = CrossBatchSoftmaxLoss(D, 8, item_counts=np.ones(I))
+    static = CrossBatchSoftmaxLoss(D, 8, item_counts=np.ones(NUM_ITEMS))
     assert set(static.state_dict()) == {"step", "log_q", "bank.emb", "bank.ids", "bank.logq", "bank.ptr",
                                         "bank.filled"}
     streaming = CrossBatchSoftmaxLoss(D, 8, frequency_slots=16)

@@ -11,7 +11,7 @@ from cbns.negatives import InBatchSource, PopularitySource, UniformSource
 from cbns.objective.loss import SampledSoftmaxLoss
 from cbns.objective.sampled_objective import SampledSoftmaxObjective
 
-D, I, T = 3, 9, 0.5
+D, NUM_ITEMS, T = 3, 9, 0.5
 
 
 def draws(probs, n, seed):
@@ -29,17 +29,17 @@ def row_loss(u, pos, pos_logq, pos_id, cands):
 def setup(seed=0, batch=4):
     g = torch.Generator().manual_seed(seed)
     users = torch.randn(batch, D, generator=g, dtype=torch.float64)
-    table = torch.randn(I, D, generator=g, dtype=torch.float64)
-    ids = torch.randint(0, I, (batch,), generator=g)
+    table = torch.randn(NUM_ITEMS, D, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, NUM_ITEMS, (batch,), generator=g)
     return users, table, ids
 
 
 def test_uniform_objective_equals_the_definition():
     users, table, ids = setup()
-    objective = SampledSoftmaxObjective([UniformSource(I, 6, seed=5)], SampledSoftmaxLoss(T), item_counts=np.ones(I))
+    objective = SampledSoftmaxObjective([UniformSource(NUM_ITEMS, 6, seed=5)], SampledSoftmaxLoss(T), item_counts=np.ones(NUM_ITEMS))
     got = objective.double()(users, table[ids], ids, encode_items=lambda i: table[i])
-    drawn = draws(torch.full((I,), 1.0 / I), 6, 5)
-    lq = math.log(1.0 / I)  # the positive too is corrected with the uniform q
+    drawn = draws(torch.full((NUM_ITEMS,), 1.0 / NUM_ITEMS), 6, 5)
+    lq = math.log(1.0 / NUM_ITEMS)  # the positive too is corrected with the uniform q
     cands = [(table[j], lq, int(j)) for j in drawn]
     want = np.mean([row_loss(users[r], table[ids[r]], lq, int(ids[r]), cands) for r in range(len(ids))])
     assert float(got) == pytest.approx(want, rel=1e-6)
@@ -63,16 +63,16 @@ def test_popularity_objective_equals_the_definition():
 def test_mixed_objective_equals_the_definition_and_counts_its_steps():
     users, table, ids = setup(2, batch=5)
     counts = np.array([4, 1, 2, 6, 1, 1, 3, 2, 5])
-    objective = SampledSoftmaxObjective([InBatchSource(), UniformSource(I, 4, seed=8)], SampledSoftmaxLoss(T),
+    objective = SampledSoftmaxObjective([InBatchSource(), UniformSource(NUM_ITEMS, 4, seed=8)], SampledSoftmaxLoss(T),
                                         item_counts=counts).double()
     got = objective(users, table[ids], ids, encode_items=lambda i: table[i])
     unigram = np.log(counts / counts.sum())
-    drawn = draws(torch.full((I,), 1.0 / I), 4, 8)
+    drawn = draws(torch.full((NUM_ITEMS,), 1.0 / NUM_ITEMS), 4, 8)
     want = []
     for r in range(len(ids)):
         # the batch's other rows (every copy of the positive id masked, the row's own is the positive)
         cands = [(table[ids[k]], unigram[ids[k]], int(ids[k])) for k in range(len(ids)) if k != r]
-        cands += [(table[j], math.log(1.0 / I), int(j)) for j in drawn]
+        cands += [(table[j], math.log(1.0 / NUM_ITEMS), int(j)) for j in drawn]
         want.append(row_loss(users[r], table[ids[r]], unigram[ids[r]], int(ids[r]), cands))
     assert float(got) == pytest.approx(np.mean(want), rel=1e-5)
     assert objective._steps == 1 and int(objective.step) == 1
