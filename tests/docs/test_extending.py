@@ -48,6 +48,7 @@ def test_registered_names_are_options_and_flags(plugins):
 def test_the_sampler_draws_from_count_to_the_alpha(plugins):
     """Its extra negatives follow count^alpha (the empirical frequencies of 20,000 draws against the
     stated distribution), each with its own log q."""
+    from cbns.config import TrainConfig
     from cbns.negatives import StepBatch
     from cbns.objective.sampled_objective import SampledSoftmaxObjective
 
@@ -65,14 +66,8 @@ def test_the_sampler_draws_from_count_to_the_alpha(plugins):
     assert np.abs(seen - want).max() < 0.01
     np.testing.assert_allclose(drawn.logq.numpy(), np.log(want[drawn.ids.numpy()]), rtol=1e-5)
     assert spec.negatives_per_row(256, types.SimpleNamespace(num_negatives=64)) == 255 + 64
-    full = cbns_config(sampler="popmix", num_negatives=4, item_side="split")
-    assert type(spec.build(full, counts)) is SampledSoftmaxObjective
-
-
-def cbns_config(**options):
-    from cbns.config import TrainConfig
-
-    return TrainConfig(**options)
+    config = TrainConfig(sampler="popmix", num_negatives=4, item_side="split")
+    assert type(spec.build(config, counts)) is SampledSoftmaxObjective
 
 
 def test_the_usage_block_trains_a_run(plugins, tmp_path, gowalla_slice):
