@@ -7,7 +7,7 @@ without torch); the class is imported on the first :meth:`Registry.get`. Any oth
 registers itself with one decorator, imported by the user's code before it is named::
 
     @SAMPLERS.register("popmix")
-    class PopMix(NegativeSampler): ...
+    class PopMix(SamplerSpec): ...
 
 and is read by name like a built-in (``SAMPLERS.get("popmix")``, ``SAMPLERS.names()``;
 docs/extending.md).
@@ -118,8 +118,8 @@ def _label(entry) -> str:
     return f"{entry.__module__}.{entry.__qualname__}"
 
 
-#: ``sampler``: subclasses of :class:`cbns.negatives.base.NegativeSampler`.
-SAMPLERS = Registry("sampler", "cbns.negatives", aliases={"auto": "cbns"})
+#: ``sampler``: subclasses of :class:`cbns.objective.sampler_spec.SamplerSpec`.
+SAMPLERS = Registry("sampler", "cbns.objective.samplers", aliases={"auto": "cbns"})
 #: ``user_tower`` and ``item_tower``: subclasses of :class:`cbns.model.towers.base.Tower`.
 USER_TOWERS = Registry("user tower", "cbns.model.towers")
 ITEM_TOWERS = Registry("item tower", "cbns.model.towers")
@@ -129,17 +129,17 @@ ITEM_TOWERS = Registry("item tower", "cbns.model.towers")
 #: carry the same ``summary`` and ``options`` (tests/test_registry.py checks that they agree).
 BUILTINS = {
     SAMPLERS: (
-        ("inbatch", "cbns.negatives.inbatch:InBatchSampler", "the other positives of the batch (q = unigram)", ()),
-        ("uniform", "cbns.negatives.uniform:UniformSampler", "N items drawn uniformly per step (q = 1/|I|)",
+        ("inbatch", "cbns.objective.samplers:InBatch", "the other positives of the batch (q = unigram)", ()),
+        ("uniform", "cbns.objective.samplers:Uniform", "N items drawn uniformly per step (q = 1/|I|)",
          ("num_negatives",)),
-        ("popularity", "cbns.negatives.popularity:PopularitySampler", "N items drawn from count^alpha per step",
+        ("popularity", "cbns.objective.samplers:Popularity", "N items drawn from count^alpha per step",
          ("num_negatives", "popularity_alpha")),
-        ("mns", "cbns.negatives.mixed:MixedSampler",
+        ("mns", "cbns.objective.samplers:Mixed",
          "in-batch + N uniform (mixed negative sampling, Yang et al. 2020)", ("num_negatives",)),
-        ("cbns", "cbns.negatives.cross_batch:CrossBatchSampler",
+        ("cbns", "cbns.objective.samplers:CrossBatch",
          "in-batch + a FIFO bank of the M most recently encoded items (after W warm-up steps)",
          ("memory_size", "warmup_steps", "bank_mode")),
-        ("full", "cbns.negatives.full:FullSoftmax",
+        ("full", "cbns.objective.samplers:Full",
          "every item a negative: the exact softmax (the objective the samplers estimate)", ()),
     ),
     USER_TOWERS: (

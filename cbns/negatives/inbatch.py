@@ -1,23 +1,18 @@
 """In-batch negatives: the other positives of the batch."""
 from __future__ import annotations
 
-from cbns.negatives.base import NegativeSampler
 from cbns.negatives.candidates import Candidates
-from cbns.registry import SAMPLERS
+from cbns.negatives.source import NegativeSource, StepBatch
 
 
-@SAMPLERS.register("inbatch")
-class InBatchSampler(NegativeSampler):
-    """The other positives of the batch; they follow the unigram distribution, q = count / total."""
+class InBatchSource(NegativeSource):
+    """The batch's positives as one block that also holds each row's positive (row i's positive is
+    column ``offset + i``), so the loss needs no extra positive column and runs fused. They follow
+    the positives' stream, so each is corrected with its ``StepBatch.logq``. Must lead the
+    objective's sources."""
 
-    summary = "the other positives of the batch (q = unigram)"
+    name = "inbatch"
 
-    @classmethod
-    def objective_from_config(cls, config, item_counts):
-        """In-batch training is the CBNS loss module with no bank (the same code as ``cbns``)."""
-        from cbns.objective.cross_batch_loss import CrossBatchSoftmaxLoss
-
-        return CrossBatchSoftmaxLoss.from_config(config, item_counts, memory_size=0)
-
-    def negatives(self, item_ids, item_emb, encode_items) -> list[Candidates]:
-        return [self.inbatch(item_ids, item_emb)]
+    def negatives(self, batch: StepBatch) -> list[Candidates]:
+        return [Candidates(batch.emb, batch.ids, batch.logq, source="inbatch", holds_positives=True,
+                           positive_offset=batch.offset)]

@@ -1,28 +1,46 @@
-"""A FIFO memory bank of recently encoded item vectors: a preallocated ring buffer in buffers."""
+"""The memory bank of cross-batch negative sampling: a FIFO ring of recently encoded item vectors."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from cbns.config.choices import BANK_MODES
 from cbns.negatives.candidates import Candidates
+from cbns.negatives.source import NegativeSource, StepBatch
 
 
-class MemoryBank(nn.Module):
-    """The ``M`` most recently enqueued item vectors with their ids and log q.
+class MemoryBank(NegativeSource):
+    """The ``M`` most recently enqueued item vectors with their ids and log q, as a negative source
+    (Wang, Zhu and He, SIGIR 2021).
 
     All state (vectors, ids, log q, write pointer, fill count) lives in registered buffers, so
     ``state_dict()`` saves it, ``load_state_dict`` restores it exactly, and ``.to(device)`` moves
-    it. Reads are pure; :meth:`enqueue` is the only write. Any batch size works: a batch wraps
-    around the end of the ring, and one larger than ``M`` keeps only its last ``M`` rows. The fill
-    count is also kept as a Python int (refreshed on load), so reading the bank never waits for
-    the device. ``dtype`` is the vectors' storage type (float32, or bfloat16 to halve the bank).
+    it. Reads are pure; :meth:`enqueue` (:meth:`observe` after each training step) is the only
+    write. Any batch size works: a batch wraps around the end of the ring, and one larger than
+    ``M`` keeps only its last ``M`` rows. The fill count is also kept as a Python int (refreshed on
+    load), so reading the bank never waits for the device.
+
+    As a source it yields nothing during the first ``warmup_steps`` steps (the bank fills during
+    them) and while empty; then its rows, detached (``mode="stale"``, as in the paper), or its ids
+    re-encoded with gradient at every step (``mode="refresh"``).
+
+    Args:
+        size: M, in items (0: never yields).
+        dim: D.
+        dtype: the vectors' storage type (float32, or bfloat16 to halve the bank).
+        warmup_steps: W, the steps before the bank is used.
+        mode: ``stale`` or ``refresh`` (:data:`cbns.config.choices.BANK_MODES`).
     """
 
-    def __init__(self, size: int, dim: int, dtype: torch.dtype = torch.float32):
+    name = "bank"
+
+    def __init__(self, size: int, dim: int, dtype: torch.dtype = torch.float32, *, warmup_steps: int = 0,
+                 mode: str = "stale"):
         super().__init__()
         if size < 0:
             raise ValueError(f"memory size must be >= 0, got {size}")
-        self.size = size
+        if mode not in BANK_MODES:
+            raise ValueError(f"bank_mode must be one of {', '.join(BANK_MODES)}, got {mode!r}")
+        self.size, self.warmup_steps, self.mode = size, warmup_steps, mode
         self.register_buffer("emb", torch.zeros(size, dim, dtype=dtype))
         self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("logq", torch.zeros(size))
@@ -36,6 +54,26 @@ class MemoryBank(nn.Module):
 
     def __len__(self) -> int:
         return self._filled
+
+    def active(self, step: int) -> bool:
+        """Whether a step after ``step`` training steps scores against the bank (past warm-up, and
+        something in it)."""
+        return step >= self.warmup_steps and self._filled > 0
+
+    def negatives(self, batch: StepBatch) -> list[Candidates]:
+        if not self.active(batch.step):
+            return []
+        bank = self.candidates()
+        if self.mode == "refresh":
+            if batch.encode_items is None:
+                raise ValueError("bank_mode='refresh' re-encodes the bank's ids: pass encode_items=<the item "
+                                 "tower, ids [N] -> [N, D]>")
+            bank = Candidates(batch.encode_items(bank.ids), bank.ids, bank.logq, source="bank")
+        return [bank]
+
+    @torch.no_grad()
+    def observe(self, emb: torch.Tensor, ids: torch.Tensor, logq: torch.Tensor) -> None:
+        self.enqueue(emb, ids, logq)
 
     def clear(self) -> None:
         """Forget every stored row."""

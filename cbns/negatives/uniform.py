@@ -3,40 +3,32 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-from cbns.negatives.base import NegativeSampler
 from cbns.negatives.candidates import Candidates
-from cbns.registry import SAMPLERS
+from cbns.negatives.drawn_source import DrawnSource
+from cbns.negatives.source import StepBatch
 
 
-@SAMPLERS.register("uniform")
-class UniformSampler(NegativeSampler):
-    """``N`` items drawn uniformly from the catalogue per step, shared by the batch; q = 1/|I|."""
+class UniformSource(DrawnSource):
+    """``N`` items drawn uniformly from the ``I`` items per step, shared by the batch; q = 1/I.
 
-    summary = "N items drawn uniformly per step (q = 1/|I|)"
-    options = ("num_negatives",)
+    Args:
+        num_items: I.
+        num_negatives: N.
+        seed: the generator's seed.
+    """
 
-    @classmethod
-    def from_config(cls, config, item_counts: np.ndarray) -> UniformSampler:
-        return cls(item_counts, config.num_negatives, seed=config.seed + 1)
+    name = "uniform"
 
-    @classmethod
-    def negatives_per_row(cls, batch_size: int, config) -> int:
-        return config.num_negatives
+    def __init__(self, num_items: int, num_negatives: int, seed: int = 0):
+        super().__init__(seed)
+        self.num_items, self.num_negatives = num_items, num_negatives
+        self.register_buffer("uniform", torch.full((num_items,), 1.0 / num_items))
 
-    def __init__(self, item_counts: np.ndarray, num_negatives: int, seed: int = 0):
-        super().__init__(item_counts, seed)
-        self.num_negatives = num_negatives
-        self.register_buffer("uniform", torch.full((self.num_items,), 1.0 / self.num_items))
+    def positive_logq(self, ids, stream_logq):
+        return torch.full(ids.shape, -math.log(self.num_items), device=ids.device)
 
-    def positive_logq(self, item_ids):
-        return torch.full(item_ids.shape, -math.log(self.num_items), device=item_ids.device)
-
-    def sample_uniform(self, encode_items) -> Candidates:
+    def negatives(self, batch: StepBatch) -> list[Candidates]:
         ids = self.draw(self.uniform, self.num_negatives)
-        return Candidates(encode_items(ids), ids, torch.log(self.uniform[ids]), source="uniform")
-
-    def negatives(self, item_ids, item_emb, encode_items) -> list[Candidates]:
-        return [self.sample_uniform(encode_items)]
+        return [Candidates(batch.encode_items(ids), ids, torch.log(self.uniform[ids]), source="uniform")]

@@ -12,10 +12,8 @@ def build_objective(config, item_counts: np.ndarray, gather_across_ranks: bool =
     """``config.sampler``'s objective: a module called as ``objective(user_emb, item_emb, item_ids,
     item_bias=..., encode_items=...)`` that returns the step's loss and updates its own state.
 
-    ``inbatch`` and ``cbns`` are :class:`cbns.objective.cross_batch_loss.CrossBatchSoftmaxLoss` (the
-    in-batch sampler with no bank); the samplers that draw negatives are wrapped in
-    :class:`cbns.objective.sampled_objective.SampledSoftmaxObjective` (see
-    :meth:`cbns.negatives.base.NegativeSampler.objective_from_config`).
+    The registered spec builds it (:meth:`cbns.objective.sampler_spec.SamplerSpec.build`;
+    :mod:`cbns.objective.samplers` lists what each built-in name builds).
     ``config`` must be resolved: options left ``auto`` depend on the data and the towers
     (:func:`cbns.training.recipe.resolve`; :func:`cbns.api.assemble` and :func:`cbns.train` resolve
     them).
@@ -25,6 +23,6 @@ def build_objective(config, item_counts: np.ndarray, gather_across_ranks: bool =
     if left:
         raise ValueError(f"{', '.join(left)} still 'auto': resolve the config for the data first "
                          f"(cbns.training.recipe.resolve(config, num_items, num_train_pairs))")
-    objective = SAMPLERS.get(config.sampler).objective_from_config(config, item_counts)
+    objective = SAMPLERS.get(config.sampler).build(config, item_counts)
     objective.gather_across_ranks, objective.process_group = gather_across_ranks, process_group
     return objective

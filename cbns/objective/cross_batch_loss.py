@@ -26,26 +26,27 @@ default) trains the item tower on the softmax over the gradient-carrying columns
 takes softmax mass it cannot push back against, which lets an MLP item tower collapse under the
 paper's ``joint`` form); it changes the gradients, not the value returned.
 
-All state (the bank's vectors, ids, log q, write pointer and fill count, the step counter, the
-unigram table or the streaming estimate) is in registered buffers: ``state_dict()`` saves it and
-``.to(device)`` moves it.
+It is :class:`cbns.objective.sampled_objective.SampledSoftmaxObjective` with two sources,
+:class:`cbns.negatives.inbatch.InBatchSource` and :class:`cbns.negatives.memory_bank.MemoryBank`
+(``criterion.bank``), and what ``--sampler cbns`` and ``--sampler inbatch`` (``memory_size=0``)
+train with. All state (the bank's vectors, ids, log q, write pointer and fill count, the step
+counter, the unigram table or the streaming estimate) is in registered buffers: ``state_dict()``
+saves it (keys ``step``, ``log_q``, ``bank.*``, ``frequency.*``) and ``.to(device)`` moves it.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from cbns.config.choices import BANK_MODES, ITEM_SIDES
-from cbns.distributed.gather import gather_batch
-from cbns.negatives.base import log_unigram
-from cbns.negatives.candidates import Candidates
+from cbns.negatives.inbatch import InBatchSource
 from cbns.negatives.memory_bank import MemoryBank
 from cbns.negatives.streaming_frequency import StreamingFrequency
 from cbns.objective.loss import SampledSoftmaxLoss
+from cbns.objective.sampled_objective import SampledSoftmaxObjective
 
 
-class CrossBatchSoftmaxLoss(nn.Module):
+class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
     """The CBNS sampled-softmax loss with its own memory bank (see the module docstring).
 
     Args:
@@ -78,7 +79,6 @@ class CrossBatchSoftmaxLoss(nn.Module):
                  logq_correction: bool = True, bank_mode: str = "stale", frequency_slots: int = 1 << 20,
                  frequency_alpha: float = 0.05, gather_across_ranks: bool = False, process_group=None,
                  check_inputs: bool = True, bank_dtype: torch.dtype = torch.float32, precision: str = "fp32"):
-        super().__init__()
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
         if not isinstance(memory_size, int) or memory_size < 0:
@@ -89,25 +89,13 @@ class CrossBatchSoftmaxLoss(nn.Module):
             raise ValueError(f"item_side must be one of {', '.join(ITEM_SIDES)}, got {item_side!r}")
         if bank_mode not in BANK_MODES:
             raise ValueError(f"bank_mode must be one of {', '.join(BANK_MODES)}, got {bank_mode!r}")
-        self.dim, self.memory_size, self.warmup_steps, self.bank_mode = dim, memory_size, warmup_steps, bank_mode
-        self.softmax = SampledSoftmaxLoss(temperature, logq_correction, item_side, precision)
-        self.bank = MemoryBank(memory_size, dim, bank_dtype)
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self._steps = 0  # the step counter as a Python int, so that warm-up needs no device read
-        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_steps", int(module.step)))
-        if item_counts is None:
-            self.num_items = None
-            self.frequency = StreamingFrequency(frequency_slots, frequency_alpha)
-        else:
-            counts = np.asarray(item_counts)
-            if counts.ndim != 1 or len(counts) == 0 or (counts < 0).any():
-                raise ValueError(f"item_counts must be a non-empty 1-d array of counts >= 0, got shape "
-                                 f"{counts.shape}")
-            self.num_items = len(counts)
-            self.frequency = None
-            self.register_buffer("log_q", log_unigram(counts))
-        self.gather_across_ranks, self.process_group = gather_across_ranks, process_group
-        self.check_inputs = check_inputs
+        loss = SampledSoftmaxLoss(temperature, logq_correction, item_side, precision)
+        bank = MemoryBank(memory_size, dim, bank_dtype, warmup_steps=warmup_steps, mode=bank_mode)
+        frequency = StreamingFrequency(frequency_slots, frequency_alpha) if item_counts is None else None
+        super().__init__([InBatchSource(), bank], loss, item_counts=item_counts, frequency=frequency, dim=dim,
+                         gather_across_ranks=gather_across_ranks, process_group=process_group,
+                         check_inputs=check_inputs)
+        self.memory_size = memory_size
 
     @classmethod
     def from_config(cls, config, item_counts: np.ndarray, memory_size: int | None = None) -> CrossBatchSoftmaxLoss:
@@ -123,104 +111,16 @@ class CrossBatchSoftmaxLoss(nn.Module):
                    check_inputs=False, precision=config.precision)
 
     @property
+    def warmup_steps(self) -> int:
+        """W, the training steps before the bank is used."""
+        return self.bank.warmup_steps
+
+    @property
+    def bank_mode(self) -> str:
+        """``stale`` or ``refresh``."""
+        return self.bank.mode
+
+    @property
     def bank_active(self) -> bool:
         """Whether the next step scores against the bank (past warm-up, and something in it)."""
-        return self._steps >= self.warmup_steps and len(self.bank) > 0
-
-    def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
-                item_bias: torch.Tensor | None = None, encode_items=None,
-                enqueue_mask: torch.Tensor | None = None, rank_rows: list[int] | None = None) -> torch.Tensor:
-        """The mean cross-entropy over the rows of ``user_emb``; enqueues the batch when training.
-
-        Args:
-            user_emb: ``[B, D]`` user vectors.
-            item_emb: ``[B, D]`` item vectors; row i is user i's positive.
-            item_ids: ``[B]`` int64 ids of those items (copies of one id may repeat).
-            item_bias: ``[I]`` a learned per-item score offset (in dot-product units), looked up by
-                id for every column, bank columns included; or a lookup ``ids [N] -> [N]`` of it
-                (e.g. one whose gradient is row-sparse,
-                :meth:`cbns.model.two_tower.TwoTower.item_bias_of`); or None.
-            encode_items: ``ids [N] -> [N, D]``, the item tower; needed by ``bank_mode="refresh"``.
-            enqueue_mask: ``[B]`` bool, the rows to enqueue (default: all); e.g. to keep padding
-                rows out of the bank.
-            rank_rows: with ``gather_across_ranks``, every rank's B when the caller knows them
-                (saves asking the other ranks).
-        """
-        self._check(user_emb, item_emb, item_ids, enqueue_mask)
-        pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group, rank_rows)
-        logq = self._logq(pool.ids)
-        sources = [Candidates(pool.emb, pool.ids, logq, source="inbatch", holds_positives=True,
-                              positive_offset=pool.offset)]
-        if self.bank_active:
-            bank = self.bank.candidates()
-            if self.bank_mode == "refresh":
-                if encode_items is None:
-                    raise ValueError("bank_mode='refresh' re-encodes the bank's ids: pass encode_items=<the item "
-                                     "tower, ids [N] -> [N, D]>")
-                bank = Candidates(encode_items(bank.ids), bank.ids, bank.logq, source="bank")
-            sources.append(bank)
-        if len(item_ids):
-            local = logq[pool.offset:pool.offset + len(item_ids)]
-            loss = self.softmax(user_emb, item_emb, item_ids, local, sources, item_bias)
-        else:  # a rank without rows: zero, on the graph of every gathered tensor and parameter
-            loss = zero_on_graph(user_emb, item_emb, sources, item_bias)
-        if self.training:
-            self._enqueue(pool, logq, enqueue_mask)
-        return loss
-
-    @torch.no_grad()
-    def _enqueue(self, pool, logq: torch.Tensor, enqueue_mask: torch.Tensor | None) -> None:
-        emb, ids = pool.emb.detach(), pool.ids
-        if enqueue_mask is not None:
-            keep = pool.rows(enqueue_mask.to(torch.uint8)).bool()
-            emb, ids, logq = emb[keep], ids[keep], logq[keep]
-        self.bank.enqueue(emb, ids, logq)
-        self.step += 1
-        self._steps += 1
-
-    def _logq(self, ids: torch.Tensor) -> torch.Tensor:
-        """``[N]`` log q of the step's items; the streaming estimate learns from them when training."""
-        if self.frequency is None:
-            return self.log_q[ids]
-        return self.frequency.update(ids) if self.training else self.frequency.log_q(ids)
-
-    def reset(self) -> None:
-        """Empty the bank (the warm-up counter and the frequency estimate are kept)."""
-        self.bank.clear()
-
-    def _check(self, user_emb, item_emb, item_ids, enqueue_mask) -> None:
-        if user_emb.dim() != 2 or item_emb.dim() != 2:
-            raise ValueError(f"user_emb and item_emb must be [B, D], got {tuple(user_emb.shape)} and "
-                             f"{tuple(item_emb.shape)}")
-        if user_emb.shape[1] != self.dim or item_emb.shape[1] != self.dim:
-            raise ValueError(f"the loss was built with dim={self.dim}, got user_emb of width {user_emb.shape[1]} "
-                             f"and item_emb of width {item_emb.shape[1]}")
-        if not (user_emb.shape[0] == item_emb.shape[0] == item_ids.shape[0]) or item_ids.dim() != 1:
-            raise ValueError(f"user_emb [B, D], item_emb [B, D] and item_ids [B] must have the same B, got "
-                             f"{user_emb.shape[0]}, {item_emb.shape[0]} and ids of shape {tuple(item_ids.shape)}")
-        if item_ids.dtype != torch.long:
-            raise ValueError(f"item_ids must be int64 (torch.long), got {item_ids.dtype}")
-        if enqueue_mask is not None and (enqueue_mask.shape != item_ids.shape or enqueue_mask.dtype != torch.bool):
-            raise ValueError(f"enqueue_mask must be a bool tensor of shape {tuple(item_ids.shape)}, got "
-                             f"{enqueue_mask.dtype} of shape {tuple(enqueue_mask.shape)}")
-        if not self.check_inputs or not len(item_ids):
-            return
-        low, high = int(item_ids.min()), int(item_ids.max())
-        if low < 0 or (self.num_items is not None and high >= self.num_items):
-            bound = f"[0, {self.num_items})" if self.num_items is not None else "non-negative"
-            raise ValueError(f"item_ids must be {bound} (item_counts has {self.num_items} items), got ids from "
-                             f"{low} to {high}")
-        for name, t in (("user_emb", user_emb), ("item_emb", item_emb)):
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{name} holds {int((~torch.isfinite(t)).sum())} NaN or infinite values")
-
-
-def zero_on_graph(user_emb: torch.Tensor, item_emb: torch.Tensor, sources: list[Candidates],
-                  item_bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A zero loss for a rank with no rows that still reaches every parameter (DDP waits for each)
-    and every gathered tensor the other ranks' losses use (their backward is a collective)."""
-    parts = [user_emb.sum(), item_emb.sum(), *(s.emb.sum() for s in sources if s.emb.requires_grad)]
-    if item_bias is not None:
-        empty = torch.zeros(0, dtype=torch.long, device=user_emb.device)
-        parts.append((item_bias(empty) if callable(item_bias) else item_bias).sum())
-    return 0.0 * torch.stack(parts).sum()
+        return self.bank.active(self._steps)

@@ -13,8 +13,8 @@ prepended as column 0. :func:`sampled_softmax_logits` returns the logits and the
 every row.
 
 The steps are fused for speed (the temperature is folded into the user vectors, the correction
-into the matrix product as a bias, the mask written in place at the few hit positions), and the
-plain one-step functions below state each step alone; the tests check one against the other.
+into the matrix product as a bias, the mask written in place at the few hit positions); the tests
+check the result against a plain step-by-step reference written in the test.
 """
 from __future__ import annotations
 
@@ -27,21 +27,6 @@ from cbns.negatives.candidates import Candidates
 #: What masked logits are set to: finite, so a row whose candidates are all masked still has a
 #: well-defined softmax (all mass on the positive) instead of NaN.
 MASKED = -1e9
-
-
-def scores(users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """``[B, N]`` dot products of ``users [B, D]`` with ``candidates [N, D]``."""
-    return users @ candidates.T
-
-
-def correct_logq(logits: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-    """``logits [B, N] - logq [N]`` (broadcast over rows)."""
-    return logits - logq
-
-
-def mask_accidental_hits(logits: torch.Tensor, candidate_ids: torch.Tensor, positive_ids: torch.Tensor) -> torch.Tensor:
-    """Set ``logits[i, j]`` to :data:`MASKED` where ``candidate_ids[j] == positive_ids[i]``."""
-    return logits.masked_fill(positive_ids[:, None] == candidate_ids[None, :], MASKED)
 
 
 def hit_positions(positive_ids: torch.Tensor, candidate_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

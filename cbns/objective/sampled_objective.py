@@ -1,54 +1,162 @@
-"""A negative sampler and the sampled-softmax loss as one criterion with the loss module's call.
+"""The training objective: a list of negative sources scored by one corrected, masked sampled softmax.
 
-:class:`SampledSoftmaxObjective` gives any :class:`cbns.negatives.base.NegativeSampler` (uniform,
-popularity, mixed, or your own) the call of :class:`cbns.objective.cross_batch_loss.CrossBatchSoftmaxLoss`:
-``loss = objective(user_emb, item_emb, item_ids, item_bias=..., encode_items=...)``. In training
-mode it feeds the step's items to the sampler's streaming frequency estimate first and lets the
-sampler observe them after scoring, so a training loop needs no call besides this one.
+``loss = objective(user_emb, item_emb, item_ids, item_bias=..., encode_items=...)`` runs one step:
+
+1. gather the step's positives over ranks (:func:`cbns.distributed.gather.gather_batch`; a no-op
+   in one process);
+2. their log q under the positives' stream: the unigram table of ``item_counts``, or a streaming
+   estimate (:class:`cbns.negatives.streaming_frequency.StreamingFrequency`) that learns from
+   every training step;
+3. each source's candidates (:class:`cbns.negatives.source.NegativeSource`), in order;
+4. the loss over them (:class:`cbns.objective.loss.SampledSoftmaxLoss`: temperature, logQ
+   correction, accidental-hit mask, fused when the first source holds the positives);
+5. in training mode, the writes: every source observes the step's positives (the memory bank
+   enqueues them, detached, with their log q) and the step counter advances.
+
+The objective owns the one step counter (a buffer, mirrored as a Python int so that a source's
+warm-up needs no device read). All state (the counter, the unigram table or the streaming
+estimate, each source's buffers and generator) is in the module's ``state_dict``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
 from cbns.distributed.gather import gather_batch
-from cbns.negatives.base import NegativeSampler
-from cbns.negatives.candidates import at_offset
-from cbns.objective.cross_batch_loss import zero_on_graph
-from cbns.objective.loss import SampledSoftmaxLoss
+from cbns.negatives.log_unigram import log_unigram
+from cbns.negatives.source import NegativeSource, StepBatch
+from cbns.negatives.streaming_frequency import StreamingFrequency
+from cbns.objective.empty_rank import zero_on_graph
+from cbns.objective.input_checks import check_inputs
+from cbns.objective.loss import SampledSoftmaxLoss, build_loss
+from cbns.objective.old_state_keys import rename_sampler_keys
 
 
 class SampledSoftmaxObjective(nn.Module):
-    """``sampler``'s negatives scored by ``loss`` (see the module docstring).
+    """``sources`` scored by ``loss`` (see the module docstring).
 
     Args:
-        sampler: produces the step's negative sources; its state (generator, counters) is this
-            module's state.
-        loss: the sampled softmax (temperature, logQ, item side).
-        gather_across_ranks, process_group: as for
-            :class:`~cbns.objective.cross_batch_loss.CrossBatchSoftmaxLoss`.
+        sources: the negative sources, in column order; only the first may hold the positives
+            (:class:`cbns.negatives.inbatch.InBatchSource`). Each is filed under its ``name``.
+        loss: the sampled softmax (temperature, logQ, item side, precision).
+        item_counts: ``[I]`` training counts of every item (q = count / total; unseen items count
+            as 1), or None for the streaming estimate (any non-negative ids then).
+        frequency: the streaming estimate used when ``item_counts`` is None (default: 2^20 slots,
+            rate 0.05).
+        dim: D, checked against the inputs' width (None: not checked).
+        gather_across_ranks: under torch.distributed, score every rank's rows against the items of
+            every rank (gathered with the exact gradient) and let the sources observe the global
+            batch, so that W ranks equal one process with the global batch. A no-op in one process.
+        process_group: the group to gather over (default: the default group).
+        check_inputs: also check values (ids in range, finite vectors); one device read a step.
+            Shapes are always checked.
     """
 
-    def __init__(self, sampler: NegativeSampler, loss: SampledSoftmaxLoss, gather_across_ranks: bool = False,
-                 process_group=None):
+    def __init__(self, sources: Sequence[NegativeSource], loss: SampledSoftmaxLoss | None = None, *,
+                 item_counts: np.ndarray | None = None, frequency: StreamingFrequency | None = None,
+                 dim: int | None = None, gather_across_ranks: bool = False, process_group=None,
+                 check_inputs: bool = True):
         super().__init__()
-        self.sampler, self.softmax = sampler, loss
+        if not sources:
+            raise ValueError("an objective needs at least one negative source, got none")
+        self.softmax = loss if loss is not None else SampledSoftmaxLoss()
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._steps = 0  # the step counter as a Python int, so that warm-up needs no device read
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_steps", int(module.step)))
+        if item_counts is None:
+            self.num_items = None
+            self.frequency = frequency if frequency is not None else StreamingFrequency()
+        else:
+            counts = np.asarray(item_counts)
+            if counts.ndim != 1 or len(counts) == 0 or (counts < 0).any():
+                raise ValueError(f"item_counts must be a non-empty 1-d array of counts >= 0, got shape "
+                                 f"{counts.shape}")
+            self.num_items = len(counts)
+            self.frequency = None
+            self.register_buffer("log_q", log_unigram(counts))
+        self.sources = list(sources)
+        for source in self.sources:
+            name, k = source.name, 1
+            while hasattr(self, name):
+                name, k = f"{source.name}_{k}", k + 1
+            self.add_module(name, source)
+        self.dim = dim
         self.gather_across_ranks, self.process_group = gather_across_ranks, process_group
+        self.check_inputs = check_inputs
+
+    @classmethod
+    def from_config(cls, config, item_counts: np.ndarray, sources: Sequence[NegativeSource],
+                    **kwargs) -> SampledSoftmaxObjective:
+        """``sources`` with the loss a :class:`cbns.config.TrainConfig` describes; ``item_frequency:
+        streaming`` ignores the counts. Values are not checked here: the trainer's guard
+        (:mod:`cbns.training.guards`) does it, naming the step."""
+        streaming = config.item_frequency == "streaming"
+        return cls(sources, build_loss(config), item_counts=None if streaming else item_counts,
+                   frequency=StreamingFrequency(config.frequency_slots, config.frequency_alpha) if streaming else None,
+                   dim=config.dim, check_inputs=False, **kwargs)
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
                 item_bias: torch.Tensor | None = None, encode_items=None,
-                rank_rows: list[int] | None = None) -> torch.Tensor:
-        """The mean loss over the rows; ``encode_items`` (``ids [N] -> [N, D]``, the item tower)
-        encodes the sampled items; ``rank_rows`` as for the CBNS loss."""
+                enqueue_mask: torch.Tensor | None = None, rank_rows: list[int] | None = None) -> torch.Tensor:
+        """The mean cross-entropy over the rows of ``user_emb``; observes the batch when training.
+
+        Args:
+            user_emb: ``[B, D]`` user vectors.
+            item_emb: ``[B, D]`` item vectors; row i is user i's positive.
+            item_ids: ``[B]`` int64 ids of those items (copies of one id may repeat).
+            item_bias: ``[I]`` a learned per-item score offset (in dot-product units), looked up by
+                id for every column, bank columns included; or a lookup ``ids [N] -> [N]`` of it
+                (e.g. one whose gradient is row-sparse,
+                :meth:`cbns.model.two_tower.TwoTower.item_bias_of`); or None.
+            encode_items: ``ids [N] -> [N, D]``, the item tower; needed by the sources that encode
+                items (drawn negatives, a refreshed bank).
+            enqueue_mask: ``[B]`` bool, the rows the sources observe (default: all); e.g. to keep
+                padding rows out of the bank.
+            rank_rows: with ``gather_across_ranks``, every rank's B when the caller knows them
+                (saves asking the other ranks).
+        """
+        check_inputs(user_emb, item_emb, item_ids, enqueue_mask, self.dim, self.num_items, self.check_inputs)
         pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group, rank_rows)
-        if self.training:
-            self.sampler.update_frequency(pool.ids)
-        sources = at_offset(self.sampler.negatives(pool.ids, pool.emb, encode_items), pool.offset)
+        logq = self._logq(pool.ids)
+        batch = StepBatch(pool.emb, pool.ids, logq, pool.offset, self._steps, encode_items)
+        candidates = [c for source in self.sources for c in source.negatives(batch)]
         if len(item_ids):
-            loss = self.softmax(user_emb, item_emb, item_ids, self.sampler.positive_logq(item_ids), sources,
-                                item_bias)
-        else:
-            loss = zero_on_graph(user_emb, item_emb, sources, item_bias)
+            local = logq[pool.offset:pool.offset + len(item_ids)]
+            positive_logq = self.sources[0].positive_logq(item_ids, local)
+            loss = self.softmax(user_emb, item_emb, item_ids, positive_logq, candidates, item_bias)
+        else:  # a rank without rows: zero, on the graph of every gathered tensor and parameter
+            loss = zero_on_graph(user_emb, item_emb, candidates, item_bias)
         if self.training:
-            self.sampler.observe(pool.ids, pool.emb.detach())
+            self._observe(pool, logq, enqueue_mask)
         return loss
+
+    @torch.no_grad()
+    def _observe(self, pool, logq: torch.Tensor, enqueue_mask: torch.Tensor | None) -> None:
+        """The step's writes: every source sees the (kept) positives, then the counter advances."""
+        emb, ids = pool.emb.detach(), pool.ids
+        if enqueue_mask is not None:
+            keep = pool.rows(enqueue_mask.to(torch.uint8)).bool()
+            emb, ids, logq = emb[keep], ids[keep], logq[keep]
+        for source in self.sources:
+            source.observe(emb, ids, logq)
+        self.step += 1
+        self._steps += 1
+
+    def _logq(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[N]`` log q of the step's items; the streaming estimate learns from them when training."""
+        if self.frequency is None:
+            return self.log_q[ids]
+        return self.frequency.update(ids) if self.training else self.frequency.log_q(ids)
+
+    def reset(self) -> None:
+        """Empty what the sources stored (the bank); the step counter and the frequency estimate are
+        kept."""
+        for source in self.sources:
+            source.clear()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        rename_sampler_keys(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -21,16 +21,22 @@ from cbns.errors import CbnsError
 from cbns.registry import SAMPLERS
 from cbns.study.spec import DatasetSpec, Section, StudySpec
 
-#: options that describe the negative sampler rather than the rest of the training setup; two
-#: cells that differ only in these (and the batch size and seed) are comparable.
-SAMPLER_OPTIONS = ("sampler", "memory_size", "warmup_steps", "bank_mode", "item_side", "num_negatives",
-                   "popularity_alpha")
 #: options that change the measurement but not the trained model
 NOT_HASHED = ("threads", "device")
 #: Options at the value that reproduces what the library did before the option existed
 #: (:data:`cbns.config.LEGACY_VALUES`) are left out of the hash, so that cells finished before the
 #: option existed keep their directory.
 _NONE = object()
+
+
+def sampler_options() -> tuple[str, ...]:
+    """The options that describe the negative sampler rather than the rest of the training setup:
+    ``sampler``, the loss's ``item_side`` (compared with the sampler: it is the CBNS paper's
+    ``joint`` form or the ``split`` one), and every option a registered sampler declares it reads
+    (``SAMPLERS.get(name).options``, the one list the config's checks and help also read). Two
+    cells that differ only in these (and the batch size and seed) are comparable."""
+    declared = (option for name in SAMPLERS.names() for option in SAMPLERS.get(name).options)
+    return ("sampler", "item_side", *dict.fromkeys(declared))
 
 
 @dataclass
@@ -89,7 +95,7 @@ class Cell:
 
     def context_key(self) -> tuple:
         """Everything but the sampler options, batch size and seed: the cells one compares."""
-        rest = {k: v for k, v in self.options.items() if k not in (*SAMPLER_OPTIONS, "batch_size", "seed")}
+        rest = {k: v for k, v in self.options.items() if k not in (*sampler_options(), "batch_size", "seed")}
         return (self.dataset.label, self.tower, json.dumps(rest, sort_keys=True))
 
 

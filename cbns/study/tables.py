@@ -170,7 +170,7 @@ def short(metric: str) -> str:
 
 def negatives_per_row(r: CellResult) -> int | None:
     """How many negatives a row's softmax sees (B-1 in-batch, + M for CBNS, N for sampled, None for
-    every item): what the cell's sampler says (:meth:`cbns.negatives.base.NegativeSampler.negatives_per_row`)."""
+    every item): what the cell's sampler says (:meth:`cbns.objective.sampler_spec.SamplerSpec.negatives_per_row`)."""
     c = r.cell
     return SAMPLERS.get(c.sampler_name).negatives_per_row(c.batch_size, c.config("-"))
 

@@ -20,7 +20,7 @@ from cbns.distributed.gather import row_counts
 from cbns.evaluation.ranking import evaluate_split, full_ranking, ranking_matrices
 from cbns.model.build import build_model
 from cbns.negatives import Candidates
-from cbns.objective.logits import correct_logq, mask_accidental_hits, sampled_softmax_logits, scores
+from cbns.objective.logits import MASKED, sampled_softmax_logits
 from cbns.training.trainer import Trainer
 
 # The steps of the two-rank test: global batches of (user, item) rows and how they split over
@@ -217,7 +217,7 @@ def test_logits_of_a_rank_inside_a_gathered_block_equal_the_reference(rows, befo
     assert torch.equal(target, torch.arange(before, before + rows))
     # Reference: column 0 = positive, then every candidate with the row's positive id masked.
     pos = (users * table[ids[local]]).sum(-1, keepdim=True) / 0.7 - logq_table[ids[local]][:, None]
-    blocks = [mask_accidental_hits(correct_logq(scores(users, s.emb) / 0.7, s.logq), s.ids, ids[local])
+    blocks = [((users @ s.emb.T) / 0.7 - s.logq).masked_fill(ids[local][:, None] == s.ids[None, :], MASKED)
               for s in (block, bank)]
     want = torch.cat([pos, *blocks], 1)
     assert torch.allclose(got.gather(1, target[:, None]).squeeze(1), want[:, 0], atol=1e-5)

@@ -48,19 +48,26 @@ def test_registered_names_are_options_and_flags(plugins):
 def test_the_sampler_draws_from_count_to_the_alpha(plugins):
     """Its extra negatives follow count^alpha (the empirical frequencies of 20,000 draws against the
     stated distribution), each with its own log q."""
-    cls = SAMPLERS.get("popmix")
+    from cbns.config import TrainConfig
+    from cbns.negatives import StepBatch
+    from cbns.objective.sampled_objective import SampledSoftmaxObjective
+
+    spec = SAMPLERS.get("popmix")
     counts = np.array([1, 3, 9, 27, 0])
-    sampler = cls(counts, num_negatives=20000, alpha=0.5, seed=1)
+    config = types.SimpleNamespace(num_negatives=20000, popularity_alpha=0.5, seed=0)
     ids = torch.tensor([0, 1])
     emb = torch.zeros(2, 3)
-    batch, drawn = sampler.negatives(ids, emb, lambda i: torch.zeros(len(i), 3))
+    step = StepBatch(emb, ids, torch.zeros(2), encode_items=lambda i: torch.zeros(len(i), 3))
+    batch, drawn = [c for source in spec.sources(config, counts) for c in source.negatives(step)]
     assert batch.holds_positives and not drawn.holds_positives
     want = np.maximum(counts, 1) ** 0.5
     want = want / want.sum()
     seen = np.bincount(drawn.ids.numpy(), minlength=5) / 20000
     assert np.abs(seen - want).max() < 0.01
     np.testing.assert_allclose(drawn.logq.numpy(), np.log(want[drawn.ids.numpy()]), rtol=1e-5)
-    assert cls.negatives_per_row(256, types.SimpleNamespace(num_negatives=64)) == 255 + 64
+    assert spec.negatives_per_row(256, types.SimpleNamespace(num_negatives=64)) == 255 + 64
+    config = TrainConfig(sampler="popmix", num_negatives=4, item_side="split")
+    assert type(spec.build(config, counts)) is SampledSoftmaxObjective
 
 
 def test_the_usage_block_trains_a_run(plugins, tmp_path, gowalla_slice):

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from cbns.negatives import CrossBatchSampler, MemoryBank
+from cbns.negatives import InBatchSource, MemoryBank, StepBatch, UniformSource
+from cbns.objective.cross_batch_loss import CrossBatchSoftmaxLoss
+from cbns.objective.sampled_objective import SampledSoftmaxObjective
 
 
 def enqueue_ids(bank, ids):
@@ -56,26 +58,50 @@ def test_zero_size_bank_stays_empty_and_negative_size_is_refused():
 
 def test_state_dict_round_trip_gives_identical_negatives():
     counts = np.arange(1, 21)
-    a = CrossBatchSampler(counts, memory_size=6, dim=3, warmup_steps=0, seed=1)
+    a = CrossBatchSoftmaxLoss(3, 6, item_counts=counts, warmup_steps=0)
     for step in range(4):
         ids = torch.tensor([step, step + 5, step + 10])
-        a.observe(ids, torch.randn(3, 3))
-    b = CrossBatchSampler(counts, memory_size=6, dim=3, warmup_steps=0, seed=99)
+        a(torch.randn(3, 3), torch.randn(3, 3), ids)
+    b = CrossBatchSoftmaxLoss(3, 6, item_counts=counts, warmup_steps=0)
     b.load_state_dict(a.state_dict())
-    assert int(b.step) == 4 and int(b.bank.ptr) == int(a.bank.ptr)
+    assert int(b.step) == 4 and b._steps == 4 and int(b.bank.ptr) == int(a.bank.ptr)
     ca, cb = a.bank.candidates(), b.bank.candidates()
     assert torch.equal(ca.emb, cb.emb) and torch.equal(ca.ids, cb.ids) and torch.equal(ca.logq, cb.logq)
-    assert torch.equal(a.generator.get_state(), b.generator.get_state())
+
+
+def test_state_dict_round_trip_restores_the_generator():
+    """A drawing source's generator is state: a fresh objective seeded differently draws, after a
+    load, the same next negatives."""
+    counts = np.arange(1, 21)
+
+    def mns(seed):
+        return SampledSoftmaxObjective([InBatchSource(), UniformSource(20, 5, seed=seed)], item_counts=counts)
+
+    a = mns(1)
+    for step in range(4):
+        a(torch.randn(3, 3), torch.randn(3, 3), torch.tensor([step, step + 5, step + 10]),
+          encode_items=lambda i: torch.zeros(len(i), 3))
+    b = mns(99)
+    b.load_state_dict(a.state_dict())
+    assert int(b.step) == 4
+    assert torch.equal(a.uniform.generator.get_state(), b.uniform.generator.get_state())
+    batch = StepBatch(torch.zeros(1, 3), torch.tensor([0]), torch.zeros(1), encode_items=lambda i: torch.zeros(len(i), 3))
+    assert torch.equal(a.uniform.negatives(batch)[0].ids, b.uniform.negatives(batch)[0].ids)
 
 
 def test_warmup_uses_inbatch_only_then_the_bank():
     counts = np.ones(10)
-    s = CrossBatchSampler(counts, memory_size=4, dim=2, warmup_steps=2)
+    s = CrossBatchSoftmaxLoss(2, 4, item_counts=counts, warmup_steps=2)
     ids, emb = torch.tensor([1, 2]), torch.randn(2, 2)
     encode = lambda i: torch.zeros(len(i), 2)  # noqa: E731
+
+    def sources():
+        batch = StepBatch(emb, ids, s.log_q[ids], step=s._steps, encode_items=encode)
+        return [c.source for source in s.sources for c in source.negatives(batch)]
+
     for step in range(2):
-        assert [c.source for c in s.negatives(ids, emb, encode)] == ["inbatch"]
-        s.observe(ids, emb)
+        assert sources() == ["inbatch"] and not s.bank_active
+        s(torch.randn(2, 2), emb, ids)
     # The bank filled during warm-up and is used from step 2 on.
-    assert [c.source for c in s.negatives(ids, emb, encode)] == ["inbatch", "bank"]
+    assert sources() == ["inbatch", "bank"] and s.bank_active
     assert len(s.bank) == 4

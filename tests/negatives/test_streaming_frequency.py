@@ -1,9 +1,10 @@
-"""The streaming frequency estimate against known frequencies, and how it feeds the samplers."""
+"""The streaming frequency estimate against known frequencies, and how it feeds the objective."""
 import numpy as np
 import pytest
 import torch
 
-from cbns.negatives import CrossBatchSampler, InBatchSampler, StreamingFrequency
+from cbns.negatives import StreamingFrequency
+from cbns.objective.cross_batch_loss import CrossBatchSoftmaxLoss
 
 
 def test_update_by_hand():
@@ -43,25 +44,24 @@ def test_items_sharing_a_slot_share_their_combined_frequency():
     assert torch.allclose(f.log_q(torch.tensor([0, 1, 2, 99])), torch.zeros(4), atol=1e-6)
 
 
-def test_sampler_log_q_and_bank_follow_the_estimate():
-    sampler = CrossBatchSampler(np.ones(10), memory_size=8, dim=2)
-    sampler.frequency = StreamingFrequency(num_slots=64, alpha=1.0)   # alpha 1: q = 1 / last gap
+def test_objective_log_q_and_bank_follow_the_estimate():
+    criterion = CrossBatchSoftmaxLoss(2, 8, frequency_slots=64, frequency_alpha=1.0)  # alpha 1: q = 1 / last gap
     for t, ids in enumerate([[1, 2], [1], [3], [1, 2]]):
         ids = torch.tensor(ids)
-        sampler.update_frequency(ids)
-        sampler.observe(ids, torch.zeros(len(ids), 2))
+        criterion(torch.zeros(len(ids), 2), torch.zeros(len(ids), 2), ids)
     # item 1 seen at t=0, 1, 3 -> last gap 2; item 2 at t=0, 3 -> gap 3; item 3 first at t=2 -> gap 3
-    assert torch.allclose(sampler.positive_logq(torch.tensor([1, 2, 3])), -torch.log(torch.tensor([2.0, 3.0, 3.0])))
-    bank = sampler.bank.candidates()
+    criterion.eval()
+    assert torch.allclose(criterion._logq(torch.tensor([1, 2, 3])), -torch.log(torch.tensor([2.0, 3.0, 3.0])))
+    bank = criterion.bank.candidates()
     ids = bank.ids.tolist()
     # the bank stored each row's log q as of its enqueue: item 1 at t=1 had gap 1 (log q 0)
     assert bank.logq[ids.index(3)] == pytest.approx(-np.log(3.0))
     assert [round(float(bank.logq[k]), 4) for k, i in enumerate(ids) if i == 1] == [0.0, 0.0, round(-np.log(2.0), 4)]
-    assert "frequency.gap" in sampler.state_dict()
+    assert "frequency.gap" in criterion.state_dict()
 
 
-def test_static_sampler_is_unchanged_by_update_frequency():
-    sampler = InBatchSampler(np.array([1, 3]))
-    before = sampler.log_q.clone()
-    sampler.update_frequency(torch.tensor([0, 1]))
-    assert torch.equal(sampler.log_q, before)
+def test_static_log_q_is_unchanged_by_training():
+    criterion = CrossBatchSoftmaxLoss(2, 0, item_counts=np.array([1, 3]))
+    before = criterion.log_q.clone()
+    criterion(torch.zeros(2, 2), torch.zeros(2, 2), torch.tensor([0, 1]))
+    assert criterion.frequency is None and torch.equal(criterion.log_q, before)

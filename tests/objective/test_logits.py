@@ -4,20 +4,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cbns.negatives import Candidates
-from cbns.objective.logits import (
-    MASKED,
-    correct_logq,
-    hit_positions,
-    mask_accidental_hits,
-    sampled_softmax_logits,
-    scores,
-)
+from cbns.objective.logits import MASKED, hit_positions, sampled_softmax_logits
 
 
 def reference(users, positives, pos_ids, pos_logq, sources, T):
-    """Column 0 = positive; then every source, each step applied alone."""
+    """Column 0 = positive; then every source, each step applied alone: the dot products, the
+    temperature, the logQ correction (``- log q [N]`` broadcast over rows), and the accidental-hit
+    mask (MASKED where the candidate's id is the row's positive id)."""
     pos = (users * positives).sum(-1, keepdim=True) / T - pos_logq[:, None]
-    blocks = [mask_accidental_hits(correct_logq(scores(users, s.emb) / T, s.logq), s.ids, pos_ids) for s in sources]
+    blocks = [((users @ s.emb.T) / T - s.logq).masked_fill(pos_ids[:, None] == s.ids[None, :], MASKED)
+              for s in sources]
     return torch.cat([pos, *blocks], 1)
 
 

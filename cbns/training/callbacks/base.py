@@ -1,11 +1,12 @@
 """The hooks a training run calls; a callback overrides the ones it needs."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from torch import nn
+if TYPE_CHECKING:  # annotations only: the command line imports callbacks without torch
+    from torch import nn
 
-from cbns.training.fit_state import FitState
+    from cbns.training.fit_state import FitState
 
 
 class Loop(Protocol):
