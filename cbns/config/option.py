@@ -37,8 +37,11 @@ class Option:
     Attributes:
         help: one sentence of help (the command line appends the default); another option is
             named in backquotes (```epochs```), which the command line shows as its flag.
-        group: the help section (``data``, ``model``, ``sampler``, ``loss``, ``training``,
-            ``evaluation``, ``run``).
+        group: the config section that declares the option (``data``, ``sampler``, ``loss``,
+            ``model``, ``training``, ``evaluation``, ``run``), also its help section; filled in by
+            :class:`cbns.config.TrainConfig` from where the field is declared.
+        key: the option's flat name (flags, YAML keys, messages) where it differs from the
+            field's (``data`` for ``DataConfig.source``); None: the field's name.
         metavar: the placeholder shown in the help.
         choices: the allowed words, a tuple or a registry.
         minimum, above, maximum, below: bounds (inclusive: minimum, maximum; exclusive: above,
@@ -55,7 +58,8 @@ class Option:
     """
 
     help: str
-    group: str
+    group: str = ""
+    key: str | None = None
     metavar: str | None = None
     choices: tuple[str, ...] | Registry | None = None
     minimum: float | None = None
@@ -127,9 +131,9 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def option(default: Any, help: str, group: str, **meta) -> Any:
+def option(default: Any, help: str, **meta) -> Any:
     """A dataclass field with default ``default`` (lists are copied) and its :class:`Option`."""
-    spec = Option(help=help, group=group, **meta)
+    spec = Option(help=help, **meta)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata={"option": spec})
     return dataclasses.field(default=default, metadata={"option": spec})
