@@ -55,8 +55,8 @@ def throughput(config: TrainConfig, data, steps: int) -> dict:
     trainer = Trainer(config, data, model, objective, progress=False, verbose=False)
     device = trainer.device
     gen = torch.Generator().manual_seed(0)
-    warmup = config.memory_size // config.batch_size + 2 if config.sampler == "cbns" else 2
-    batches = [torch.randint(0, len(data.train), (config.batch_size,), generator=gen) for _ in range(warmup + steps)]
+    warmup = config.sampler.memory_size // config.sampler.batch_size + 2 if config.sampler.name == "cbns" else 2
+    batches = [torch.randint(0, len(data.train), (config.sampler.batch_size,), generator=gen) for _ in range(warmup + steps)]
     reset_peak_memory(device)
     for index in batches[:warmup]:
         trainer.step(trainer.train_pairs[index.to(device)])
@@ -66,27 +66,27 @@ def throughput(config: TrainConfig, data, steps: int) -> dict:
         trainer.step(trainer.train_pairs[index.to(device)])
     sync(device)
     seconds = time.perf_counter() - start
-    return {"steps_per_s": round(steps / seconds, 2), "examples_per_s": round(steps * config.batch_size / seconds),
+    return {"steps_per_s": round(steps / seconds, 2), "examples_per_s": round(steps * config.sampler.batch_size / seconds),
             "step_ms": round(1000 * seconds / steps, 2), "peak_memory": peak_memory(device)}
 
 
 def evaluation(config: TrainConfig, data, repeats: int) -> dict:
     """Seconds of a full-ranking evaluation of ``valid`` and of its floor (GEMM + topk) on the device."""
-    device = resolve_device(config.device)
+    device = resolve_device(config.run.device)
     model, _ = assemble(config, data)
     model.to(device)
     users, items = ranking_vectors(model, data)
     relevant, _ = ranking_matrices(data, "valid")
     rows = torch.from_numpy(np.flatnonzero(np.diff(relevant.indptr) > 0)).to(device)
     chunk = default_chunk(items.shape[0])
-    kmax = min(max(config.ks), items.shape[0])
+    kmax = min(max(config.evaluation.ks), items.shape[0])
 
     def floor():
         for s in range(0, len(rows), chunk):
             torch.topk(users[rows[s:s + chunk]] @ items.T, kmax, dim=1)
 
     def full():
-        evaluate_split(model, data, "valid", config.ks)
+        evaluate_split(model, data, "valid", config.evaluation.ks)
 
     timings = {}
     for name, fn in (("evaluate", full), ("floor", floor)):
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     base = TrainConfig(device=str(device), threads=args.threads, **shape).validate()
     data = load_data(base)
     if args.quick:  # 3,000 users of Gowalla, with their own validation split
-        data = carve_validation(user_subset(data, 3000, seed=0), base.valid_fraction, base.seed)
+        data = carve_validation(user_subset(data, 3000, seed=0), base.data.valid_fraction, base.training.seed)
     result = {"device": str(device), "torch": torch.__version__, "quick": args.quick,
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "train": {}}
     for sampler in ("inbatch", "cbns"):

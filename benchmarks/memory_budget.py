@@ -61,7 +61,7 @@ def resident_bytes() -> int:
 def step_peak(options: dict, steps: int) -> int:
     """Bytes a training step of ``options`` needs beyond the model and data: measured here."""
     config = TrainConfig(**options).validate()
-    set_threads(config.threads)
+    set_threads(config.run.threads)
     tune_allocator()
     data = load_data(config)
     model, objective = assemble(config, data)
@@ -69,7 +69,7 @@ def step_peak(options: dict, steps: int) -> int:
     trainer = Trainer(config, data, model, objective, progress=False, verbose=False, contexts=contexts)
     device = trainer.device
     gen = torch.Generator().manual_seed(0)
-    batches = [torch.randint(0, len(data.train), (config.batch_size,), generator=gen) for _ in range(steps)]
+    batches = [torch.randint(0, len(data.train), (config.sampler.batch_size,), generator=gen) for _ in range(steps)]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         before = torch.cuda.memory_allocated(device)
@@ -114,7 +114,7 @@ def run(options: dict, out: Path, seconds: float | None = None) -> dict:
         curve.append({"epoch": h["epoch"], "train_seconds": round(elapsed, 1),
                       "valid_hr20": round(h["valid"]["hit@20"], 4)})
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"batch_size": config.batch_size, "memory_size": config.memory_size if config.sampler == "cbns" else 0,
+    return {"batch_size": config.sampler.batch_size, "memory_size": config.sampler.memory_size if config.sampler.name == "cbns" else 0,
             "best_epoch": result.best_epoch, "epochs": result.epochs_run,
             "valid_hr20": round(result.valid["hit@20"], 4),
             "test_hr20": round(result.test["hit@20"], 4), "test_ndcg20": round(result.test["ndcg@20"], 4),

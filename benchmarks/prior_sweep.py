@@ -37,9 +37,9 @@ def main(argv=None) -> int:
     # The run's own prior comes out of the last column; a learned item bias stays in it (the users'
     # column of ones, divided by T below like the rest, puts it back in logit units).
     chosen = json.loads((args.run / "metrics.json").read_text()).get("popularity_prior", {}).get("beta", 0)
-    items = strip_prior(items, data.item_counts(), chosen, config.temperature)
+    items = strip_prior(items, data.item_counts(), chosen, config.loss.temperature)
     log_count = np.log1p(data.item_counts()).astype(np.float32)[:, None]
-    scaled_users = torch.from_numpy(np.hstack([users / config.temperature, np.ones((len(users), 1), np.float32)]))
+    scaled_users = torch.from_numpy(np.hstack([users / config.loss.temperature, np.ones((len(users), 1), np.float32)]))
     counts = data.item_counts()
     for part in args.parts.split(","):
         pairs = getattr(data, part)

@@ -47,11 +47,11 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(0)
     times = {label: [] for label in trainers}
     for label, trainer in trainers.items():  # warm-up, and fill CBNS banks
-        for _ in range(max(3, trainer.config.memory_size // trainer.config.batch_size + 1)):
-            trainer.step(pairs[torch.randint(0, len(pairs), (trainer.config.batch_size,), generator=gen)])
+        for _ in range(max(3, trainer.config.sampler.memory_size // trainer.config.sampler.batch_size + 1)):
+            trainer.step(pairs[torch.randint(0, len(pairs), (trainer.config.sampler.batch_size,), generator=gen)])
     for _ in range(args.rounds):
         for label, trainer in trainers.items():
-            batches = [pairs[torch.randint(0, len(pairs), (trainer.config.batch_size,), generator=gen)]
+            batches = [pairs[torch.randint(0, len(pairs), (trainer.config.sampler.batch_size,), generator=gen)]
                        for _ in range(args.steps)]
             start = time.perf_counter()
             for batch in batches:
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|")
     for label, trainer in trainers.items():
         step = statistics.median(times[label])
-        steps = -(-len(pairs) // trainer.config.batch_size)
+        steps = -(-len(pairs) // trainer.config.sampler.batch_size)
         epoch = step * steps + eval_seconds
         rows[label] = {"ms_per_step": round(step * 1e3, 2), "seconds_per_epoch": round(epoch, 1),
                        "over_first": round(step / base, 2)}

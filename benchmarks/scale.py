@@ -98,7 +98,7 @@ def child(args) -> dict:
     rows = len(trainer.train_pairs)
 
     def step():
-        index = torch.randint(0, rows, (config.batch_size,), generator=order)
+        index = torch.randint(0, rows, (config.sampler.batch_size,), generator=order)
         trainer.step(trainer.train_pairs[index])
 
     for _ in range(args.warmup):
@@ -122,7 +122,7 @@ def child(args) -> dict:
     state = tensor_bytes(model.state_dict()) + tensor_bytes(optimizer_state) + tensor_bytes(objective.state_dict())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"items": data.num_items, "users": data.num_users, "train_pairs": rows,
-            "sampler": config.sampler, "sparse_updates": config.sparse_updates,
+            "sampler": config.sampler.name, "sparse_updates": config.training.sparse_updates,
             "load_seconds": round(load_seconds, 2), "step_ms": round(statistics.median(times), 1),
             "step_ms_min": round(min(times), 1), "eval_ms_per_user": round(eval_ms / max(evaluated, 1), 3),
             "eval_users": evaluated, "peak_rss_bytes": peak, "state_bytes": state,

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     if args.item_bias is not None:
         base = replace(base, item_bias=args.item_bias == "true")
     data = load_data(base)
-    result: dict = {"threads": args.threads, "clock": clock, "batch_size": args.batch_size, "dim": base.dim}
+    result: dict = {"threads": args.threads, "clock": clock, "batch_size": args.batch_size, "dim": base.model.dim}
     if not args.skip_eval:
         result.update(time_evaluation(base, data, timer, args.eval_repeats))
     result.update(time_steps(base, data, timer, args.batch_size, args.repeats, args.steps))
@@ -86,7 +86,7 @@ def time_evaluation(config: TrainConfig, data, timer, repeats: int) -> dict:
     users = torch.from_numpy((relevant.indptr[1:] > relevant.indptr[:-1]).nonzero()[0])
     user_emb = model.all_users(data.num_users)[users]
     item_emb = model.all_items(data.num_items)
-    kmax = max(config.ks)
+    kmax = max(config.evaluation.ks)
     rows = default_chunk(data.num_items)
     block = torch.empty(rows, data.num_items)
 
@@ -101,7 +101,7 @@ def time_evaluation(config: TrainConfig, data, timer, repeats: int) -> dict:
     evals, floors, gemms = [], [], []
     floor()  # warm-up
     for _ in range(repeats):
-        evals.append(_timed(timer, lambda: evaluate_split(model, data, "valid", config.ks)))
+        evals.append(_timed(timer, lambda: evaluate_split(model, data, "valid", config.evaluation.ks)))
         floors.append(_timed(timer, floor))
         gemms.append(_timed(timer, lambda: floor(topk=False)))
     ev, fl, gm = statistics.median(evals), statistics.median(floors), statistics.median(gemms)
@@ -126,7 +126,7 @@ def time_steps(base: TrainConfig, data, timer, batch: int, repeats: int, steps: 
 
     def run(name: str, n: int) -> list[float]:
         trainer = trainers[name]
-        size = trainer.config.batch_size
+        size = trainer.config.sampler.batch_size
         times = []
         for _ in range(n):
             start = cursor[name] % (len(batches) - size)
@@ -136,8 +136,8 @@ def time_steps(base: TrainConfig, data, timer, batch: int, repeats: int, steps: 
         return times
 
     for name, trainer in trainers.items():  # warm-up, and fill each bank
-        run(name, max(2, trainer.config.memory_size // trainer.config.batch_size + 1)
-            if trainer.config.sampler == "cbns" else 2)
+        run(name, max(2, trainer.config.sampler.memory_size // trainer.config.sampler.batch_size + 1)
+            if trainer.config.sampler.name == "cbns" else 2)
     step_times = {name: [] for name in trainers}
     floor_times = {name: [] for name in trainers}
     for _ in range(repeats):
@@ -150,14 +150,14 @@ def time_steps(base: TrainConfig, data, timer, batch: int, repeats: int, steps: 
     print(f"{'config':14s} {'N':>6s} {'step ms':>8s} {'floor ms':>9s} {'step/floor':>10s} {'/inbatch':>9s}")
     for name in trainers:
         cfg = trainers[name].config
-        n = cfg.batch_size + (cfg.memory_size if cfg.sampler == "cbns" else 0)
+        n = cfg.sampler.batch_size + (cfg.sampler.memory_size if cfg.sampler.name == "cbns" else 0)
         print(f"{name:14s} {n:6d} {step[name] * 1e3:8.1f} {floor[name] * 1e3:9.1f} "
               f"{step[name] / floor[name]:10.2f} {step[name] / step['inbatch']:9.2f}")
-    examples = base.batch_size / step["default"]
-    print(f"default configuration ({base.sampler}, B={base.batch_size}, M={base.memory_size}, "
-          f"item side {base.item_side}): {examples:,.0f} examples/s; its dense Adam update over both "
+    examples = base.sampler.batch_size / step["default"]
+    print(f"default configuration ({base.sampler.name}, B={base.sampler.batch_size}, M={base.sampler.memory_size}, "
+          f"item side {base.loss.item_side}): {examples:,.0f} examples/s; its dense Adam update over both "
           f"tables {adam * 1e3:.1f} ms of the {step['default'] * 1e3:.1f} ms step", flush=True)
-    bf16 = _bf16_over_fp32(timer, batch, 8 * batch, base.dim)
+    bf16 = _bf16_over_fp32(timer, batch, 8 * batch, base.model.dim)
     print(f"bank scores [B, D] x [D, 8B] in bfloat16 take {bf16:.2f}x the float32 time on this CPU", flush=True)
     return {
         "inbatch_step_ms": round(step["inbatch"] * 1e3, 2),
@@ -181,8 +181,8 @@ def _floor(trainer: Trainer):
     """The logits GEMMs of one step of ``trainer`` (forward, gradient to users, gradient to the
     fresh items), on random operands of the same shapes."""
     cfg = trainer.config
-    b, d = cfg.batch_size, cfg.dim
-    n = b + (cfg.memory_size if cfg.sampler == "cbns" else 0)
+    b, d = cfg.sampler.batch_size, cfg.model.dim
+    n = b + (cfg.sampler.memory_size if cfg.sampler.name == "cbns" else 0)
     users, cand, grad = torch.randn(b, d), torch.randn(n, d), torch.randn(b, n)
 
     def gemms():

@@ -97,7 +97,7 @@ def shared_options(**overrides) -> dict:
     from cbns.config import TrainConfig
 
     defaults = TrainConfig()
-    options = {name: getattr(defaults, name) for name in SHARED}
+    options = {name: defaults[name] for name in SHARED}
     options.update({k: v for k, v in overrides.items() if v is not None})
     return options
 
@@ -149,8 +149,8 @@ def worker(root: Path, threads: int, steps: int, options: dict) -> int:
     data = load_data(config)
     trainer = make_trainer(config, data)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
-    batches = torch.split(order, config.batch_size)
-    warmup = config.memory_size // config.batch_size + 2
+    batches = torch.split(order, config.sampler.batch_size)
+    warmup = config.sampler.memory_size // config.sampler.batch_size + 2
     cpu, wall = [], []
     for i in range(warmup + steps):
         pairs = trainer.train_pairs[batches[i % len(batches)]]

@@ -35,7 +35,7 @@ def time_steps(trainer: Trainer, steps: int, generator: torch.Generator) -> dict
     """Seconds per step in each phase, over ``steps`` steps on random batches."""
     trainer.model.train()
     trainer.timer.reset()
-    n, b = len(trainer.train_pairs), trainer.config.batch_size
+    n, b = len(trainer.train_pairs), trainer.config.sampler.batch_size
     for _ in range(steps):
         with trainer.timer("data"):
             index = torch.randint(0, n, (b,), generator=generator)
@@ -79,7 +79,7 @@ def main() -> None:
     print("|---" * (len(PHASES) + 3) + "|")
     epoch = {}
     for name, per_round in rounds.items():
-        steps = -(-n // settings[name].config.batch_size)
+        steps = -(-n // settings[name].config.sampler.batch_size)
         epoch[name] = {ph: steps * statistics.median(r[ph] for r in per_round) for ph in PHASES}
     ref = sum(epoch[f"inbatch B={b}"].values())
     for name, phase in epoch.items():

@@ -42,11 +42,11 @@ def main() -> None:
         if len(values) > 1:
             sys.exit(f"valid_share.py: the runs differ in {name} ({', '.join(sorted(values))}); they must share "
                      f"{', '.join(shared)}")
-    if configs[0].split != "random":
-        sys.exit(f"valid_share.py: --split {configs[0].split} does not carve validation from train by a fraction")
-    smallest = min(c.valid_fraction for c in configs)
+    if configs[0].data.split != "random":
+        sys.exit(f"valid_share.py: --split {configs[0].data.split} does not carve validation from train by a fraction")
+    smallest = min(c.data.valid_fraction for c in configs)
     base = configs[0]
-    small = load_data(TrainConfig(data=base.data, split=base.split, seed=base.seed, min_rating=base.min_rating,
+    small = load_data(TrainConfig(data=base.data.source, split=base.data.split, seed=base.training.seed, min_rating=base.data.min_rating,
                                   valid_fraction=smallest).validate())
     relevant, exclude = small.matrix("valid"), small.matrix("train")
     print(f"ranked on the {smallest:g} carve: {len(small.valid):,} pairs of {relevant.getnnz(1).astype(bool).sum():,} "
@@ -57,9 +57,9 @@ def main() -> None:
         items = torch.from_numpy(np.load(run / "item_embeddings.npy"))
         metrics = full_ranking(users, items, relevant, exclude, ks=(20, 50))
         row = {k: round(metrics[k], 4) for k in ("recall@20", "ndcg@20", "recall@50")}
-        print(f"{run}: --valid-fraction {config.valid_fraction:g}: recall@20 {row['recall@20']:.4f}  "
+        print(f"{run}: --valid-fraction {config.data.valid_fraction:g}: recall@20 {row['recall@20']:.4f}  "
               f"ndcg@20 {row['ndcg@20']:.4f}  recall@50 {row['recall@50']:.4f}")
-        out["runs"][str(run)] = {"valid_fraction": config.valid_fraction, **row}
+        out["runs"][str(run)] = {"valid_fraction": config.data.valid_fraction, **row}
     print(json.dumps(out))
 
 

@@ -46,7 +46,7 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
           verbose: bool = True, callbacks: Sequence[Callback] = (), *, user_tower: nn.Module | None = None,
           item_tower: nn.Module | None = None, loss: nn.Module | None = None) -> TrainResult:
     """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.runs.run_dir`),
-    checkpointing every ``config.checkpoint_every`` steps and after every epoch (single process;
+    checkpointing every ``config.run.checkpoint_every`` steps and after every epoch (single process;
     see docs/resume.md).
 
     Bring your own parts: ``user_tower`` / ``item_tower`` replace the towers the config names (any
@@ -60,7 +60,7 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     Under ``torchrun`` (or the command line's launcher, :mod:`cbns.cli.launch`) every process calls
     this and trains as one rank (see :mod:`cbns.distributed`); all return the same result, and
     rank 0 alone writes ``out``.
-    With ``config.drift_every`` > 0 the run also records item-embedding drift
+    With ``config.run.drift_every`` > 0 the run also records item-embedding drift
     (:mod:`cbns.training.callbacks.drift`) into ``drift.json`` and ``drift.png``.
     """
     config = resolved((config if config is not None else TrainConfig()).validate())
@@ -144,7 +144,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
         check_memory(config, data.num_users, data.num_items)
     model, objective = assemble(config, data, parts, ctx)
     contexts = history_context(config, data, model)
-    stopping = [EarlyStopping(config.ks[0], config.patience)] if len(data.valid) else []
+    stopping = [EarlyStopping(config.evaluation.ks[0], config.training.patience)] if len(data.valid) else []
     callbacks = [*stopping, *callbacks]  # early stopping first: the other callbacks see its decision
     drift = drift_callback(config, data.num_items)
     if drift is not None:
@@ -152,7 +152,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     checkpointer = None
     if out_dir is not None and not ctx.distributed:
         meta = {"config": config.to_dict(), "data": data_fingerprint(data), "recipe": recipe}
-        checkpointer = Checkpointer(out_dir, config.checkpoint_every, meta)
+        checkpointer = Checkpointer(out_dir, config.run.checkpoint_every, meta)
         callbacks += [checkpointer, StopAtStepEnd(checkpointer)]
     trainer = Trainer(config, data, model, objective, progress=progress, verbose=verbose, callbacks=callbacks,
                       contexts=contexts, ctx=ctx)
@@ -168,7 +168,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     for line in recipe:
         _say(verbose and ctx.is_main, f"recipe: {line}")
     try:
-        set_prior(model, data, config, parse_prior(config.popularity_prior) or 0.0)  # auto: none until chosen
+        set_prior(model, data, config, parse_prior(config.evaluation.popularity_prior) or 0.0)  # auto: none until chosen
         state = trainer.fit(evaluator)  # ends with the best weights restored
     except NonFiniteError as exc:
         raise NonFiniteError(*exc.parts, "; ", *_last_good(out_dir)) from None
@@ -178,14 +178,14 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     result = TrainResult.of(state, valid, test, prior, evaluator.summary())
     if out_dir is not None:
         if drift is not None:
-            save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.batch_size))
+            save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.sampler.batch_size))
         towers = {side: (f"custom: {type(getattr(model, side + '_tower')).__name__}"
-                         if getattr(parts, side + "_tower") is not None else getattr(config, side + "_tower"))
+                         if getattr(parts, side + "_tower") is not None else config[side + "_tower"])
                   for side in ("user", "item")}
         metrics = {**result.to_dict(), "dataset": data.summary(),
                    "dataset_rows": data.rows.to_dict() if data.rows is not None else None,
-                   "world_size": ctx.world_size, "split": config.split, "towers": towers,
-                   "precision": config.precision, "recipe": recipe, "peak_memory": peak_memory(trainer.device)}
+                   "world_size": ctx.world_size, "split": config.data.split, "towers": towers,
+                   "precision": config.training.precision, "recipe": recipe, "peak_memory": peak_memory(trainer.device)}
         save_run(out_dir, config, data, model, objective, metrics,
                  user_context=contexts.for_users("test") if contexts is not None else None,
                  custom_towers=parts.custom_towers)
@@ -198,7 +198,7 @@ def history_context(config: TrainConfig, data, model: TwoTower) -> HistoryContex
     """The per-batch and evaluation histories, when the user tower reads one (else None)."""
     if not getattr(model.user_tower, "needs_history", False):
         return None
-    return HistoryContext(data, config.max_history)
+    return HistoryContext(data, config.model.max_history)
 
 
 def _restore(trainer: Trainer, run: Path, config: TrainConfig, fingerprint: dict, verbose: bool
@@ -264,6 +264,6 @@ def evaluate_run(run: str | Path, device: str = "auto") -> dict[str, dict[str, f
     model.to(where)
     contexts = history_context(config, data, model)
     parts = ("valid", "test") if len(data.valid) else ("test",)
-    return {part: evaluate_split(model, data, part, config.ks,
+    return {part: evaluate_split(model, data, part, config.evaluation.ks,
                                  user_context=contexts.for_users(part) if contexts is not None else None)
             for part in parts}

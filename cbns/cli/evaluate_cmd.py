@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from cbns.cli.process_settings import set_threads
     from cbns.runs.run_dir import load_run_config
 
-    set_threads(args.threads or load_run_config(Path(args.run_dir)).threads)
+    set_threads(args.threads or load_run_config(Path(args.run_dir)).run.threads)
     metrics = evaluate_run(args.run_dir, device=args.device)
     print(json.dumps(metrics, indent=2) if args.json else metrics_table(metrics))
     return 0
@@ -78,10 +78,10 @@ def _run_index(args: argparse.Namespace) -> int:
             raise CbnsError(f"--index: no index built in {run_dir}; run cbns index build {run_dir}, "
                             f"or pass --kind flat|ivf|hnsw for a temporary one")
         index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
-    history = reads_history(config.user_tower)
+    history = reads_history(config.model.user_tower)
     # A history tower's exported user vectors read the validation items too (they are as of the
     # test), so ranking the validation items with them would leak; only the test part is scored.
-    report = evaluate_index(index, users, items, load_data(config), config.ks,
+    report = evaluate_index(index, users, items, load_data(config), config.evaluation.ks,
                             parts=("test",) if history else ("valid", "test"))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -94,7 +94,7 @@ def _run_index(args: argparse.Namespace) -> int:
     print(metrics_table(rows))
     print(f"\nindex {report.spec}" + (f", built in {index.build_seconds:.2f}s" if args.kind else ""))
     if history:
-        print(f"valid not scored: the {config.user_tower} user tower exported its vectors as of the test "
+        print(f"valid not scored: the {config.model.user_tower} user tower exported its vectors as of the test "
               f"(its history includes the validation items)")
     for part in report.exact:
         overlap = "  ".join(f"recall{k} {v:.4f}" for k, v in report.index_recall[part].items())

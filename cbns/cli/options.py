@@ -58,7 +58,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         metavar = spec.metavar or ("BOOL" if kind == "bool" else None)
         group.add_argument(flag_name(name), dest=name, type=_TYPES[kind], default=None,
                            choices=allowed, metavar=metavar if allowed is None else None,
-                           help=_help(spec, getattr(defaults, name)))
+                           help=_help(spec, defaults[name]))
 
 
 def add_device_option(p: argparse.ArgumentParser, default: str = "auto") -> None:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     study = run_study(spec, args.out, threads=args.threads, progress=not args.no_progress,
                       train_missing=not args.report_only, command=command, device=args.device,
-                      before_cell=lambda config: apply_process_settings(config.threads))
+                      before_cell=lambda config: apply_process_settings(config.run.threads))
     done = len(study.results) - len(study.pending)
     print(f"{done} of {len(study.results)} cells finished ({len(study.trained)} trained now)")
     print(f"report: {study.report}")

@@ -39,7 +39,7 @@ def config_from_args(args: argparse.Namespace):
     config = build_config(file_options, flags)
     unread = unread_options(config, candidates=[*flags, *file_options])
     for name, (choice, readers) in unread.items():
-        value = getattr(config, name)
+        value = config[name]
         shown = ",".join(map(str, value)) if isinstance(value, list) else value
         detail = (f"{choice.text(flag_name)} does not read it "
                   f"(read only by {', '.join(r.text(flag_name) for r in readers)})")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _check_resume_args(args)
         out = Path(args.resume)
-        apply_process_settings(_given(args).get("threads", load_run_config(out).threads))
+        apply_process_settings(_given(args).get("threads", load_run_config(out).run.threads))
         with _resume_hint(out):
             result = resume(out, progress=not args.no_progress, **_given(args))
         config = load_run_config(out)
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             from cbns.cli.launch import launch
 
             return launch(config, out, args.nproc, progress=not args.no_progress)
-        apply_process_settings(config.threads)
+        apply_process_settings(config.run.threads)
         with _resume_hint(out):
             result = train(config, out, progress=not args.no_progress)
         if launched_rank() == 0:

@@ -44,13 +44,13 @@ def unread_options(config, candidates=None) -> dict[str, tuple[Opt, list[Opt]]]:
 
     if candidates is None:
         defaults = TrainConfig()
-        candidates = [name for name in TrainConfig.options() if getattr(config, name) != getattr(defaults, name)]
-    chosen = set(SAMPLERS.options(config.sampler))
+        candidates = [name for name in TrainConfig.options() if config[name] != defaults[name]]
+    chosen = set(SAMPLERS.options(config.sampler.name))
     for side, registry in SIDES.items():
-        chosen |= side_options(registry, getattr(config, f"{side}_tower"), side)
+        chosen |= side_options(registry, config[f"{side}_tower"], side)
     found = {}
     for option, readers in readers_of().items():
         if option in candidates and option not in chosen:
             kind = readers[0].name  # sampler, user_tower or item_tower
-            found[option] = (Opt(kind, getattr(config, kind)), [r for r in readers if r.name == kind] or readers)
+            found[option] = (Opt(kind, config[kind]), [r for r in readers if r.name == kind] or readers)
     return found

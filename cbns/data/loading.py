@@ -217,22 +217,22 @@ def _lookup(table: Table, column: str, originals: np.ndarray, train_path: Path, 
 
 
 def load_data(config, progress: bool = False) -> Interactions:
-    """The dataset of ``config`` split as ``config.split`` says, with its validation split (carved
+    """The dataset of ``config`` split as ``config.data.split`` says, with its validation split (carved
     from train for ``random``; made by the split itself for ``loo`` and ``temporal``), and the
     attribute tables named by ``user_features`` / ``item_features`` added to the dataset's own.
     With ``progress``, a load that takes more than a few seconds shows a progress bar on stderr."""
     read = ReadOptions.from_config(config)
-    with LoadProgress(f"loading {Path(config.data).name or config.data}", enabled=progress) as bar:
-        data = load_dataset(config.data, seed=config.seed, split=config.split,
-                            valid_fraction=config.valid_fraction, read=read, progress=bar)
-        if config.split == "random":
+    with LoadProgress(f"loading {Path(config.data.source).name or config.data.source}", enabled=progress) as bar:
+        data = load_dataset(config.data.source, seed=config.training.seed, split=config.data.split,
+                            valid_fraction=config.data.valid_fraction, read=read, progress=bar)
+        if config.data.split == "random":
             bar.stage("carving the validation split")
-            data = carve_validation(data, config.valid_fraction, config.seed)
+            data = carve_validation(data, config.data.valid_fraction, config.training.seed)
         for side, num in (("user", data.num_users), ("item", data.num_items)):
-            path = getattr(config, f"{side}_features")
+            path = config[f"{side}_features"]
             if path:
                 bar.stage(f"reading the {side} features")
-                table = read_feature_file(path, side, getattr(config, f"{side}_feature_columns"),
+                table = read_feature_file(path, side, config[f"{side}_feature_columns"],
                                           getattr(data, f"{side}_ids"), num)
                 own = getattr(data, f"{side}_features")
                 setattr(data, f"{side}_features", table if own is None else own.merged(table))

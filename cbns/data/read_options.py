@@ -46,8 +46,8 @@ class ReadOptions:
 
     @classmethod
     def from_config(cls, config) -> ReadOptions:
-        return cls(**{name: getattr(config, name) for name in DEFAULT_COLUMNS},
-                   min_rating=parse_min_rating(config.min_rating))
+        return cls(**{name: config[name] for name in DEFAULT_COLUMNS},
+                   min_rating=parse_min_rating(config.data.min_rating))
 
     def explicit(self, role: str) -> bool:
         """Whether column option ``role`` (``user_column``, ...) differs from its default."""

@@ -17,11 +17,11 @@ from cbns.model.two_tower import TwoTower
 class Evaluator:
     """Ranks ``valid`` or ``test`` for a model under training, as ``config`` says.
 
-    Each part is averaged over a seeded sample of its users (``config.eval_users`` for ``valid``,
-    seed ``config.seed + 4``; ``config.test_users`` for ``test``, seed ``config.seed + 5``; every
+    Each part is averaged over a seeded sample of its users (``config.evaluation.eval_users`` for ``valid``,
+    seed ``config.training.seed + 4``; ``config.evaluation.test_users`` for ``test``, seed ``config.training.seed + 5``; every
     user with held-out items when the sample is 0 or covers them all). Ranking is exact, sharded
     over the ranks of ``ctx`` (:func:`cbns.evaluation.sharded.evaluate_sharded`); validation with
-    ``config.eval_index`` other than ``exact`` takes the top-K from an item index instead
+    ``config.evaluation.eval_index`` other than ``exact`` takes the top-K from an item index instead
     (:func:`cbns.evaluation.index_eval.validate_with_index`; faiss, imported only then), and its
     first such validation also measures the index's recall against exact ranking of the same
     users (:attr:`index_info`).
@@ -40,8 +40,8 @@ class Evaluator:
         has_valid = len(data.valid) > 0
         #: the users each part averages over (None: all of them)
         self.users: dict[str, np.ndarray | None] = {
-            "valid": sample_users(data.matrix("valid"), config.eval_users, config.seed + 4) if has_valid else None,
-            "test": sample_users(data.matrix("test"), config.test_users, config.seed + 5)}
+            "valid": sample_users(data.matrix("valid"), config.evaluation.eval_users, config.training.seed + 4) if has_valid else None,
+            "test": sample_users(data.matrix("test"), config.evaluation.test_users, config.training.seed + 5)}
         #: the item index of the last index-validated run: its build and search seconds, and
         #: (measured once) its recall against exact ranking; None with exact validation
         self.index_info: dict | None = None
@@ -56,25 +56,25 @@ class Evaluator:
         self.settle()
         context = self.context(part)
         users = self.users[part]
-        if part == "valid" and cfg.eval_index != "exact":
+        if part == "valid" and cfg.evaluation.eval_index != "exact":
             from cbns.evaluation.index_eval import validate_with_index  # faiss, imported only when used
             from cbns.ranking.index_spec import IndexSpec
 
             metrics, self.index_info = validate_with_index(
-                model, self.data, part, cfg.ks, IndexSpec(cfg.eval_index), users, context,
+                model, self.data, part, cfg.evaluation.ks, IndexSpec(cfg.evaluation.eval_index), users, context,
                 compare_exact=self.index_info is None)
             return metrics
-        return evaluate_sharded(model, self.data, part, cfg.ks, self.ctx, user_context=context, users=users)
+        return evaluate_sharded(model, self.data, part, cfg.evaluation.ks, self.ctx, user_context=context, users=users)
 
     def summary(self) -> dict:
         """How validation and the test were ranked and over how many users, for ``metrics.json``."""
         cfg, summary = self.config, {}
-        for part, seed in (("valid", cfg.seed + 4), ("test", cfg.seed + 5)):
+        for part, seed in (("valid", cfg.training.seed + 4), ("test", cfg.training.seed + 5)):
             if part == "valid" and not len(self.data.valid):
                 continue
             sample, total = self.users[part], users_with_items(self.data.matrix(part))
             summary[part] = {"users": total if sample is None else len(sample), "of": total,
                              "sample_seed": seed if sample is not None else None}
         if "valid" in summary:
-            summary["valid"]["ranking"] = cfg.eval_index
+            summary["valid"]["ranking"] = cfg.evaluation.eval_index
         return summary

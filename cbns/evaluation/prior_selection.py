@@ -22,7 +22,7 @@ from cbns.ranking.topk import ITEM_BLOCK
 
 def set_prior(model: TwoTower, data: Interactions, config: TrainConfig, beta: float) -> None:
     """Rank with the popularity prior of strength ``beta`` (0: none); see :mod:`cbns.model.popularity_prior`."""
-    model.set_prior(prior_column(data.item_counts(), beta, config.temperature))
+    model.set_prior(prior_column(data.item_counts(), beta, config.loss.temperature))
 
 
 def select_prior(model: TwoTower, data: Interactions, config: TrainConfig, evaluator: Evaluator,
@@ -35,8 +35,8 @@ def select_prior(model: TwoTower, data: Interactions, config: TrainConfig, evalu
     is when the prior is fixed or there is no validation split. The record is ``{"beta",
     "chosen_on"}``, and under ``auto`` the validation Recall@K of every beta tried.
     """
-    key = f"recall@{config.ks[0]}"
-    beta = parse_prior(config.popularity_prior)
+    key = f"recall@{config.evaluation.ks[0]}"
+    beta = parse_prior(config.evaluation.popularity_prior)
     if beta is not None:
         return {"beta": beta, "chosen_on": "fixed by popularity_prior"}, best_valid
     if not len(data.valid):
@@ -71,7 +71,7 @@ def sweep_priors(model: TwoTower, data: Interactions, config: TrainConfig, evalu
     """Validation metrics under each prior of ``betas`` from one score product per user chunk, in a
     single process with exact ranking of up to :data:`cbns.ranking.topk.ITEM_BLOCK` items;
     ``{}`` elsewhere (the caller then evaluates one prior at a time). The model is left with no prior."""
-    if not betas or evaluator.ctx.distributed or config.eval_index != "exact" or data.num_items > ITEM_BLOCK:
+    if not betas or evaluator.ctx.distributed or config.evaluation.eval_index != "exact" or data.num_items > ITEM_BLOCK:
         return {}
     evaluator.settle()
     set_prior(model, data, config, 0.0)
@@ -79,7 +79,7 @@ def sweep_priors(model: TwoTower, data: Interactions, config: TrainConfig, evalu
     relevant, exclude = ranking_matrices(data, "valid")
     users, items, column = scoring_vectors(model, data, context)
     counts = data.item_counts()
-    priors = [prior_column(counts, b, config.temperature).to(items.device) for b in betas]
-    found = full_ranking_columns(users, items, relevant, exclude, priors, config.ks,
+    priors = [prior_column(counts, b, config.loss.temperature).to(items.device) for b in betas]
+    found = full_ranking_columns(users, items, relevant, exclude, priors, config.evaluation.ks,
                                  rows=evaluator.users["valid"], item_bias=column)
     return dict(zip(betas, found))

@@ -12,16 +12,16 @@ from cbns.registry import ITEM_TOWERS, USER_TOWERS
 def build_model(config, num_users: int, num_items: int, user_features: FeatureTable | None = None,
                 item_features: FeatureTable | None = None, user_tower: nn.Module | None = None,
                 item_tower: nn.Module | None = None) -> TwoTower:
-    """The towers ``config.user_tower`` and ``config.item_tower`` of width ``config.dim``, seeded
-    from ``config.seed``; the feature towers read the attribute tables given here. A tower given
+    """The towers ``config.model.user_tower`` and ``config.model.item_tower`` of width ``config.model.dim``, seeded
+    from ``config.training.seed``; the feature towers read the attribute tables given here. A tower given
     as ``user_tower`` / ``item_tower`` (built by the caller) is used as it is instead."""
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.training.seed)
     user = user_tower if user_tower is not None else \
-        USER_TOWERS.get(config.user_tower).from_config(config, "user", num_users, num_items, user_features)
+        USER_TOWERS.get(config.model.user_tower).from_config(config, "user", num_users, num_items, user_features)
     item = item_tower if item_tower is not None else \
-        ITEM_TOWERS.get(config.item_tower).from_config(config, "item", num_items, num_items, item_features)
-    return TwoTower(user, item, normalize=config.normalize, num_items=num_items, item_bias=config.item_bias,
-                    sparse_updates=config.sparse_updates)
+        ITEM_TOWERS.get(config.model.item_tower).from_config(config, "item", num_items, num_items, item_features)
+    return TwoTower(user, item, normalize=config.model.normalize, num_items=num_items, item_bias=config.model.item_bias,
+                    sparse_updates=config.training.sparse_updates)
 
 
 def reads_history(user_tower: str) -> bool:

@@ -103,12 +103,12 @@ class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
         config's: 0 for the in-batch sampler). ``item_frequency: streaming`` ignores the counts.
         Values are not checked here: the trainer's guard (:mod:`cbns.training.guards`) does it,
         naming the step."""
-        counts = None if config.item_frequency == "streaming" else item_counts
-        return cls(config.dim, config.memory_size if memory_size is None else memory_size, item_counts=counts,
-                   warmup_steps=config.warmup_steps, temperature=config.temperature, item_side=config.item_side,
-                   logq_correction=config.logq_correction, bank_mode=config.bank_mode,
-                   frequency_slots=config.frequency_slots, frequency_alpha=config.frequency_alpha,
-                   check_inputs=False, precision=config.precision)
+        counts = None if config.sampler.item_frequency == "streaming" else item_counts
+        return cls(config.model.dim, config.sampler.memory_size if memory_size is None else memory_size, item_counts=counts,
+                   warmup_steps=config.sampler.warmup_steps, temperature=config.loss.temperature, item_side=config.loss.item_side,
+                   logq_correction=config.loss.logq_correction, bank_mode=config.sampler.bank_mode,
+                   frequency_slots=config.sampler.frequency_slots, frequency_alpha=config.sampler.frequency_alpha,
+                   check_inputs=False, precision=config.training.precision)
 
     @property
     def warmup_steps(self) -> int:

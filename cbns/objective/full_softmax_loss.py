@@ -41,7 +41,7 @@ class FullSoftmaxLoss(nn.Module):
 
     @classmethod
     def from_config(cls, config, item_counts) -> FullSoftmaxLoss:
-        return cls(len(item_counts), config.temperature, config.precision)
+        return cls(len(item_counts), config.loss.temperature, config.training.precision)
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
                 item_bias=None, encode_items=None, rank_rows=None) -> torch.Tensor:

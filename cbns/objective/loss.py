@@ -132,4 +132,4 @@ def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
 
 def build_loss(config) -> SampledSoftmaxLoss:
     """The loss a :class:`cbns.config.TrainConfig` describes."""
-    return SampledSoftmaxLoss(config.temperature, config.logq_correction, config.item_side, config.precision)
+    return SampledSoftmaxLoss(config.loss.temperature, config.loss.logq_correction, config.loss.item_side, config.training.precision)

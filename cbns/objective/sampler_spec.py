@@ -41,6 +41,6 @@ class SamplerSpec:
     @classmethod
     def build(cls, config, item_counts: np.ndarray) -> nn.Module:
         """The training objective of ``config`` (resolved: no option left ``auto``)."""
-        streaming = config.item_frequency == "streaming"
+        streaming = config.sampler.item_frequency == "streaming"
         sources = cls.sources(config, np.ones_like(item_counts) if streaming else item_counts)
         return SampledSoftmaxObjective.from_config(config, item_counts, sources)

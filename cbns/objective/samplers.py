@@ -38,11 +38,11 @@ class Uniform(SamplerSpec):
 
     @classmethod
     def sources(cls, config, item_counts):
-        return [UniformSource(len(item_counts), config.num_negatives, seed=config.seed + 1)]
+        return [UniformSource(len(item_counts), config.sampler.num_negatives, seed=config.training.seed + 1)]
 
     @classmethod
     def negatives_per_row(cls, batch_size, config):
-        return config.num_negatives
+        return config.sampler.num_negatives
 
 
 @SAMPLERS.register("popularity")
@@ -54,12 +54,12 @@ class Popularity(SamplerSpec):
 
     @classmethod
     def sources(cls, config, item_counts):
-        return [PopularitySource(item_counts, config.num_negatives, alpha=config.popularity_alpha,
-                                 seed=config.seed + 1)]
+        return [PopularitySource(item_counts, config.sampler.num_negatives, alpha=config.sampler.popularity_alpha,
+                                 seed=config.training.seed + 1)]
 
     @classmethod
     def negatives_per_row(cls, batch_size, config):
-        return config.num_negatives
+        return config.sampler.num_negatives
 
 
 @SAMPLERS.register("mns")
@@ -72,11 +72,11 @@ class Mixed(SamplerSpec):
 
     @classmethod
     def sources(cls, config, item_counts):
-        return [InBatchSource(), UniformSource(len(item_counts), config.num_negatives, seed=config.seed + 1)]
+        return [InBatchSource(), UniformSource(len(item_counts), config.sampler.num_negatives, seed=config.training.seed + 1)]
 
     @classmethod
     def negatives_per_row(cls, batch_size, config):
-        return batch_size - 1 + config.num_negatives
+        return batch_size - 1 + config.sampler.num_negatives
 
 
 @SAMPLERS.register("cbns")
@@ -93,7 +93,7 @@ class CrossBatch(SamplerSpec):
 
     @classmethod
     def negatives_per_row(cls, batch_size, config):
-        return batch_size - 1 + config.memory_size
+        return batch_size - 1 + config.sampler.memory_size
 
 
 @SAMPLERS.register("full")

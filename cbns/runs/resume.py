@@ -35,11 +35,11 @@ def refuse_changes(run_dir: Path, saved: TrainConfig, requested: dict[str, Any])
     """
     updates = {}
     for name, value in requested.items():
-        if value is None or value == getattr(saved, name):
+        if value is None or value == saved[name]:
             continue
         if name not in MUTABLE_ON_RESUME:
             raise CbnsError(Opt(name, _show(value)), f": a resumed run keeps its configuration "
-                            f"({name}: {_show(getattr(saved, name))} in {run_dir / 'config.yaml'}); drop the ",
+                            f"({name}: {_show(saved[name])} in {run_dir / 'config.yaml'}); drop the ",
                             FlagsOnly("flag", otherwise="option"), ", or start a new run with another ", Opt("out"))
         updates[name] = value
     return TrainConfig(**{**saved.to_dict(), **updates}).validate()
@@ -57,7 +57,7 @@ def check_same_run(path: Path, payload: dict, config: TrainConfig, fingerprint: 
     theirs = payload.get("data", {})
     if theirs != fingerprint:
         what = next((k for k in fingerprint if theirs.get(k) != fingerprint[k]), "sha256")
-        raise CbnsError(Opt("data", config.data), f": the dataset changed since the checkpoint {path} was written "
+        raise CbnsError(Opt("data", config.data.source), f": the dataset changed since the checkpoint {path} was written "
                         f"({what}: {theirs.get(what)} then, {fingerprint[what]} now); resume needs the same data")
 
 

@@ -51,7 +51,7 @@ def resolved(config: TrainConfig) -> TrainConfig:
     can be read from anywhere."""
     changes = {}
     for name in ("data", "user_features", "item_features"):
-        value = getattr(config, name)
+        value = config[name]
         if value and Path(value).exists():
             changes[name] = str(Path(value).resolve())
     return TrainConfig(**{**config.to_dict(), **changes}) if changes else config

@@ -47,8 +47,8 @@ def seen_matrix(data: Interactions) -> sp.csr_matrix:
 
 def source_key(config: TrainConfig) -> str:
     """The dataset options the seen items follow from: the data, the seed and the validation carve."""
-    key = f"{config.data}|seed={config.seed}|valid_fraction={config.valid_fraction}"
-    return key if config.split == "random" else f"{key}|split={config.split}"
+    key = f"{config.data.source}|seed={config.training.seed}|valid_fraction={config.data.valid_fraction}"
+    return key if config.data.split == "random" else f"{key}|split={config.data.split}"
 
 
 def write_seen_items(run: Path, seen: sp.csr_matrix, items: np.ndarray, source: str) -> Path:

@@ -39,11 +39,11 @@ def seen_items(run: Path, config: TrainConfig, num_users: int, items: np.ndarray
     try:
         return read_seen_items(run, items, num_users)
     except SeenItemsUnavailable as exc:
-        print(f"cbns: note: {exc}; computing the seen items from the dataset {config.data}", file=sys.stderr)
+        print(f"cbns: note: {exc}; computing the seen items from the dataset {config.data.source}", file=sys.stderr)
     seen = seen_matrix(load_data(config))
     shape = (num_users, len(items))
     if seen.shape != shape:
-        raise CbnsError(f"{config.data}: the dataset now has {seen.shape[0]:,} users x {seen.shape[1]:,} items, "
+        raise CbnsError(f"{config.data.source}: the dataset now has {seen.shape[0]:,} users x {seen.shape[1]:,} items, "
                         f"but the embeddings of {run} have {shape[0]:,} x {shape[1]:,}; it changed since training")
     with contextlib.suppress(CbnsError):
         write_seen_items(run, seen, items, source_key(config))

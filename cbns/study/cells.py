@@ -65,18 +65,18 @@ class Cell:
 
     @property
     def batch_size(self) -> int:
-        return int(self.options.get("batch_size", TrainConfig.batch_size))
+        return int(self.options.get("batch_size", TrainConfig.default("batch_size")))
 
     @property
     def sampler_name(self) -> str:
-        return str(self.options.get("sampler", TrainConfig.sampler))
+        return str(self.options.get("sampler", TrainConfig.default("sampler")))
 
     @property
     def memory_size(self) -> int | None:
         """The bank size of a CBNS cell, ``None`` for other samplers."""
         if "memory_size" not in SAMPLERS.options(self.sampler_name):
             return None
-        return int(self.options.get("memory_size", TrainConfig.memory_size))
+        return int(self.options.get("memory_size", TrainConfig.default("memory_size")))
 
     def config(self, data: str, threads: int | None = None, device: str | None = None) -> TrainConfig:
         """The validated run configuration with ``data`` as the data value (``threads`` and
@@ -128,7 +128,7 @@ def _section_cells(spec: StudySpec, section: Section):
     for seed, dataset, tower, sampler, vary_values, batch in axes:
         vary = dict(zip(vary_names, vary_values))
         options = _options(spec, section, tower, sampler, vary, batch, seed)
-        has_bank = "memory_size" in SAMPLERS.options(options.get("sampler", TrainConfig.sampler))
+        has_bank = "memory_size" in SAMPLERS.options(options.get("sampler", TrainConfig.default("sampler")))
         for memory in section.memory_sizes if has_bank else [None]:
             cell_options = dict(options)
             if memory is not None:
@@ -164,8 +164,8 @@ def _cell(spec, section, dataset: DatasetSpec, tower: str, sampler: str, options
     hashed = {k: v for k, v in options.items() if k not in NOT_HASHED and LEGACY_VALUES.get(k, _NONE) != v}
     digest = hashlib.sha1(json.dumps({"data": dataset.identity, **hashed}, sort_keys=True).encode()).hexdigest()[:8]
     parts = [dataset.label, tower, sampler, f"B{options['batch_size']}"]
-    if "memory_size" in SAMPLERS.options(options.get("sampler", TrainConfig.sampler)):
-        parts.append(f"M{options.get('memory_size', TrainConfig.memory_size)}")
+    if "memory_size" in SAMPLERS.options(options.get("sampler", TrainConfig.default("sampler"))):
+        parts.append(f"M{options.get('memory_size', TrainConfig.default("memory_size"))}")
     parts += [f"{k}{_short(v)}" for k, v in vary.items()]
     parts += [f"s{options['seed']}", digest]
     name = re.sub(r"[^A-Za-z0-9._=-]+", "-", "_".join(str(p) for p in parts))

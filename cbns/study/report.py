@@ -70,7 +70,7 @@ def _header(spec: StudySpec, results: list[CellResult], command: str | None, thr
     done = [r for r in results if r.done]
     seconds = sum(r.value("", "train_seconds") or 0.0 for r in done)
     if threads is None:
-        threads = spec.base.get("threads", TrainConfig.threads)
+        threads = spec.base.get("threads", TrainConfig.default("threads"))
     lines = [f"# Study `{spec.name}`", ""]
     if spec.description:
         lines += [spec.description, ""]

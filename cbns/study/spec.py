@@ -151,7 +151,7 @@ def parse_spec(raw: Any, source: str = "<spec>", name: str = "study", root: Path
 
 def _datasets(raw, base: dict, where: _Where, root: Path | None) -> dict[str, DatasetSpec]:
     if raw is None:
-        raw = [base.get("data", TrainConfig.data)]
+        raw = [base.get("data", TrainConfig.default("data"))]
     if isinstance(raw, list):
         raw = {Path(str(d)).name or str(d): d for d in raw}
     out = {}
@@ -191,8 +191,8 @@ def _section(name, raw, where, defaults: TrainConfig, datasets, towers, samplers
         if not isinstance(values, list) or not values:
             raise CbnsError(f"{where.source}: {key}.vary.{option}: expected a non-empty list, got {values!r}")
         vary[option] = [check_option(option, v, f"{where.source}: {key}.vary") for v in values]
-    batch = options.get("batch_size", defaults.batch_size)
-    memory = options.get("memory_size", defaults.memory_size)
+    batch = options.get("batch_size", defaults.sampler.batch_size)
+    memory = options.get("memory_size", defaults.sampler.memory_size)
     labels = where.labels(body.get("samplers"), samplers, f"{key}.samplers")
     if kind == "batch" and not any(samplers[s].get("sampler") == "inbatch" for s in labels):
         raise CbnsError(f"{where.source}: {key}.samplers: a batch section compares CBNS with in-batch at "

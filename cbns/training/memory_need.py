@@ -49,20 +49,20 @@ class Part:
 
 def memory_parts(config, num_users: int, num_items: int) -> list[Part]:
     """The allocations a run of ``config`` on ``num_users`` x ``num_items`` makes (module doc)."""
-    d, b = config.dim, config.batch_size
-    user_tower, item_tower = USER_TOWERS.get(config.user_tower), ITEM_TOWERS.get(config.item_tower)
-    sampler = SAMPLERS.get(config.sampler)
+    d, b = config.model.dim, config.sampler.batch_size
+    user_tower, item_tower = USER_TOWERS.get(config.model.user_tower), ITEM_TOWERS.get(config.model.item_tower)
+    sampler = SAMPLERS.get(config.sampler.name)
     rows = (num_items if user_tower.needs_history else num_users) + num_items
     copies = table_copies(config)
     parts = [Part(copies * FLOAT * (rows * d + num_items), "dim",
                   f"the embedding tables, {rows:,} rows x {d} floats x {copies} copies")]
     hidden = [t for t in (user_tower, item_tower) if "hidden_dim" in t.options]
     if hidden:
-        h = config.hidden_dim
+        h = config.model.hidden_dim
         parts.append(Part(LAYER_COPIES * FLOAT * len(hidden) * 4 * h * (d + h), "hidden_dim",
                           f"the towers' layers, about 4 x {h} x ({d} + {h}) floats x {LAYER_COPIES} copies"))
     if "memory_size" in sampler.options:
-        m = config.memory_size
+        m = config.sampler.memory_size
         parts.append(Part(m * (d * FLOAT + 8 + FLOAT), "memory_size", f"the bank, {m:,} vectors of {d} floats"))
     negatives = sampler.negatives_per_row(b, config)  # None: every item (the full softmax)
     columns = num_items if negatives is None else negatives + 1
@@ -74,9 +74,9 @@ def memory_parts(config, num_users: int, num_items: int) -> list[Part]:
     else:
         driver, what = "batch_size", f"the step's softmax over {columns:,} candidates for {b:,} rows"
     parts.append(Part(3 * FLOAT * (b * columns + extra * d), driver, what))
-    if config.item_frequency == "streaming":
-        parts.append(Part(16 * config.frequency_slots, "frequency_slots",
-                          f"the streaming frequency arrays, 2 x {config.frequency_slots:,} int64"))
+    if config.sampler.item_frequency == "streaming":
+        parts.append(Part(16 * config.sampler.frequency_slots, "frequency_slots",
+                          f"the streaming frequency arrays, 2 x {config.sampler.frequency_slots:,} int64"))
     return parts
 
 
@@ -90,7 +90,7 @@ def check_memory(config, num_users: int, num_items: int) -> None:
     if needed <= free:
         return
     biggest = max(parts, key=lambda p: p.bytes)
-    value = getattr(config, biggest.option)
+    value = config[biggest.option]
     raise CbnsError(Opt(biggest.option, value), f": the run needs about {format_bytes(needed)} of memory "
                     f"({biggest.what}: {format_bytes(biggest.bytes)}), but {format_bytes(free)} is available; "
                     f"use a smaller ", Opt(biggest.option))

@@ -36,11 +36,11 @@ def resolve(config, num_items: int, num_train: int, item_tower=None, user_tower=
     ``item_tower`` / ``user_tower`` are the caller's own towers when there are
     (``cbns.train(item_tower=...)``): one is an ID table only if it says so (``id_table = True``)."""
     changes, notes = {}, []
-    if config.sampler == "auto":
+    if config.sampler.name == "auto":
         changes["sampler"] = "cbns"
-        notes.append(f"sampler cbns: auto is CBNS also when B + M = {config.batch_size + config.memory_size:,} "
+        notes.append(f"sampler cbns: auto is CBNS also when B + M = {config.sampler.batch_size + config.sampler.memory_size:,} "
                      f"rows cover the {num_items:,} items (the full softmax lost to it on validation)")
-    if config.item_side == "auto":
+    if config.loss.item_side == "auto":
         from cbns.registry import ITEM_TOWERS, USER_TOWERS
 
         def describe(side, given, registry, name):
@@ -48,29 +48,29 @@ def resolve(config, num_items: int, num_train: int, item_tower=None, user_tower=
             label = type(given).__name__ if given is not None else name
             return bool(getattr(tower, "id_table", False)), f"{side} tower {label}"
 
-        sides = [describe("user", user_tower, USER_TOWERS, config.user_tower),
-                 describe("item", item_tower, ITEM_TOWERS, config.item_tower)]
+        sides = [describe("user", user_tower, USER_TOWERS, config.model.user_tower),
+                 describe("item", item_tower, ITEM_TOWERS, config.model.item_tower)]
         both = all(is_table for is_table, _ in sides)
         changes["item_side"] = "joint" if both else "split"
         why = "both towers are ID tables" if both else \
             ", ".join(f"the {label} is not an ID table" for is_table, label in sides if not is_table)
         notes.append(f"item side {changes['item_side']}: {why}")
-    if config.min_steps:
-        per_epoch = max(1, math.ceil(num_train / config.batch_size))
-        epochs = max(config.epochs, math.ceil(config.min_steps / per_epoch))
-        if epochs != config.epochs:
+    if config.training.min_steps:
+        per_epoch = max(1, math.ceil(num_train / config.sampler.batch_size))
+        epochs = max(config.training.epochs, math.ceil(config.training.min_steps / per_epoch))
+        if epochs != config.training.epochs:
             changes["epochs"] = epochs
-            notes.append(f"epochs {epochs}: at least {config.min_steps:,} steps of {per_epoch:,} per epoch "
-                         f"(epochs {config.epochs} would give {config.epochs * per_epoch:,})")
+            notes.append(f"epochs {epochs}: at least {config.training.min_steps:,} steps of {per_epoch:,} per epoch "
+                         f"(epochs {config.training.epochs} would give {config.training.epochs * per_epoch:,})")
     if not changes:
         return config, notes
-    return dataclasses.replace(config, **changes).validate(), notes
+    return config.replace(**changes).validate(), notes
 
 
 def leaves_to_recipe(name: str, expected) -> bool:
     """Whether option ``name`` of the (unresolved) config ``expected`` is decided here at run time."""
     if name in ("sampler", "item_side"):
-        return getattr(expected, name) == "auto"
+        return expected[name] == "auto"
     if name == "epochs":
-        return bool(expected.min_steps)
+        return bool(expected.training.min_steps)
     return False

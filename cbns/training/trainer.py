@@ -50,12 +50,12 @@ class Trainer:
     loss and keeps its own state (the CBNS bank); ``contexts`` (a :class:`cbns.data.history.HistoryContext`)
     gives history user towers each batch's context.
 
-    The model, the objective and the training pairs live on ``config.device`` (``ctx.device`` on
+    The model, the objective and the training pairs live on ``config.run.device`` (``ctx.device`` on
     several ranks) until :meth:`to_cpu`. On a GPU the loss and the NaN/inf guard are read every
     :data:`SYNC_EVERY` steps and before every checkpoint (the step never waits for the device; a
     non-finite step stops the run at the next read, naming the step where it first appeared); on
-    the CPU, every step. ``config.precision`` ``bf16`` runs the towers under autocast. On several
-    ranks ``config.batch_size`` is the global batch, of which this rank reads its share, and only
+    the CPU, every step. ``config.training.precision`` ``bf16`` runs the towers under autocast. On several
+    ranks ``config.sampler.batch_size`` is the global batch, of which this rank reads its share, and only
     rank 0 shows progress and prints: the single-process run, up to float summation order.
     """
 
@@ -63,7 +63,7 @@ class Trainer:
                  progress: bool = True, verbose: bool = True, callbacks: Sequence[Callback] = (), contexts=None,
                  ctx: DistContext | None = None):
         self.ctx = ctx = ctx or DistContext()
-        self.device = ctx.device if ctx.distributed else resolve_device(config.device)
+        self.device = ctx.device if ctx.distributed else resolve_device(config.run.device)
         model.to(self.device)
         objective.to(self.device)
         self.config, self.data, self.model, self.objective, self.contexts = config, data, model, objective, contexts
@@ -71,15 +71,15 @@ class Trainer:
         self.progress, self.verbose = progress and ctx.is_main, verbose and ctx.is_main
         self.callbacks = list(callbacks)
         self.global_step = 0
-        self.optimizer = build_optimizer(model, config.lr, config.weight_decay, config.sparse_updates)
+        self.optimizer = build_optimizer(model, config.training.lr, config.training.weight_decay, config.training.sparse_updates)
         self.sparse_parameters = model.sparse_parameters()
         self.encoder = PairEncoder(model)
         if ctx.distributed:
             self.encoder = data_parallel(self.encoder, self.sparse_parameters, ctx)
         self.train_pairs = torch.from_numpy(data.train).to(self.device)
-        self.shuffle = torch.Generator().manual_seed(config.seed + 2)  # on the CPU: the same order everywhere
+        self.shuffle = torch.Generator().manual_seed(config.training.seed + 2)  # on the CPU: the same order everywhere
         self.state = FitState(order=self.shuffle.get_state())
-        self.autocast = autocast_for(config.precision, self.device)
+        self.autocast = autocast_for(config.training.precision, self.device)
         self.sync_every = 1 if self.device.type == "cpu" else SYNC_EVERY
         self._epoch_rows = 0
         self._global_rows: list[int] = []
@@ -99,8 +99,8 @@ class Trainer:
         order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
         if self.device.type == "cuda":
             order = order.pin_memory()
-        batches = shard_batches(order, self.config.batch_size, self.ctx.rank, self.ctx.world_size)
-        self._global_rows = [len(b) for b in torch.split(order, self.config.batch_size)]
+        batches = shard_batches(order, self.config.sampler.batch_size, self.ctx.rank, self.ctx.world_size)
+        self._global_rows = [len(b) for b in torch.split(order, self.config.sampler.batch_size)]
         self._epoch_rows = sum(len(b) for b in batches)
         return batches
 
@@ -202,8 +202,8 @@ class Trainer:
             average_sparse_grads(self.sparse_parameters, self.ctx)
         with self.timer("optimizer"):  # the schedule's rate for this step, of the step counter alone
             cfg = self.config
-            apply_lr(self.optimizer, cfg.lr_schedule, self.global_step,
-                     cfg.epochs * math.ceil(len(self.train_pairs) / cfg.batch_size), cfg.lr)
+            apply_lr(self.optimizer, cfg.training.lr_schedule, self.global_step,
+                     cfg.training.epochs * math.ceil(len(self.train_pairs) / cfg.sampler.batch_size), cfg.training.lr)
             self.optimizer.step()
         self.global_step += 1
 
@@ -217,7 +217,7 @@ class Trainer:
         with ``evaluator`` (if any, and a validation split) every ``eval_every`` epochs and after the
         last; then settle the tables and call the callbacks' ``on_fit_end``. Returns :attr:`state`."""
         cfg, s = self.config, self.state
-        key = f"recall@{cfg.ks[0]}"
+        key = f"recall@{cfg.evaluation.ks[0]}"
         validates = evaluator is not None and len(self.data.valid) > 0
         for callback in self.callbacks:
             callback.on_fit_start(self)
@@ -225,7 +225,7 @@ class Trainer:
             epoch = s.epoch + 1
             record = self.train_epoch(epoch)
             s.train_seconds += record["seconds"]
-            if validates and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            if validates and (epoch % cfg.evaluation.eval_every == 0 or epoch == cfg.training.epochs):
                 record["valid"] = evaluator.evaluate(self.model, "valid")
                 if evaluator.index_info is not None:
                     record["valid_index"] = evaluator.index_info
@@ -234,7 +234,7 @@ class Trainer:
                                f"{record['valid'][key]:.4f}  ({record['seconds']:.1f}s)")
             s.history.append(record)
             s.epoch = epoch
-            s.done = epoch >= cfg.epochs
+            s.done = epoch >= cfg.training.epochs
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
         self.settle()  # every row at the last step: later settles (the prior, the test) are no-ops

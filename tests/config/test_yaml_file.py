@@ -14,7 +14,7 @@ def config_of(tmp_path, text: str):
 @pytest.mark.parametrize("text", ["popularity_prior: off\n", "popularity_prior: false\n", "popularity_prior: no\n",
                                   "popularity_prior: 'off'\n"])
 def test_off_in_yaml_is_the_word_off(tmp_path, text):
-    assert config_of(tmp_path, text).popularity_prior == "off"
+    assert config_of(tmp_path, text).evaluation.popularity_prior == "off"
 
 
 @pytest.mark.parametrize("text,option", [("popularity_prior: on\n", "popularity_prior"),

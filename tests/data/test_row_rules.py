@@ -149,7 +149,7 @@ def test_min_rating_in_yaml_and_flags_is_off_or_a_number(tmp_path):
     cfg = tmp_path / "c.yaml"
     for text, value in (("min_rating: 4\n", "4"), ("min_rating: 3.5\n", "3.5"), ("min_rating: off\n", "off")):
         cfg.write_text(text)
-        assert build_config(load_yaml(cfg), {}).min_rating == value
+        assert build_config(load_yaml(cfg), {}).data.min_rating == value
     cfg.write_text("min_rating: high\n")
     with pytest.raises(CbnsError, match=r"c.yaml:1: option min_rating must be off or a number, got 'high'"):
         build_config(load_yaml(cfg), {})

@@ -110,7 +110,7 @@ def _history_steps(ctx, rank: int, data: Interactions) -> dict:
 
     config = toy_config(HISTORY_CASE)
     model, objective = assemble(config, data, ctx=ctx)
-    contexts = HistoryContext(data, config.max_history)
+    contexts = HistoryContext(data, config.model.max_history)
     trainer = Trainer(config, data, model, objective, progress=False, contexts=contexts, ctx=ctx)
     losses = []
     for rows, first in HISTORY_STEPS:
@@ -156,7 +156,7 @@ def test_two_ranks_take_the_same_steps_as_one_rank_on_the_global_batch(two_ranks
         for r in ranks:
             assert torch.equal(r["objective"][name], r["restored"][name]), name
             assert torch.allclose(r["objective"][name].float(), value.float(), atol=1e-6), name
-    if config.sampler == "cbns":
+    if config.sampler.name == "cbns":
         # Items enqueued in global order 3 1 5 7 3 0 2 8 | 5 5 4 6 3 | 7: the bank holds the last
         # 6, written oldest first after the ring wrapped to slot 0.
         assert ranks[0]["objective"]["bank.ids"].tolist() == [5, 5, 4, 6, 3, 7]
@@ -292,7 +292,7 @@ def test_history_tower_and_streaming_frequency_on_two_ranks_equal_one_rank(two_r
     config = toy_config(HISTORY_CASE)
     data = toy_data()
     model, objective = assemble(config, data)
-    contexts = HistoryContext(data, config.max_history)
+    contexts = HistoryContext(data, config.model.max_history)
     single = Trainer(config, data, model, objective, progress=False, verbose=False, contexts=contexts)
     want = [single.step(single.train_pairs[rows], contexts.for_pairs(torch.tensor(rows))) for rows, _ in HISTORY_STEPS]
     ranks = [r["history"] for r in two_ranks]

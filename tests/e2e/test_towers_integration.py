@@ -60,7 +60,7 @@ def test_exported_user_vectors_read_the_history_as_of_the_test(gru_run):
     with torch.no_grad():
         want = model.user_embeddings(torch.arange(len(user_ids)), {HISTORY: history, HISTORY_LENGTH: lengths})
     exported = np.load(run / "user_embeddings.npy")
-    assert exported.shape == (len(user_ids), config.dim + 1)  # + the ones of the item-bias column
+    assert exported.shape == (len(user_ids), config.model.dim + 1)  # + the ones of the item-bias column
     assert np.allclose(exported[:, :-1], want.numpy(), atol=1e-5) and (exported[:, -1] == 1).all()
 
 
@@ -103,7 +103,7 @@ def test_study_cells_take_the_tower_options_of_their_towers_label(tmp_path, sequ
     spec = load_spec(str(spec_file))
     cells = {c.tower: c for c in expand(spec)}
     assert set(cells) == {"id", "gru"}
-    assert cells["gru"].config("x").user_tower == "gru" and cells["id"].config("x").user_tower == "id"
+    assert cells["gru"].config("x").model.user_tower == "gru" and cells["id"].config("x").model.user_tower == "id"
     study = run_study(spec, tmp_path / "study", threads=1, progress=False)
     assert not study.pending
     for tower, user_tower in (("id", "id"), ("gru", "gru")):

@@ -244,7 +244,7 @@ def test_flag_beats_file_so_the_error_names_the_flag(tmp_path):
     with pytest.raises(CbnsError, match=r"^option batch_size: must be >= 1, got -3$") as caught:
         build_config(load_yaml(path), {"batch_size": -3})
     assert caught.value.render(flag=flag_name) == "--batch-size: must be >= 1, got -3"
-    assert build_config(load_yaml(path), {"batch_size": 64}).batch_size == 64
+    assert build_config(load_yaml(path), {"batch_size": 64}).sampler.batch_size == 64
 
 
 def test_config_from_python_with_a_wrong_type_is_a_cbns_error():

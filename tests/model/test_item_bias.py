@@ -155,12 +155,12 @@ def test_a_run_saved_before_the_option_existed_is_read_without_the_bias(tmp_path
     from cbns.config import TrainConfig
     from cbns.runs.run_dir import load_run_config
 
-    assert TrainConfig().item_bias
+    assert TrainConfig().model.item_bias
     run, result = _run_without_bias(tmp_path)
     saved = yaml.safe_load((run / "config.yaml").read_text())
     del saved["item_bias"]
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
-    assert load_run_config(run).item_bias is False
+    assert load_run_config(run).model.item_bias is False
     assert evaluate_run(run)["test"]["recall@20"] == pytest.approx(result.test["recall@20"])
 
 

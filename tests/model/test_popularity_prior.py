@@ -21,7 +21,7 @@ def test_parse_and_validate():
         with pytest.raises(OptionError, match=r"option popularity_prior: must be auto, off or a number in \[0, 100\]"):
             TrainConfig(popularity_prior=bad).validate()
     assert check_option("popularity_prior", 0.3, "f.yaml:2") == "0.3"  # a YAML number is accepted
-    assert build_config({"popularity_prior": "0.3"}, {}).popularity_prior == "0.3"
+    assert build_config({"popularity_prior": "0.3"}, {}).evaluation.popularity_prior == "0.3"
 
 
 def test_choose_prior_takes_the_best_and_the_smallest_on_ties():
@@ -51,7 +51,7 @@ def test_auto_prior_is_the_validation_argmax_and_the_export_carries_it(tmp_path,
     train(cfg, out=tmp_path, progress=False, verbose=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     prior = metrics["popularity_prior"]
-    data = carve_validation(load_dataset(str(gowalla_slice)), cfg.valid_fraction, 0)
+    data = carve_validation(load_dataset(str(gowalla_slice)), cfg.data.valid_fraction, 0)
     users, items = np.load(tmp_path / "user_embeddings.npy"), np.load(tmp_path / "item_embeddings.npy")
     base_u, base_i = users[:, :16], items[:, :16]
     counts = np.bincount(data.train[:, 1], minlength=data.num_items)
@@ -80,7 +80,7 @@ def test_fixed_prior_is_used_in_validation_and_export(tmp_path, gowalla_slice):
     train(cfg, out=tmp_path, progress=False, verbose=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["popularity_prior"]["beta"] == 0.5
-    data = carve_validation(load_dataset(str(gowalla_slice)), cfg.valid_fraction, 0)
+    data = carve_validation(load_dataset(str(gowalla_slice)), cfg.data.valid_fraction, 0)
     users, items = np.load(tmp_path / "user_embeddings.npy"), np.load(tmp_path / "item_embeddings.npy")
     counts = np.bincount(data.train[:, 1], minlength=data.num_items)
     assert np.allclose(items[:, 16], 0.2 * 0.5 * np.log1p(counts), atol=1e-5)

@@ -60,7 +60,7 @@ def check_against(sampler, dim, memory, negatives, batch, free):
         check_memory(config, 1000, 2000)
         return
     biggest = max(parts, key=lambda p: p.bytes)
-    flag, value = "--" + biggest.option.replace("_", "-"), getattr(config, biggest.option)
+    flag, value = "--" + biggest.option.replace("_", "-"), config[biggest.option]
     with pytest.raises(CbnsError, match=rf"^option {biggest.option}={value}: the run needs about ") as caught:
         check_memory(config, 1000, 2000)
     assert caught.value.render(flag=flag_name).startswith(f"{flag} {value}: the run needs about ")

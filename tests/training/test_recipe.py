@@ -7,10 +7,10 @@ from cbns.training.recipe import leaves_to_recipe, resolve
 
 @pytest.mark.parametrize("items,batch,memory", [(40_981, 2048, 4096), (1_682, 2048, 4096), (6_144, 2048, 4096)])
 def test_auto_sampler_is_cbns_even_when_batch_and_bank_cover_the_catalogue(items, batch, memory):
-    assert cbns.TrainConfig().sampler == "cbns"
+    assert cbns.TrainConfig().sampler.name == "cbns"
     config = cbns.TrainConfig(sampler="auto", batch_size=batch, memory_size=memory).validate()
     resolved, notes = resolve(config, items, 100_000)
-    assert resolved.sampler == "cbns" and resolved.memory_size == memory
+    assert resolved.sampler.name == "cbns" and resolved.sampler.memory_size == memory
     assert any(n.startswith("sampler cbns: auto") for n in notes)
 
 
@@ -18,7 +18,7 @@ def test_auto_sampler_is_cbns_even_when_batch_and_bank_cover_the_catalogue(items
                                             ("gru", "id", "split"), ("pooled", "id", "split")])
 def test_auto_item_side_is_joint_when_both_towers_are_id_tables_only(user, item, want):
     resolved, notes = resolve(cbns.TrainConfig(user_tower=user, item_tower=item).validate(), 40_981, 100_000)
-    assert resolved.item_side == want
+    assert resolved.loss.item_side == want
     assert any(n.startswith(f"item side {want}: ") for n in notes)
 
 
@@ -26,11 +26,11 @@ def test_a_callers_own_item_tower_is_an_id_table_only_if_it_says_so():
     from torch import nn
 
     config = cbns.TrainConfig().validate()  # item_tower "id" named, but the caller's tower replaces it
-    assert resolve(config, 40_981, 100_000, item_tower=nn.Linear(4, 4))[0].item_side == "split"
+    assert resolve(config, 40_981, 100_000, item_tower=nn.Linear(4, 4))[0].loss.item_side == "split"
     table = nn.Embedding(10, 4)
     table.id_table = True
-    assert resolve(config, 40_981, 100_000, item_tower=table)[0].item_side == "joint"
-    assert resolve(config, 40_981, 100_000, item_tower=table, user_tower=nn.GRU(4, 4))[0].item_side == "split"
+    assert resolve(config, 40_981, 100_000, item_tower=table)[0].loss.item_side == "joint"
+    assert resolve(config, 40_981, 100_000, item_tower=table, user_tower=nn.GRU(4, 4))[0].loss.item_side == "split"
 
 
 def test_explicit_choices_are_kept_and_resolution_is_idempotent():
@@ -50,7 +50,7 @@ def test_explicit_choices_are_kept_and_resolution_is_idempotent():
 ])
 def test_min_steps_lengthens_short_epochs(train, batch, epochs, min_steps, want):
     config = cbns.TrainConfig(batch_size=batch, epochs=epochs, min_steps=min_steps).validate()
-    assert resolve(config, 40_981, train)[0].epochs == want
+    assert resolve(config, 40_981, train)[0].training.epochs == want
 
 
 def test_what_the_study_leaves_to_the_recipe():

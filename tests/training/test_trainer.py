@@ -77,7 +77,7 @@ def test_every_pair_once_per_epoch_in_the_seeded_order():
 
     trainer.step = recording_step
     trainer.fit()
-    shuffle = torch.Generator().manual_seed(3 + 2)  # config.seed + 2
+    shuffle = torch.Generator().manual_seed(3 + 2)  # config.training.seed + 2
     pairs = torch.from_numpy(toy().train)
     expected = torch.cat([pairs[torch.randperm(ROWS, generator=shuffle)] for _ in range(2)])
     assert [len(b) for b in seen] == [16] * 6 + [4] + [16] * 6 + [4]  # ceil(100 / 16) = 7 steps an epoch

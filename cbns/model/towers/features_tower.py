@@ -34,7 +34,7 @@ class FeaturesTower(Tower):
         if features is None or not len(features):
             raise CbnsError(Opt(f"{side}_tower", "features"), f": the dataset has no {side} attributes; give a "
                             f"table with ", Opt(f"{side}_features", "FILE"), " (or use a dataset that has them)")
-        return cls(num, config.dim, features, config.hidden_dim, config.dropout, config.init_std)
+        return cls(num, config.model.dim, features, config.model.hidden_dim, config.model.dropout, config.model.init_std)
 
     def __init__(self, num: int, dim: int, table: FeatureTable, hidden: int = 128, dropout: float = 0.0,
                  init_std: float = 0.1):

@@ -28,7 +28,7 @@ class GruTower(Tower):
 
     @classmethod
     def from_config(cls, config, side, num, num_items, features=None) -> GruTower:
-        return cls(num_items, config.dim, config.hidden_dim, config.dropout, config.init_std)
+        return cls(num_items, config.model.dim, config.model.hidden_dim, config.model.dropout, config.model.init_std)
 
     def __init__(self, num_items: int, dim: int, hidden: int = 128, dropout: float = 0.0, init_std: float = 0.1):
         super().__init__()

@@ -21,7 +21,7 @@ class IdTower(Tower):
 
     @classmethod
     def from_config(cls, config, side, num, num_items, features=None) -> IdTower:
-        return cls(num, config.dim, config.init_std)
+        return cls(num, config.model.dim, config.model.init_std)
 
     def __init__(self, num: int, dim: int, init_std: float = 0.1):
         super().__init__()

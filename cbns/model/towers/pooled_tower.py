@@ -30,8 +30,8 @@ class PooledHistoryTower(Tower):
 
     @classmethod
     def from_config(cls, config, side, num, num_items, features=None) -> PooledHistoryTower:
-        return cls(num_items, config.dim, features, config.pool_decay, config.hidden_dim, config.dropout,
-                   config.init_std)
+        return cls(num_items, config.model.dim, features, config.model.pool_decay, config.model.hidden_dim, config.model.dropout,
+                   config.model.init_std)
 
     def __init__(self, num_items: int, dim: int, user_table: FeatureTable | None = None, decay: float = 1.0,
                  hidden: int = 128, dropout: float = 0.0, init_std: float = 0.1):

@@ -95,10 +95,10 @@ class EmbeddingDrift(Callback):
 
 def drift_callback(config, num_items: int) -> EmbeddingDrift | None:
     """The drift recorder a :class:`~cbns.config.TrainConfig` asks for (``None`` when off)."""
-    if not config.drift_every:
+    if not config.run.drift_every:
         return None
-    return EmbeddingDrift(num_items, config.drift_every, config.drift_sample, tuple(config.drift_deltas),
-                          seed=config.seed + 3)
+    return EmbeddingDrift(num_items, config.run.drift_every, config.run.drift_sample, tuple(config.run.drift_deltas),
+                          seed=config.training.seed + 3)
 
 
 def save_drift(out_dir, drift: EmbeddingDrift, config, steps_per_epoch: int) -> dict:
@@ -109,9 +109,9 @@ def save_drift(out_dir, drift: EmbeddingDrift, config, steps_per_epoch: int) -> 
     from cbns.registry import SAMPLERS
     from cbns.runs.run_dir import write_json
 
-    warmup = config.warmup_steps if "warmup_steps" in SAMPLERS.get(config.sampler).options else None
-    payload = drift.to_dict(sampler=config.sampler, warmup_steps=warmup, steps_per_epoch=steps_per_epoch)
+    warmup = config.sampler.warmup_steps if "warmup_steps" in SAMPLERS.get(config.sampler.name).options else None
+    payload = drift.to_dict(sampler=config.sampler.name, warmup_steps=warmup, steps_per_epoch=steps_per_epoch)
     out_dir = Path(out_dir)
     write_json(out_dir / "drift.json", payload)
-    save_drift_figure(payload, out_dir / "drift.png", title=f"Item-tower drift, {config.sampler}")
+    save_drift_figure(payload, out_dir / "drift.png", title=f"Item-tower drift, {config.sampler.name}")
     return payload
