@@ -221,7 +221,7 @@ def load_data(config, progress: bool = False) -> Interactions:
     from train for ``random``; made by the split itself for ``loo`` and ``temporal``), and the
     attribute tables named by ``user_features`` / ``item_features`` added to the dataset's own.
     With ``progress``, a load that takes more than a few seconds shows a progress bar on stderr."""
-    read = ReadOptions.from_config(config)
+    read = ReadOptions.from_config(config.data)
     with LoadProgress(f"loading {Path(config.data.source).name or config.data.source}", enabled=progress) as bar:
         data = load_dataset(config.data.source, seed=config.training.seed, split=config.data.split,
                             valid_fraction=config.data.valid_fraction, read=read, progress=bar)

@@ -45,9 +45,10 @@ class ReadOptions:
             raise CbnsError(Opt("time_column", self.time_column), ": the same column as ", Opt("rating_column"))
 
     @classmethod
-    def from_config(cls, config) -> ReadOptions:
-        return cls(**{name: config[name] for name in DEFAULT_COLUMNS},
-                   min_rating=parse_min_rating(config.data.min_rating))
+    def from_config(cls, data) -> ReadOptions:
+        """The reading options of the data section ``data`` (a :class:`cbns.config.DataConfig`)."""
+        return cls(**{name: getattr(data, name) for name in DEFAULT_COLUMNS},
+                   min_rating=parse_min_rating(data.min_rating))
 
     def explicit(self, role: str) -> bool:
         """Whether column option ``role`` (``user_column``, ...) differs from its default."""

@@ -17,9 +17,9 @@ def build_model(config, num_users: int, num_items: int, user_features: FeatureTa
     as ``user_tower`` / ``item_tower`` (built by the caller) is used as it is instead."""
     torch.manual_seed(config.training.seed)
     user = user_tower if user_tower is not None else \
-        USER_TOWERS.get(config.model.user_tower).from_config(config, "user", num_users, num_items, user_features)
+        USER_TOWERS.get(config.model.user_tower).from_config(config.model, "user", num_users, num_items, user_features)
     item = item_tower if item_tower is not None else \
-        ITEM_TOWERS.get(config.model.item_tower).from_config(config, "item", num_items, num_items, item_features)
+        ITEM_TOWERS.get(config.model.item_tower).from_config(config.model, "item", num_items, num_items, item_features)
     return TwoTower(user, item, normalize=config.model.normalize, num_items=num_items, item_bias=config.model.item_bias,
                     sparse_updates=config.training.sparse_updates)
 

@@ -130,6 +130,7 @@ def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def build_loss(config) -> SampledSoftmaxLoss:
-    """The loss a :class:`cbns.config.TrainConfig` describes."""
-    return SampledSoftmaxLoss(config.loss.temperature, config.loss.logq_correction, config.loss.item_side, config.training.precision)
+def build_loss(loss, precision: str = "fp32") -> SampledSoftmaxLoss:
+    """The loss the loss section ``loss`` (a :class:`cbns.config.LossConfig`) describes, computed
+    in ``precision``."""
+    return SampledSoftmaxLoss(loss.temperature, loss.logq_correction, loss.item_side, precision)

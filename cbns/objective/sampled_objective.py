@@ -94,7 +94,7 @@ class SampledSoftmaxObjective(nn.Module):
         streaming`` ignores the counts. Values are not checked here: the trainer's guard
         (:mod:`cbns.training.guards`) does it, naming the step."""
         streaming = config.sampler.item_frequency == "streaming"
-        return cls(sources, build_loss(config), item_counts=None if streaming else item_counts,
+        return cls(sources, build_loss(config.loss, config.training.precision), item_counts=None if streaming else item_counts,
                    frequency=StreamingFrequency(config.sampler.frequency_slots, config.sampler.frequency_alpha) if streaming else None,
                    dim=config.model.dim, check_inputs=False, **kwargs)
 

@@ -28,13 +28,14 @@ class SamplerSpec:
     options: tuple[str, ...] = ()
 
     @classmethod
-    def sources(cls, config, item_counts: np.ndarray) -> list[NegativeSource]:
-        """The negative sources of ``config``, in column order (``item_counts [I]``: all ones under
-        the streaming estimate)."""
+    def sources(cls, sampler, item_counts: np.ndarray, seed: int) -> list[NegativeSource]:
+        """The negative sources the sampler section ``sampler`` (a :class:`cbns.config.SamplerConfig`)
+        asks for, in column order (``item_counts [I]``: all ones under the streaming estimate;
+        ``seed`` seeds the sources that draw)."""
         raise NotImplementedError(f"{cls.__qualname__} names no negative sources: implement sources() or build()")
 
     @classmethod
-    def negatives_per_row(cls, batch_size: int, config) -> int | None:
+    def negatives_per_row(cls, batch_size: int, sampler) -> int | None:
         """How many negatives one row's softmax sees at batch size ``batch_size`` (None: every item)."""
         return batch_size - 1
 
@@ -42,5 +43,6 @@ class SamplerSpec:
     def build(cls, config, item_counts: np.ndarray) -> nn.Module:
         """The training objective of ``config`` (resolved: no option left ``auto``)."""
         streaming = config.sampler.item_frequency == "streaming"
-        sources = cls.sources(config, np.ones_like(item_counts) if streaming else item_counts)
+        sources = cls.sources(config.sampler, np.ones_like(item_counts) if streaming else item_counts,
+                              config.training.seed + 1)
         return SampledSoftmaxObjective.from_config(config, item_counts, sources)

@@ -37,12 +37,12 @@ class Uniform(SamplerSpec):
     options = ("num_negatives",)
 
     @classmethod
-    def sources(cls, config, item_counts):
-        return [UniformSource(len(item_counts), config.sampler.num_negatives, seed=config.training.seed + 1)]
+    def sources(cls, sampler, item_counts, seed):
+        return [UniformSource(len(item_counts), sampler.num_negatives, seed=seed)]
 
     @classmethod
-    def negatives_per_row(cls, batch_size, config):
-        return config.sampler.num_negatives
+    def negatives_per_row(cls, batch_size, sampler):
+        return sampler.num_negatives
 
 
 @SAMPLERS.register("popularity")
@@ -53,13 +53,13 @@ class Popularity(SamplerSpec):
     options = ("num_negatives", "popularity_alpha")
 
     @classmethod
-    def sources(cls, config, item_counts):
-        return [PopularitySource(item_counts, config.sampler.num_negatives, alpha=config.sampler.popularity_alpha,
-                                 seed=config.training.seed + 1)]
+    def sources(cls, sampler, item_counts, seed):
+        return [PopularitySource(item_counts, sampler.num_negatives, alpha=sampler.popularity_alpha,
+                                 seed=seed)]
 
     @classmethod
-    def negatives_per_row(cls, batch_size, config):
-        return config.sampler.num_negatives
+    def negatives_per_row(cls, batch_size, sampler):
+        return sampler.num_negatives
 
 
 @SAMPLERS.register("mns")
@@ -71,12 +71,12 @@ class Mixed(SamplerSpec):
     options = ("num_negatives",)
 
     @classmethod
-    def sources(cls, config, item_counts):
-        return [InBatchSource(), UniformSource(len(item_counts), config.sampler.num_negatives, seed=config.training.seed + 1)]
+    def sources(cls, sampler, item_counts, seed):
+        return [InBatchSource(), UniformSource(len(item_counts), sampler.num_negatives, seed=seed)]
 
     @classmethod
-    def negatives_per_row(cls, batch_size, config):
-        return batch_size - 1 + config.sampler.num_negatives
+    def negatives_per_row(cls, batch_size, sampler):
+        return batch_size - 1 + sampler.num_negatives
 
 
 @SAMPLERS.register("cbns")
@@ -92,8 +92,8 @@ class CrossBatch(SamplerSpec):
         return CrossBatchSoftmaxLoss.from_config(config, item_counts)
 
     @classmethod
-    def negatives_per_row(cls, batch_size, config):
-        return batch_size - 1 + config.sampler.memory_size
+    def negatives_per_row(cls, batch_size, sampler):
+        return batch_size - 1 + sampler.memory_size
 
 
 @SAMPLERS.register("full")
@@ -109,6 +109,6 @@ class Full(SamplerSpec):
         return FullSoftmaxLoss.from_config(config, item_counts)
 
     @classmethod
-    def negatives_per_row(cls, batch_size, config):
+    def negatives_per_row(cls, batch_size, sampler):
         """Every item but the row's positive: the catalogue's size, which a config does not know."""
         return None

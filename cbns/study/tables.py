@@ -172,7 +172,7 @@ def negatives_per_row(r: CellResult) -> int | None:
     """How many negatives a row's softmax sees (B-1 in-batch, + M for CBNS, N for sampled, None for
     every item): what the cell's sampler says (:meth:`cbns.objective.sampler_spec.SamplerSpec.negatives_per_row`)."""
     c = r.cell
-    return SAMPLERS.get(c.sampler_name).negatives_per_row(c.batch_size, c.config("-"))
+    return SAMPLERS.get(c.sampler_name).negatives_per_row(c.batch_size, c.config("-").sampler)
 
 
 def equal_negatives_table(groups: list[list[CellResult]], index: InBatchIndex, key: str) -> tuple[str, list[str]]:

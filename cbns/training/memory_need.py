@@ -64,7 +64,7 @@ def memory_parts(config, num_users: int, num_items: int) -> list[Part]:
     if "memory_size" in sampler.options:
         m = config.sampler.memory_size
         parts.append(Part(m * (d * FLOAT + 8 + FLOAT), "memory_size", f"the bank, {m:,} vectors of {d} floats"))
-    negatives = sampler.negatives_per_row(b, config)  # None: every item (the full softmax)
+    negatives = sampler.negatives_per_row(b, config.sampler)  # None: every item (the full softmax)
     columns = num_items if negatives is None else negatives + 1
     extra = max(columns - b, 0)  # bank rows or sampled items beyond the batch
     driver = "memory_size" if "memory_size" in sampler.options else \

@@ -58,7 +58,7 @@ def test_the_sampler_draws_from_count_to_the_alpha(plugins):
     ids = torch.tensor([0, 1])
     emb = torch.zeros(2, 3)
     step = StepBatch(emb, ids, torch.zeros(2), encode_items=lambda i: torch.zeros(len(i), 3))
-    batch, drawn = [c for source in spec.sources(config, counts) for c in source.negatives(step)]
+    batch, drawn = [c for source in spec.sources(config, counts, 1) for c in source.negatives(step)]
     assert batch.holds_positives and not drawn.holds_positives
     want = np.maximum(counts, 1) ** 0.5
     want = want / want.sum()

@@ -41,12 +41,12 @@ def test_each_sampler_is_the_one_objective_with_its_sources(name, kind, sources)
 def test_full_builds_the_exact_softmax_and_sees_every_item():
     config = TrainConfig(sampler="full", dim=8)
     assert isinstance(build_objective(config, np.ones(10)), FullSoftmaxLoss)
-    assert SAMPLERS.get("full").negatives_per_row(256, config) is None and SAMPLERS.get("full").options == ()
+    assert SAMPLERS.get("full").negatives_per_row(256, config.sampler) is None and SAMPLERS.get("full").options == ()
 
 
 def test_negatives_per_row():
     config = TrainConfig(memory_size=100, num_negatives=7)
-    assert {n: SAMPLERS.get(n).negatives_per_row(32, config) for n in ("inbatch", "uniform", "popularity", "mns",
+    assert {n: SAMPLERS.get(n).negatives_per_row(32, config.sampler) for n in ("inbatch", "uniform", "popularity", "mns",
                                                                         "cbns")} == \
         {"inbatch": 31, "uniform": 7, "popularity": 7, "mns": 38, "cbns": 131}
 

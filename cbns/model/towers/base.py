@@ -31,8 +31,9 @@ class Tower(nn.Module):
     id_table: bool = False
 
     @classmethod
-    def from_config(cls, config, side: str, num: int, num_items: int, features=None) -> Tower:
-        """The tower a :class:`cbns.config.TrainConfig` describes, for ``side`` (``user`` or
+    def from_config(cls, model, side: str, num: int, num_items: int, features=None) -> Tower:
+        """The tower the model section of a config describes (``model``, a
+        :class:`cbns.config.ModelConfig`: ``dim``, ``hidden_dim``, ...), for ``side`` (``user`` or
         ``item``) with ``num`` ids on that side, ``num_items`` items, and that side's attribute
         table ``features`` (a :class:`cbns.data.features.FeatureTable`, or None)."""
         raise NotImplementedError(f"{cls.__name__} cannot be built from a config")

@@ -30,11 +30,11 @@ class FeaturesTower(Tower):
                "item_feature_columns")
 
     @classmethod
-    def from_config(cls, config, side, num, num_items, features=None) -> FeaturesTower:
+    def from_config(cls, model, side, num, num_items, features=None) -> FeaturesTower:
         if features is None or not len(features):
             raise CbnsError(Opt(f"{side}_tower", "features"), f": the dataset has no {side} attributes; give a "
                             f"table with ", Opt(f"{side}_features", "FILE"), " (or use a dataset that has them)")
-        return cls(num, config.model.dim, features, config.model.hidden_dim, config.model.dropout, config.model.init_std)
+        return cls(num, model.dim, features, model.hidden_dim, model.dropout, model.init_std)
 
     def __init__(self, num: int, dim: int, table: FeatureTable, hidden: int = 128, dropout: float = 0.0,
                  init_std: float = 0.1):

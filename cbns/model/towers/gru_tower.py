@@ -27,8 +27,8 @@ class GruTower(Tower):
     options = ("max_history", "hidden_dim", "dropout")
 
     @classmethod
-    def from_config(cls, config, side, num, num_items, features=None) -> GruTower:
-        return cls(num_items, config.model.dim, config.model.hidden_dim, config.model.dropout, config.model.init_std)
+    def from_config(cls, model, side, num, num_items, features=None) -> GruTower:
+        return cls(num_items, model.dim, model.hidden_dim, model.dropout, model.init_std)
 
     def __init__(self, num_items: int, dim: int, hidden: int = 128, dropout: float = 0.0, init_std: float = 0.1):
         super().__init__()

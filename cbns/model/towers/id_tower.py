@@ -20,8 +20,8 @@ class IdTower(Tower):
     id_table = True
 
     @classmethod
-    def from_config(cls, config, side, num, num_items, features=None) -> IdTower:
-        return cls(num, config.model.dim, config.model.init_std)
+    def from_config(cls, model, side, num, num_items, features=None) -> IdTower:
+        return cls(num, model.dim, model.init_std)
 
     def __init__(self, num: int, dim: int, init_std: float = 0.1):
         super().__init__()

@@ -29,9 +29,9 @@ class PooledHistoryTower(Tower):
     options = ("max_history", "pool_decay", "hidden_dim", "dropout", "user_features", "user_feature_columns")
 
     @classmethod
-    def from_config(cls, config, side, num, num_items, features=None) -> PooledHistoryTower:
-        return cls(num_items, config.model.dim, features, config.model.pool_decay, config.model.hidden_dim, config.model.dropout,
-                   config.model.init_std)
+    def from_config(cls, model, side, num, num_items, features=None) -> PooledHistoryTower:
+        return cls(num_items, model.dim, features, model.pool_decay, model.hidden_dim, model.dropout,
+                   model.init_std)
 
     def __init__(self, num_items: int, dim: int, user_table: FeatureTable | None = None, decay: float = 1.0,
                  hidden: int = 128, dropout: float = 0.0, init_std: float = 0.1):
