@@ -56,7 +56,8 @@ def throughput(config: TrainConfig, data, steps: int) -> dict:
     device = trainer.device
     gen = torch.Generator().manual_seed(0)
     warmup = config.sampler.memory_size // config.sampler.batch_size + 2 if config.sampler.name == "cbns" else 2
-    batches = [torch.randint(0, len(data.train), (config.sampler.batch_size,), generator=gen) for _ in range(warmup + steps)]
+    batch = config.sampler.batch_size
+    batches = [torch.randint(0, len(data.train), (batch,), generator=gen) for _ in range(warmup + steps)]
     reset_peak_memory(device)
     for index in batches[:warmup]:
         trainer.step(trainer.train_pairs[index.to(device)])
@@ -66,7 +67,8 @@ def throughput(config: TrainConfig, data, steps: int) -> dict:
         trainer.step(trainer.train_pairs[index.to(device)])
     sync(device)
     seconds = time.perf_counter() - start
-    return {"steps_per_s": round(steps / seconds, 2), "examples_per_s": round(steps * config.sampler.batch_size / seconds),
+    return {"steps_per_s": round(steps / seconds, 2),
+            "examples_per_s": round(steps * config.sampler.batch_size / seconds),
             "step_ms": round(1000 * seconds / steps, 2), "peak_memory": peak_memory(device)}
 
 

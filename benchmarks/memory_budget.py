@@ -114,7 +114,8 @@ def run(options: dict, out: Path, seconds: float | None = None) -> dict:
         curve.append({"epoch": h["epoch"], "train_seconds": round(elapsed, 1),
                       "valid_hr20": round(h["valid"]["hit@20"], 4)})
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"batch_size": config.sampler.batch_size, "memory_size": config.sampler.memory_size if config.sampler.name == "cbns" else 0,
+    memory = config.sampler.memory_size if config.sampler.name == "cbns" else 0
+    return {"batch_size": config.sampler.batch_size, "memory_size": memory,
             "best_epoch": result.best_epoch, "epochs": result.epochs_run,
             "valid_hr20": round(result.valid["hit@20"], 4),
             "test_hr20": round(result.test["hit@20"], 4), "test_ndcg20": round(result.test["ndcg@20"], 4),

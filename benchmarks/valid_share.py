@@ -46,7 +46,8 @@ def main() -> None:
         sys.exit(f"valid_share.py: --split {configs[0].data.split} does not carve validation from train by a fraction")
     smallest = min(c.data.valid_fraction for c in configs)
     base = configs[0]
-    small = load_data(TrainConfig(data=base.data.source, split=base.data.split, seed=base.training.seed, min_rating=base.data.min_rating,
+    small = load_data(TrainConfig(data=base.data.source, split=base.data.split, seed=base.training.seed,
+                                  min_rating=base.data.min_rating,
                                   valid_fraction=smallest).validate())
     relevant, exclude = small.matrix("valid"), small.matrix("train")
     print(f"ranked on the {smallest:g} carve: {len(small.valid):,} pairs of {relevant.getnnz(1).astype(bool).sum():,} "

@@ -168,7 +168,8 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     for line in recipe:
         _say(verbose and ctx.is_main, f"recipe: {line}")
     try:
-        set_prior(model, data, config, parse_prior(config.evaluation.popularity_prior) or 0.0)  # auto: none until chosen
+        fixed = parse_prior(config.evaluation.popularity_prior)  # None: auto, no prior until one is chosen
+        set_prior(model, data, config, fixed or 0.0)
         state = trainer.fit(evaluator)  # ends with the best weights restored
     except NonFiniteError as exc:
         raise NonFiniteError(*exc.parts, "; ", *_last_good(out_dir)) from None

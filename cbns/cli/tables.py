@@ -18,8 +18,9 @@ def metrics_table(parts: dict[str, dict[str, float]]) -> str:
 
 def results_table(result: TrainResult, config: TrainConfig) -> str:
     parts = {"valid": result.valid, "test": result.test}
-    lines = [f"sampler {config.sampler.name}  batch {config.sampler.batch_size}"
-             + (f"  memory {config.sampler.memory_size}" if "memory_size" in SAMPLERS.options(config.sampler.name) else "")
+    sampler = config.sampler
+    lines = [f"sampler {sampler.name}  batch {sampler.batch_size}"
+             + (f"  memory {sampler.memory_size}" if "memory_size" in SAMPLERS.options(sampler.name) else "")
              + f"  best epoch {result.best_epoch}/{result.epochs_run}  {result.seconds_per_epoch:.1f}s/epoch",
              metrics_table(parts)]
     return "\n".join(lines)

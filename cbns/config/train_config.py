@@ -92,7 +92,8 @@ class SamplerConfig:
     memory_size: int = option(4096, "cbns: bank size in items", metavar="M", minimum=0)
     warmup_steps: int = option(0, "cbns: steps with in-batch negatives only before the bank is used",
                                metavar="W", minimum=0)
-    bank_mode: str = option("stale", "cbns: stale = stored vectors (paper), refresh = re-encode stored ids", choices=BANK_MODES)
+    bank_mode: str = option("stale", "cbns: stale = stored vectors (paper), refresh = re-encode stored ids",
+                            choices=BANK_MODES)
     num_negatives: int = option(2048, "uniform/popularity/mns: sampled negatives per step",
                                 metavar="N", minimum=1)
     popularity_alpha: float = option(0.75, "popularity: q proportional to count^A", metavar="A")
@@ -127,7 +128,8 @@ class ModelConfig:
     user_tower: str = option("id", "user encoder", choices=USER_TOWERS)
     item_tower: str = option("id", "item encoder", choices=ITEM_TOWERS)
     max_history: int = option(50, "pooled/gru: newest L history items read", metavar="L", minimum=1)
-    pool_decay: float = option(1.0, "pooled: weight G^k for the item k steps before the newest, 1 = plain mean", metavar="G", above=0, maximum=1)
+    pool_decay: float = option(1.0, "pooled: weight G^k for the item k steps before the newest, 1 = plain mean",
+                               metavar="G", above=0, maximum=1)
     hidden_dim: int = option(128, "width of the towers' MLP and GRU state", metavar="H", minimum=1)
     dropout: float = option(0.0, "dropout in the MLP and GRU towers", metavar="P", minimum=0, below=1)
 
@@ -169,7 +171,8 @@ class EvaluationConfig:
     test_users: int = option(0, "test on a seeded sample of N of the users with test items; 0 = all",
                              metavar="N", minimum=0, note="0 = all")
     eval_index: str = option("exact", "validation ranking: exact, or the top-K through a faiss index built over the "
-                             "item vectors at each validation (its recall against exact is reported once a run)", choices=EVAL_RANKINGS)
+                             "item vectors at each validation (its recall against exact is reported once a run)",
+                             choices=EVAL_RANKINGS)
     ks: list[int] = option([20, 50], "metric cut-offs", metavar="K,K", minimum=1, nonempty=True,
                            items="cut-offs")
 

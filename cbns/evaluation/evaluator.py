@@ -18,7 +18,8 @@ class Evaluator:
     """Ranks ``valid`` or ``test`` for a model under training, as ``config`` says.
 
     Each part is averaged over a seeded sample of its users (``config.evaluation.eval_users`` for ``valid``,
-    seed ``config.training.seed + 4``; ``config.evaluation.test_users`` for ``test``, seed ``config.training.seed + 5``; every
+    seed ``config.training.seed + 4``; ``config.evaluation.test_users`` for ``test``, seed
+    ``config.training.seed + 5``; every
     user with held-out items when the sample is 0 or covers them all). Ranking is exact, sharded
     over the ranks of ``ctx`` (:func:`cbns.evaluation.sharded.evaluate_sharded`); validation with
     ``config.evaluation.eval_index`` other than ``exact`` takes the top-K from an item index instead
@@ -40,7 +41,8 @@ class Evaluator:
         has_valid = len(data.valid) > 0
         #: the users each part averages over (None: all of them)
         self.users: dict[str, np.ndarray | None] = {
-            "valid": sample_users(data.matrix("valid"), config.evaluation.eval_users, config.training.seed + 4) if has_valid else None,
+            "valid": sample_users(data.matrix("valid"), config.evaluation.eval_users, config.training.seed + 4)
+            if has_valid else None,
             "test": sample_users(data.matrix("test"), config.evaluation.test_users, config.training.seed + 5)}
         #: the item index of the last index-validated run: its build and search seconds, and
         #: (measured once) its recall against exact ranking; None with exact validation

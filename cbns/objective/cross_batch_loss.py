@@ -104,8 +104,9 @@ class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
         Values are not checked here: the trainer's guard (:mod:`cbns.training.guards`) does it,
         naming the step."""
         counts = None if config.sampler.item_frequency == "streaming" else item_counts
-        return cls(config.model.dim, config.sampler.memory_size if memory_size is None else memory_size, item_counts=counts,
-                   warmup_steps=config.sampler.warmup_steps, temperature=config.loss.temperature, item_side=config.loss.item_side,
+        sampler, loss = config.sampler, config.loss
+        return cls(config.model.dim, sampler.memory_size if memory_size is None else memory_size, item_counts=counts,
+                   warmup_steps=sampler.warmup_steps, temperature=loss.temperature, item_side=loss.item_side,
                    logq_correction=config.loss.logq_correction, bank_mode=config.sampler.bank_mode,
                    frequency_slots=config.sampler.frequency_slots, frequency_alpha=config.sampler.frequency_alpha,
                    check_inputs=False, precision=config.training.precision)

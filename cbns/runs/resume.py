@@ -57,7 +57,8 @@ def check_same_run(path: Path, payload: dict, config: TrainConfig, fingerprint: 
     theirs = payload.get("data", {})
     if theirs != fingerprint:
         what = next((k for k in fingerprint if theirs.get(k) != fingerprint[k]), "sha256")
-        raise CbnsError(Opt("data", config.data.source), f": the dataset changed since the checkpoint {path} was written "
+        raise CbnsError(Opt("data", config.data.source),
+                        f": the dataset changed since the checkpoint {path} was written "
                         f"({what}: {theirs.get(what)} then, {fingerprint[what]} now); resume needs the same data")
 
 

@@ -68,7 +68,8 @@ class Recommender:
             index = ItemIndex.load(run, items)
         return cls(users, items, IdMap.from_file(run / "user_ids.txt", len(users)),
                    IdMap.from_file(run / "item_ids.txt", len(items)), index,
-                   lambda: seen_items(run, config, len(users), items), prior_column=items.shape[1] == config.model.dim + 1,
+                   lambda: seen_items(run, config, len(users), items),
+                   prior_column=items.shape[1] == config.model.dim + 1,
                    device=device)
 
     @property

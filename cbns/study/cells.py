@@ -165,7 +165,7 @@ def _cell(spec, section, dataset: DatasetSpec, tower: str, sampler: str, options
     digest = hashlib.sha1(json.dumps({"data": dataset.identity, **hashed}, sort_keys=True).encode()).hexdigest()[:8]
     parts = [dataset.label, tower, sampler, f"B{options['batch_size']}"]
     if "memory_size" in SAMPLERS.options(options.get("sampler", TrainConfig.default("sampler"))):
-        parts.append(f"M{options.get('memory_size', TrainConfig.default("memory_size"))}")
+        parts.append(f"M{options.get('memory_size', TrainConfig.default('memory_size'))}")
     parts += [f"{k}{_short(v)}" for k, v in vary.items()]
     parts += [f"s{options['seed']}", digest]
     name = re.sub(r"[^A-Za-z0-9._=-]+", "-", "_".join(str(p) for p in parts))

@@ -22,7 +22,6 @@ resumed run, ``cbns evaluate`` and the study read the same concrete values):
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 #: The options this module may rewrite (the study compares a finished cell's saved value with the
@@ -38,7 +37,8 @@ def resolve(config, num_items: int, num_train: int, item_tower=None, user_tower=
     changes, notes = {}, []
     if config.sampler.name == "auto":
         changes["sampler"] = "cbns"
-        notes.append(f"sampler cbns: auto is CBNS also when B + M = {config.sampler.batch_size + config.sampler.memory_size:,} "
+        covered = config.sampler.batch_size + config.sampler.memory_size
+        notes.append(f"sampler cbns: auto is CBNS also when B + M = {covered:,} "
                      f"rows cover the {num_items:,} items (the full softmax lost to it on validation)")
     if config.loss.item_side == "auto":
         from cbns.registry import ITEM_TOWERS, USER_TOWERS

@@ -71,7 +71,8 @@ class Trainer:
         self.progress, self.verbose = progress and ctx.is_main, verbose and ctx.is_main
         self.callbacks = list(callbacks)
         self.global_step = 0
-        self.optimizer = build_optimizer(model, config.training.lr, config.training.weight_decay, config.training.sparse_updates)
+        train = config.training
+        self.optimizer = build_optimizer(model, train.lr, train.weight_decay, train.sparse_updates)
         self.sparse_parameters = model.sparse_parameters()
         self.encoder = PairEncoder(model)
         if ctx.distributed:
