@@ -93,11 +93,12 @@ class SampledSoftmaxObjective(nn.Module):
         """``sources`` with the loss a :class:`cbns.config.TrainConfig` describes; ``item_frequency:
         streaming`` ignores the counts. Values are not checked here: the trainer's guard
         (:mod:`cbns.training.guards`) does it, naming the step."""
-        streaming = config.sampler.item_frequency == "streaming"
-        frequency = StreamingFrequency(config.sampler.frequency_slots, config.sampler.frequency_alpha) if streaming else None
-        return cls(sources, build_loss(config.loss, config.training.precision), item_counts=None if streaming else item_counts,
-                   frequency=frequency,
-                   dim=config.model.dim, check_inputs=False, **kwargs)
+        sampler = config.sampler
+        streaming = sampler.item_frequency == "streaming"
+        frequency = StreamingFrequency(sampler.frequency_slots, sampler.frequency_alpha) if streaming else None
+        return cls(sources, build_loss(config.loss, config.training.precision),
+                   item_counts=None if streaming else item_counts, frequency=frequency, dim=config.model.dim,
+                   check_inputs=False, **kwargs)
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
                 item_bias: torch.Tensor | None = None, encode_items=None,
