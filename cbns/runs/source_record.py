@@ -5,8 +5,9 @@ Written with the run (before ``metrics.json``), it records
     format       1
     data         :func:`cbns.runs.resume.data_fingerprint` of the train/valid/test pairs trained on
     files        ``{option: {name: {"sha256", "size", "mtime_ns"}}}`` of each data and attribute
-                 file the configuration names (name ``.``), or of every file directly inside a
-                 directory it names (by file name); checked where the configuration puts them now
+                 file the configuration names (name ``.``), or of each file the readers read
+                 inside a directory it names (by file name); checked where the configuration puts
+                 them now
     embeddings   ``{"user_embeddings.npy": digest, "item_embeddings.npy": digest}``
                  (:func:`cbns.ranking.item_index.items_digest` of each exported matrix)
 
@@ -130,9 +131,17 @@ def _file_records(config: TrainConfig) -> dict[str, dict[str, dict[str, Any]]]:
         path = Path(value) if value else None
         if path is None or not path.exists():
             continue  # a bundled dataset's name
-        files = {".": path} if path.is_file() else {p.name: p for p in sorted(path.iterdir()) if p.is_file()}
+        files = {".": path} if path.is_file() else {p.name: p for p in sorted(path.iterdir())
+                                                    if p.is_file() and _read_from_directory(p.name)}
         records[option] = {name: _file_record(file) for name, file in files.items()}
     return records
+
+
+def _read_from_directory(name: str) -> bool:
+    """Whether a data directory's file ``name`` is one the readers read (:func:`cbns.data.loading.load_dataset`:
+    LightGCN ``train.txt``/``test.txt``, ``train``/``test`` tables, MovieLens-100k ``u.data``, ``u.user``,
+    ``u.item``), not e.g. a run directory's output kept beside them."""
+    return name in ("u.data", "u.user", "u.item") or name.split(".")[0] in ("train", "test")
 
 
 def _file_record(path: Path) -> dict[str, Any]:

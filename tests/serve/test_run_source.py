@@ -159,3 +159,15 @@ def test_a_damaged_record_is_one_line(fresh, capsys):
     (run / SOURCE_FILE).write_text("{not json")
     assert main(["recommend", str(run), "--user", "0", "--threads", "1"]) == 2
     assert f"{run / SOURCE_FILE}: cannot read it" in one_error_line(capsys.readouterr().err)
+
+
+def test_other_files_in_the_data_directory_are_not_the_data(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tiny_data(data)
+    (data / "notes.md").write_text("where the data came from\n")
+    run = train_tiny(data, data / "run")  # the run directory inside the data directory
+    assert set(json.loads((run / SOURCE_FILE).read_text())["files"]["data"]) == {"train.txt", "test.txt"}
+    (data / "notes.md").write_text("edited\n")
+    saved = json.loads((run / "metrics.json").read_text())
+    assert evaluate_run(run, device="cpu")["test"]["recall@20"] == pytest.approx(saved["test"]["recall@20"], abs=1e-7)
