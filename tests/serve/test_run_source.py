@@ -171,3 +171,19 @@ def test_other_files_in_the_data_directory_are_not_the_data(tmp_path):
     (data / "notes.md").write_text("edited\n")
     saved = json.loads((run / "metrics.json").read_text())
     assert evaluate_run(run, device="cpu")["test"]["recall@20"] == pytest.approx(saved["test"]["recall@20"], abs=1e-7)
+
+
+def test_an_edited_attribute_file_is_named(tmp_path, capsys):
+    from cbns.api import train
+    from cbns.config import TrainConfig
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tiny_data(data)
+    features = tmp_path / "items.csv"
+    features.write_text("item,genre\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(30)))
+    train(TrainConfig(data=str(data), item_features=str(features), item_tower="features", sampler="inbatch", dim=4,
+                      hidden_dim=8, batch_size=32, epochs=1, threads=1), tmp_path / "run", progress=False, verbose=False)
+    features.write_text("item,genre\n" + "".join(f"{i},{'ab'[i % 3 % 2]}\n" for i in range(30)))
+    assert main(["evaluate", str(tmp_path / "run"), "--threads", "1", "--device", "cpu"]) == 2
+    assert f"{features}: changed since the run" in one_error_line(capsys.readouterr().err)
