@@ -75,6 +75,7 @@ def changed_file(run: Path, config: TrainConfig, record: dict[str, Any] | None =
         base = Path(config[option]) if option in DATA_OPTIONS and config[option] else None
         for name, saved in files.items() if isinstance(files, dict) and base is not None else ():
             path = base if name == "." else base / name
+            saved = saved if isinstance(saved, dict) else {}  # a damaged entry: compared by content, so refused
             try:
                 stat = path.stat()
             except OSError:
