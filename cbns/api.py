@@ -30,6 +30,7 @@ from cbns.runs.model_file import MODEL_FILE, model_path, read_model_file
 from cbns.runs.resume import check_same_run, data_fingerprint, refuse_changes, refuse_unfinished
 from cbns.runs.run_dir import load_run_config, prepare_out_dir, resolved, save_run
 from cbns.runs.run_lock import RunLock
+from cbns.runs.source_record import check_data
 from cbns.training.callbacks.base import Callback
 from cbns.training.callbacks.checkpointer import Checkpointer
 from cbns.training.callbacks.drift import drift_callback, save_drift
@@ -178,8 +179,7 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     trainer.to_cpu()
     result = TrainResult.of(state, valid, test, prior, evaluator.summary())
     if out_dir is not None:
-        if drift is not None:
-            save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.sampler.batch_size))
+        save_drift(out_dir, drift, config, steps_per_epoch=-(-len(data.train) // config.sampler.batch_size))
         towers = {side: (f"custom: {type(getattr(model, side + '_tower')).__name__}"
                          if getattr(parts, side + "_tower") is not None else config[side + "_tower"])
                   for side in ("user", "item")}
@@ -246,11 +246,15 @@ def _say(verbose: bool, message: str) -> None:
 
 def evaluate_run(run: str | Path, device: str = "auto") -> dict[str, dict[str, float]]:
     """Recompute the valid and test metrics of a run directory from its model file, on ``device``
-    (``auto``: CUDA when present; the weights load on any device)."""
+    (``auto``: CUDA when present; the weights load on any device). :class:`CbnsError` naming the
+    file when the data differ from what the run recorded it was trained on
+    (:mod:`cbns.runs.source_record`)."""
     run = Path(run)
     config = load_run_config(run)
     where = resolve_device(device)
+    check_data(run, config)  # an edited file is named before it is parsed
     data = load_data(config)
+    check_data(run, config, data)
     state = read_model_file(run)
     if state.get("custom_towers"):
         raise CbnsError(f"{model_path(run)}: the run was trained with towers built in Python, which cbns cannot "

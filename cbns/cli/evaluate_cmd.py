@@ -59,12 +59,15 @@ def _run_index(args: argparse.Namespace) -> int:
     from cbns.model.build import reads_history
     from cbns.ranking.item_index import ItemIndex
     from cbns.runs.run_dir import load_run_config
+    from cbns.runs.source_record import check_data, check_embeddings
     from cbns.serve.embeddings import load_embeddings
 
     run_dir = Path(args.run_dir)
     config = load_run_config(run_dir)
     apply_threads(args.threads)
     users, items = load_embeddings(run_dir)
+    check_embeddings(run_dir, {"user_embeddings.npy": users, "item_embeddings.npy": items})
+    check_data(run_dir, config)
     if args.kind is not None:
         index = ItemIndex.build(items, spec_from_args(args))
     else:
@@ -81,7 +84,9 @@ def _run_index(args: argparse.Namespace) -> int:
     history = reads_history(config.model.user_tower)
     # A history tower's exported user vectors read the validation items too (they are as of the
     # test), so ranking the validation items with them would leak; only the test part is scored.
-    report = evaluate_index(index, users, items, load_data(config), config.evaluation.ks,
+    data = load_data(config)
+    check_data(run_dir, config, data)
+    report = evaluate_index(index, users, items, data, config.evaluation.ks,
                             parts=("test",) if history else ("valid", "test"))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -2,11 +2,14 @@
 
 Files in the run directory:
     index.faiss   the faiss index; its ids are internal item rows (row r of item_embeddings.npy)
-    index.json    {"kind", parameters, "num_items", "dim", "items_digest", "build_seconds"}
+    index.json    {"kind", parameters, "num_items", "dim", "items_digest", "index_sha256",
+                   "build_seconds", "l2_phi"}
 
 ``items_digest`` is a hash of the item embeddings the index was built from, so an index left over
 from an earlier training run in the same directory is refused instead of silently serving stale
-vectors.
+vectors; ``index_sha256`` is the SHA-256 of ``index.faiss``, so the two files are read only as the
+pair one build wrote (a description written before it recorded the hash is checked against the
+index's faiss type instead).
 
 Item vectors of unequal length (a run with the learned item bias or the popularity prior exports
 ``[v(i), b(i)]``, with ``|v(i)| = 1``) make IVF's inner-product cells lopsided: on the test suite's
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -52,6 +54,8 @@ def _faiss():
                         "faiss-cpu (exact scoring works without it)") from None
     return faiss
 INDEX_META = "index.json"
+#: The faiss classes :meth:`ItemIndex.build` makes for each kind.
+_FAISS_TYPES = {"flat": ("IndexFlatIP",), "ivf": ("IndexIVFFlat",), "hnsw": ("IndexHNSWFlat",)}
 
 
 def items_digest(items: np.ndarray) -> str:
@@ -112,40 +116,75 @@ class ItemIndex:
         return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows
 
     def save(self, run: Path, items: np.ndarray) -> None:
-        """Write ``index.faiss`` and ``index.json`` into ``run`` (each replaced atomically)."""
-        tmp = run / (INDEX_FILE + ".tmp")
-        _faiss().write_index(self.index, str(tmp))
-        os.replace(tmp, run / INDEX_FILE)
+        """Write ``index.faiss`` and ``index.json`` into ``run`` as one pair.
+
+        Both are written to temporary files first and then renamed, the index before its
+        description; the description records the SHA-256 of the index file, so a crash between
+        the two renames leaves a pair :meth:`load` refuses in one line, never an index read with
+        another's parameters. A failed write (disk full, file-size limit) removes its temporary
+        file and ends in :class:`CbnsError` naming the file.
+        """
+        from cbns.runs.atomic import atomic_rename, remove_leftovers, write_temp
+
+        run = Path(run)
+        for name in (INDEX_FILE, INDEX_META):  # crashed builds: this cbns's and the older fixed name
+            remove_leftovers(run / name)
+            (run / (name + ".tmp")).unlink(missing_ok=True)
+        body = _faiss().serialize_index(self.index).tobytes()
         meta = {**self.spec.to_dict(), "num_items": int(items.shape[0]), "dim": int(items.shape[1]),
-                "items_digest": items_digest(items), "build_seconds": round(self.build_seconds, 3),
-                "l2_phi": self.l2_phi}
-        tmp = run / (INDEX_META + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, run / INDEX_META)
+                "items_digest": items_digest(items), "index_sha256": hashlib.sha256(body).hexdigest(),
+                "build_seconds": round(self.build_seconds, 3), "l2_phi": self.l2_phi}
+        index_tmp = write_temp(run / INDEX_FILE, body)
+        try:
+            meta_tmp = write_temp(run / INDEX_META, (json.dumps(meta, indent=2) + "\n").encode())
+        except BaseException:
+            index_tmp.unlink(missing_ok=True)
+            raise
+        atomic_rename(index_tmp, run / INDEX_FILE, sync=False)
+        atomic_rename(meta_tmp, run / INDEX_META)
 
     @classmethod
     def load(cls, run: Path, items: np.ndarray) -> ItemIndex | None:
         """The index saved in ``run``, or ``None`` when none was built.
 
-        Raises :class:`CbnsError` when the files are unreadable or were built from other item
-        embeddings than ``items``.
+        Raises :class:`CbnsError` when the files are unreadable, were built from other item
+        embeddings than ``items``, or are not one pair (an index file whose SHA-256 or kind is not
+        the one its description records).
         """
+        run = Path(run)
         path, meta_path = run / INDEX_FILE, run / INDEX_META
         if not path.is_file() and not meta_path.is_file():
             return None
         faiss = _faiss()
+        rebuild = f"rebuild it with: cbns index build {run}"
+        for present, missing in ((path, meta_path), (meta_path, path)):
+            if not missing.is_file():
+                raise CbnsError(f"{missing}: missing beside {present.name} (an index build was interrupted); {rebuild}")
         try:
             meta = json.loads(meta_path.read_text())
-            index = faiss.read_index(str(path))
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise CbnsError(f"{path}: cannot read the index ({type(exc).__name__}); "
-                            f"rebuild it with: cbns index build {run}") from None
+            body = path.read_bytes()
+        except (OSError, ValueError) as exc:
+            raise CbnsError(f"{path}: cannot read the index ({type(exc).__name__}); {rebuild}") from None
+        if not isinstance(meta, dict):
+            raise CbnsError(f"{meta_path}: not an index description; {rebuild}")
+        recorded = meta.get("index_sha256")
+        if recorded is not None and recorded != hashlib.sha256(body).hexdigest():
+            raise CbnsError(f"{path}: not the index {meta_path.name} describes (its SHA-256 differs: a build was "
+                            f"interrupted or a file replaced); {rebuild}")
+        try:
+            spec = IndexSpec.from_dict(meta)
+            index = faiss.deserialize_index(np.frombuffer(body, dtype=np.uint8))
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CbnsError(f"{path}: cannot read the index ({type(exc).__name__}); {rebuild}") from None
+        expected = _FAISS_TYPES.get(spec.kind)
+        if expected is None or type(index).__name__ not in expected:
+            raise CbnsError(f"{path}: holds a {type(index).__name__}, but {meta_path.name} describes a "
+                            f"{spec.kind!r} index (the two files are of different builds); {rebuild}")
         if meta.get("items_digest") != items_digest(items) or index.ntotal != len(items):
             raise CbnsError(f"{path}: built from other item embeddings than {run / 'item_embeddings.npy'}; "
-                            f"rebuild it with: cbns index build {run}")
+                            f"{rebuild}")
         phi = meta.get("l2_phi")
-        loaded = cls(index, IndexSpec.from_dict(meta), float(meta.get("build_seconds", 0.0)),
-                     float(phi) if phi is not None else None)
+        loaded = cls(index, spec, float(meta.get("build_seconds", 0.0)), float(phi) if phi is not None else None)
         loaded._apply_search_params()
         return loaded
 

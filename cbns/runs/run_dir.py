@@ -15,6 +15,8 @@ Layout:
     seen_items.npz        each user's train and validation items, the ones serving never
                           recommends (see cbns.runs.seen_items_file)
     drift.json, drift.png with drift_every: item-embedding drift (see cbns.training.callbacks.drift)
+    source.json           the data the run was trained on and the hashes of the exported
+                          embeddings (see cbns.runs.source_record)
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from cbns.runs.atomic import atomic_write_text, atomic_write_with
 from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
 from cbns.runs.seen_items_file import seen_matrix, source_key, write_seen_items
+from cbns.runs.source_record import write_source
 
 
 def prepare_out_dir(out: Path) -> Path:
@@ -83,6 +86,7 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
         if ids is not None:
             atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))
     write_seen_items(out, seen_matrix(data), matrices["item_embeddings.npy"], source_key(config))
+    write_source(out, config, data, matrices)
     write_json(out / "metrics.json", metrics)
 
 

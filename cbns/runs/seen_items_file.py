@@ -11,10 +11,13 @@ the seeded validation split. The file is an ``np.savez`` archive
     shape          [2]: ``(U, I)``
     items_digest   the hash (:func:`cbns.ranking.item_index.items_digest`) of the run's
                    ``item_embeddings.npy``: the run the file belongs to
-    source         ``data|seed=..|valid_fraction=..[|split=..]``: the dataset options it came from
+    source         ``data|seed=..|valid_fraction=..[|split=..][|min_rating=..]``: the dataset
+                   options it came from, for reading only
 
 A file without ``format`` (the cache serving used to write on first use, keyed by ``source``
-alone) or whose digest or shape is not the run's is refused by :func:`read_seen_items`.
+alone) or whose digest or shape is not the run's is refused by :func:`read_seen_items`: the
+digest ties the file to one run, so a file of a run trained on other data or with other options
+(another ``min_rating``, say) into the same directory is never used for this one.
 """
 from __future__ import annotations
 
@@ -46,9 +49,11 @@ def seen_matrix(data: Interactions) -> sp.csr_matrix:
 
 
 def source_key(config: TrainConfig) -> str:
-    """The dataset options the seen items follow from: the data, the seed and the validation carve."""
+    """The dataset options the seen items follow from, for people reading the file (the check is
+    the item embeddings' hash): the data, the seed, the validation carve and the rating filter."""
     key = f"{config.data.source}|seed={config.training.seed}|valid_fraction={config.data.valid_fraction}"
-    return key if config.data.split == "random" else f"{key}|split={config.data.split}"
+    key = key if config.data.split == "random" else f"{key}|split={config.data.split}"
+    return key if config.data.min_rating == "off" else f"{key}|min_rating={config.data.min_rating}"
 
 
 def write_seen_items(run: Path, seen: sp.csr_matrix, items: np.ndarray, source: str) -> Path:

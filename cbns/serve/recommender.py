@@ -21,6 +21,7 @@ from cbns.ranking.filtered_search import index_top_k
 from cbns.ranking.item_index import INDEX_FILE, ItemIndex, faiss_available
 from cbns.ranking.topk import exact_top_k
 from cbns.runs.run_dir import load_run_config
+from cbns.runs.source_record import changed_file, check_embeddings
 from cbns.serve.embeddings import load_embeddings
 from cbns.serve.id_map import IdMap
 from cbns.serve.ranked import Ranked
@@ -56,10 +57,19 @@ class Recommender:
     def from_run(cls, run: str | Path, use_index: bool = True, device: str = "cpu") -> Recommender:
         """Load a run directory; ``use_index=False`` scores exactly even when an index was built.
         Exact scoring runs on ``device`` (``auto``: CUDA when present). Without faiss installed, a
-        built index is left unused, with a note on stderr, and scoring is exact."""
+        built index is left unused, with a note on stderr, and scoring is exact.
+
+        Embedding files that are not the ones the run exported are refused (:class:`CbnsError`
+        naming the file); a data file edited since training gets a note on stderr, since serving
+        reads the run's own files (unless the seen items must be rebuilt from the data, which is
+        then refused: :mod:`cbns.serve.seen_items`)."""
         run = Path(run)
         config = load_run_config(run)
         users, items = load_embeddings(run)
+        check_embeddings(run, {"user_embeddings.npy": users, "item_embeddings.npy": items})
+        changed = changed_file(run, config, missing=False)
+        if changed is not None:  # serving reads the run's own files, so it still answers
+            print(f"cbns: note: {changed}; serving the run as it was trained", file=sys.stderr)
         index = None
         if use_index and (run / INDEX_FILE).is_file() and not faiss_available():
             print(f"cbns: note: faiss is not installed, so {run / INDEX_FILE} is not used; scoring exactly",

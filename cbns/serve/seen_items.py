@@ -25,6 +25,7 @@ from cbns.runs.seen_items_file import (
     source_key,
     write_seen_items,
 )
+from cbns.runs.source_record import check_data
 
 
 def seen_items(run: Path, config: TrainConfig, num_users: int, items: np.ndarray) -> sp.csr_matrix:
@@ -33,14 +34,19 @@ def seen_items(run: Path, config: TrainConfig, num_users: int, items: np.ndarray
     Reads ``run/seen_items.npz`` when the run wrote it with these item embeddings ``items [I, D]``;
     otherwise says so in one line on stderr, rebuilds the dataset with
     :func:`cbns.data.loading.load_data` and writes the file (silently skipped when the run
-    directory is read-only: the file only saves time).
+    directory is read-only: the file only saves time). The rebuilt dataset must be the one the
+    run recorded (:func:`cbns.runs.source_record.check_data`): :class:`CbnsError` naming the file
+    that changed otherwise.
     """
     run = Path(run)
     try:
         return read_seen_items(run, items, num_users)
     except SeenItemsUnavailable as exc:
         print(f"cbns: note: {exc}; computing the seen items from the dataset {config.data.source}", file=sys.stderr)
-    seen = seen_matrix(load_data(config))
+    check_data(run, config)
+    data = load_data(config)
+    check_data(run, config, data)  # seen items of other data would hide the wrong items
+    seen = seen_matrix(data)
     shape = (num_users, len(items))
     if seen.shape != shape:
         raise CbnsError(f"{config.data.source}: the dataset now has {seen.shape[0]:,} users x {seen.shape[1]:,} items, "

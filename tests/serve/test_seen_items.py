@@ -109,3 +109,39 @@ def test_cbns_recommend_never_returns_a_seen_item(valid_run, capsys):
         got = [x["item"] for x in a["items"]]
         assert not set(got) & seen[a["user"]]
         assert len(got) == min(30, num_items - len(seen[a["user"]]))
+
+
+def test_the_seen_items_of_a_run_with_another_min_rating_are_never_used(tmp_path, capsys):
+    from cbns.api import train
+    from cbns.config import TrainConfig
+    from cbns.data.loading import load_data
+
+    rng = np.random.default_rng(5)
+    rated = {(f"u{u}", f"i{i}"): int(rng.integers(1, 4)) for u in range(30) for i in rng.choice(25, 10, replace=False)}
+    (tmp_path / "r.csv").write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for (u, i), r in rated.items()))
+    runs = {}
+    for name, min_rating in (("all", "off"), ("liked", "2")):
+        config = TrainConfig(data=str(tmp_path / "r.csv"), min_rating=min_rating, sampler="inbatch", dim=4,
+                             batch_size=32, epochs=1, threads=1)
+        train(config, tmp_path / name, progress=False, verbose=False)
+        runs[name] = config
+    old = read_seen_items(tmp_path / "all", np.load(tmp_path / "all" / "item_embeddings.npy"), 30)
+    assert "min_rating=2" in str(np.load(tmp_path / "liked" / SEEN_FILE)["source"])
+    # the file of the run without the filter, left in the directory of the run with it
+    (tmp_path / "liked" / SEEN_FILE).write_bytes((tmp_path / "all" / SEEN_FILE).read_bytes())
+    rec = Recommender.from_run(tmp_path / "liked")
+    users = [str(u) for u in rec.user_map.originals]
+    items = rec.item_map.originals
+    seen = {u: {items[i] for i in rec.seen[r].indices} for r, u in enumerate(users)}
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "written with other item embeddings than the run's" in err
+    # brute force from the table: a user's seen items are the pairs rated 2 or more, minus their test pairs
+    data = load_data(runs["liked"])
+    test = {(users[u], items[i]) for u, i in data.test}
+    for u in users:
+        liked = {i for (v, i), r in rated.items() if v == u and r >= 2}
+        assert seen[u] == liked - {i for v, i in test if v == u}
+    assert any(old[r].nnz != rec.seen[r].nnz for r in range(min(old.shape[0], rec.seen.shape[0])))
+    ranked = rec.recommend(users, k=30)
+    for u, got in zip(users, ranked.ids):
+        assert not {i for i in got if i is not None} & seen[u]

@@ -101,17 +101,34 @@ def drift_callback(config, num_items: int) -> EmbeddingDrift | None:
                           seed=config.training.seed + 3)
 
 
-def save_drift(out_dir, drift: EmbeddingDrift, config, steps_per_epoch: int) -> dict:
-    """Write ``drift.json`` and ``drift.png`` into the run directory; returns the JSON payload."""
+#: The files :func:`save_drift` writes into a run directory.
+DRIFT_FILES = ("drift.json", "drift.png")
+
+
+def save_drift(out_dir, drift: EmbeddingDrift | None, config, steps_per_epoch: int) -> dict | None:
+    """Write ``drift.json`` and ``drift.png`` into the run directory; returns the JSON payload.
+
+    ``drift`` None (the run recorded none): the files an earlier run left in the directory are
+    removed, so they never pass for this run's; returns None.
+    """
     from pathlib import Path
 
+    from cbns.errors import CbnsError
     from cbns.plots.drift_plot import save_drift_figure
     from cbns.registry import SAMPLERS
     from cbns.runs.run_dir import write_json
 
+    out_dir = Path(out_dir)
+    if drift is None:
+        for name in DRIFT_FILES:
+            try:
+                (out_dir / name).unlink(missing_ok=True)
+            except OSError as exc:
+                raise CbnsError(f"{out_dir / name}: cannot remove the drift of an earlier run "
+                                f"({exc.strerror or exc}); delete it") from None
+        return None
     warmup = config.sampler.warmup_steps if "warmup_steps" in SAMPLERS.get(config.sampler.name).options else None
     payload = drift.to_dict(sampler=config.sampler.name, warmup_steps=warmup, steps_per_epoch=steps_per_epoch)
-    out_dir = Path(out_dir)
     write_json(out_dir / "drift.json", payload)
     save_drift_figure(payload, out_dir / "drift.png", title=f"Item-tower drift, {config.sampler.name}")
     return payload
