@@ -29,9 +29,10 @@ exactly in-batch sampled softmax.
 The vectors are scored as given: the loss does not normalise them. The default temperature 0.1
 is meant for unit vectors (cosine scores, what the towers of :class:`cbns.model.two_tower.TwoTower`
 return with ``normalize=True``, the config's default); with raw dot products choose T for their
-scale. ``item_side="split"`` (the default, right for any towers: the loss cannot see them) trains the item tower on the softmax over the gradient-carrying columns only (the bank
-takes softmax mass it cannot push back against, which lets an MLP item tower collapse under the
-paper's ``joint`` form); it changes the gradients, not the value returned. ``joint`` is what the
+scale. ``item_side="split"`` (the default, right for any towers: the loss cannot see them) trains
+the item tower on the softmax over the gradient-carrying columns only (the bank takes softmax
+mass it cannot push back against, which lets an MLP item tower collapse under the paper's
+``joint`` form); it changes the gradients, not the value returned. ``joint`` is what the
 config's ``item_side: auto`` picks when both towers are ID tables (:mod:`cbns.training.recipe`).
 
 It is :class:`cbns.objective.sampled_objective.SampledSoftmaxObjective` with two sources,
