@@ -104,7 +104,7 @@ def check_counts(item_counts) -> np.ndarray:
                          f"(the first at index {int(np.flatnonzero(bad)[0])})")
     if (counts < 0).any():
         first = int(np.flatnonzero(counts < 0)[0])
-        raise ValueError(f"item_counts must be counts >= 0, got {counts[first]!r} at index {first}")
+        raise ValueError(f"item_counts must be counts >= 0, got {counts[first].item()!r} at index {first}")
     return counts
 
 

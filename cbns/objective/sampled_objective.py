@@ -13,7 +13,8 @@
 5. in training mode with gradients enabled, the writes: every source observes the step's
    positives (the memory bank enqueues them, detached, with their log q), the streaming estimate
    learns from them and the step counter advances. Under ``torch.no_grad()`` (a validation loss)
-   and in eval mode the objective only scores: its state is left exactly as it was. In eval mode
+   and in eval mode the objective only scores: its state is left exactly as it was (a drawing
+   source's generator included). In eval mode
    with gradients flowing it warns, once, that nothing is being updated.
 
 The objective owns the one step counter (a buffer, mirrored as a Python int so that a source's
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from cbns.distributed.gather import gather_batch
+from cbns.negatives.drawn_source import DrawnSource
 from cbns.negatives.log_unigram import log_unigram
 from cbns.negatives.source import NegativeSource, StepBatch
 from cbns.negatives.streaming_frequency import StreamingFrequency
@@ -131,11 +133,16 @@ class SampledSoftmaxObjective(nn.Module):
             self._warned_eval = True
             warnings.warn(f"{type(self).__name__} is in eval mode while gradients flow: it scores but does not "
                           f"update its memory bank, step counter or frequency estimate; call .train() before "
-                          f"training steps", stacklevel=2)
+                          f"training steps", stacklevel=4)  # the caller of loss(...), past Module.__call__
         pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group, rank_rows)
         logq = self._logq(pool.ids, updating)
         batch = StepBatch(pool.emb, pool.ids, logq, pool.offset, self._steps, encode_items)
+        # Scoring only: a drawing source's generator is put back, so that validation draws do not
+        # shift the negatives of the training steps that follow.
+        drawn = [] if updating else [(s, s.get_extra_state()) for s in self.sources if isinstance(s, DrawnSource)]
         candidates = [c for source in self.sources for c in source.negatives(batch)]
+        for source, state in drawn:
+            source.set_extra_state(state)
         if len(item_ids):
             local = logq[pool.offset:pool.offset + len(item_ids)]
             positive_logq = self.sources[0].positive_logq(item_ids, local)
