@@ -24,7 +24,7 @@ from cbns.data.id_text import MAX_ID, integer_id, text_id
 from cbns.errors import CbnsError
 
 #: A line of an id file that an integer id column writes: a canonical decimal int64.
-_INTEGER_LINE = re.compile(r"-?(0|[1-9][0-9]{0,18})")
+_INTEGER_LINE = re.compile(r"0|-?[1-9][0-9]{0,18}")
 
 
 class IdMap:
