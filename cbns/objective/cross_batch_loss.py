@@ -59,9 +59,14 @@ from cbns.objective.sampled_objective import SampledSoftmaxObjective
 class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
     """The CBNS sampled-softmax loss with its own memory bank (see the module docstring).
 
+    The defaults are the config's (:class:`cbns.config.TrainConfig`) except where a loss alone
+    cannot know what the config knows: ``dim`` is required (it must equal the towers' width),
+    ``item_side`` is ``split`` (the config's ``auto`` picks from the towers), and without
+    ``item_counts`` q is estimated on the fly (docs/library.md has the table).
+
     Args:
         dim: width D of the user and item vectors.
-        memory_size: M, the bank's size in items (0 = in-batch only).
+        memory_size: M, the bank's size in items (0 = in-batch only); 4096, as in the config.
         item_counts: ``[I]`` training counts of every item (q = count / total; unseen items count
             as 1), or None for the streaming estimate of q (any non-negative ids then).
         warmup_steps: W, training steps scored against the batch alone before the bank is used
@@ -84,7 +89,7 @@ class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
             log q and the loss in float32 (:mod:`cbns.objective.precision`).
     """
 
-    def __init__(self, dim: int, memory_size: int, *, item_counts: np.ndarray | None = None,
+    def __init__(self, dim: int, memory_size: int = 4096, *, item_counts: np.ndarray | None = None,
                  warmup_steps: int = 0, temperature: float = 0.1, item_side: str = "split",
                  logq_correction: bool = True, bank_mode: str = "stale", frequency_slots: int = 1 << 20,
                  frequency_alpha: float = 0.05, gather_across_ranks: bool = False, process_group=None,

@@ -205,3 +205,23 @@ def test_a_short_bias_under_the_streaming_estimate_is_a_value_error_not_an_index
     with pytest.raises(ValueError, match="item_bias has 5 entries, got item ids up to 7"):
         loss(users, items, ids, item_bias=torch.zeros(5))
     assert int(loss.step) == 0
+
+
+def test_the_loss_and_the_config_share_their_defaults():
+    """Every keyword default of the loss equals the config's default of the option it stands for,
+    except the ones a loss cannot know (docs/library.md's table says why)."""
+    import inspect
+
+    from cbns.config import TrainConfig
+
+    same_as = {"memory_size": "memory_size", "warmup_steps": "warmup_steps", "temperature": "temperature",
+               "logq_correction": "logq_correction", "bank_mode": "bank_mode", "frequency_slots": "frequency_slots",
+               "frequency_alpha": "frequency_alpha", "precision": "precision"}
+    params = inspect.signature(CrossBatchSoftmaxLoss).parameters
+    for argument, option in same_as.items():
+        assert params[argument].default == TrainConfig.default(option), argument
+    # the exceptions: dim is required, item_side is the config's auto without the towers, no counts = streaming
+    assert params["dim"].default is inspect.Parameter.empty
+    assert params["item_side"].default == "split" and TrainConfig.default("item_side") == "auto"
+    assert params["item_counts"].default is None and TrainConfig.default("item_frequency") == "static"
+    assert CrossBatchSoftmaxLoss(D).memory_size == 4096
