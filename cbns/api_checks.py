@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from cbns.config import TrainConfig
+from cbns.runs.run_dir import load_run_config
 
 
 def check_train_arguments(config, out, callbacks, user_tower, item_tower, loss) -> TrainConfig | None:
@@ -41,10 +42,17 @@ def check_train_arguments(config, out, callbacks, user_tower, item_tower, loss) 
 
 
 def check_resume_arguments(run, callbacks, user_tower, item_tower, loss) -> None:
-    """TypeError or ValueError unless :func:`cbns.resume`'s arguments have the right types (the
-    towers' widths are checked against the run's when it is loaded)."""
+    """TypeError or ValueError unless :func:`cbns.resume`'s arguments have the right types and the
+    towers and loss given return the width the run was trained at (its saved ``dim``)."""
     _check_path("run", run)
     _check_parts(callbacks, user_tower, item_tower, loss)
+    if user_tower is None and item_tower is None and loss is None:
+        return
+    dim = load_run_config(Path(run)).model.dim
+    width = _check_widths(dim, user_tower, item_tower, loss)
+    if width is not None and width != dim:
+        raise ValueError(f"the run in {run} was trained at dim={dim}, but the towers given return vectors of width "
+                         f"{width}; pass towers built as the run's")
 
 
 def check_evaluate_arguments(run, device) -> None:

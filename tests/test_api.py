@@ -137,3 +137,17 @@ def test_arguments_of_the_wrong_type_are_one_error_naming_the_argument(tmp_path,
     with pytest.raises(error, match=match):
         call(tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_towers_of_another_width_is_refused_before_the_run_is_touched(tmp_path):
+    from cbns.config import save_yaml
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_yaml(cbns.TrainConfig(dim=8), run / "config.yaml")
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(ValueError, match="trained at dim=8, but the towers given return vectors of width 64"):
+        cbns.resume(run, user_tower=Declared(10, 64), item_tower=Declared(10, 64))
+    with pytest.raises(ValueError, match="user_tower returns vectors of width 64, but the config's dim is 8"):
+        cbns.resume(run, user_tower=Declared(10, 64))
+    assert sorted(p.name for p in run.iterdir()) == before
