@@ -65,7 +65,7 @@ def check_evaluate_arguments(run, device) -> None:
 def _check_path(name: str, value) -> None:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a directory path (str or pathlib.Path), got {_kind(value)}")
-    if str(value).strip() == "" or str(Path(value)) == ".":
+    if os.fspath(value).strip() == "":  # Path("") would be the current directory
         raise ValueError(f"{name} must name a directory, got {value!r}")
 
 
