@@ -66,8 +66,15 @@ class SampledSoftmaxObjective(nn.Module):
                  dim: int | None = None, gather_across_ranks: bool = False, process_group=None,
                  check_inputs: bool = True):
         super().__init__()
+        if isinstance(sources, NegativeSource) or not isinstance(sources, Sequence) or isinstance(sources, str):
+            raise TypeError(f"sources must be a list of negative sources, got {type(sources).__name__}")
         if not sources:
             raise ValueError("an objective needs at least one negative source, got none")
+        wrong = [type(s).__name__ for s in sources if not isinstance(s, NegativeSource)]
+        if wrong:
+            raise TypeError(f"sources must be NegativeSource modules (cbns.negatives), got {', '.join(wrong)}")
+        if loss is not None and not isinstance(loss, SampledSoftmaxLoss):
+            raise TypeError(f"loss must be a cbns.objective.loss.SampledSoftmaxLoss, got {type(loss).__name__}")
         self.softmax = loss if loss is not None else SampledSoftmaxLoss()
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self._steps = 0  # the step counter as a Python int, so that warm-up needs no device read

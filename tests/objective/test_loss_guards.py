@@ -225,3 +225,14 @@ def test_the_loss_and_the_config_share_their_defaults():
     assert params["item_side"].default == "split" and TrainConfig.default("item_side") == "auto"
     assert params["item_counts"].default is None and TrainConfig.default("item_frequency") == "static"
     assert CrossBatchSoftmaxLoss(D).memory_size == 4096
+
+
+@pytest.mark.parametrize("sources, loss, match", [
+    (InBatchSource(), None, "sources must be a list of negative sources, got InBatchSource"),
+    ("inbatch", None, "sources must be a list of negative sources, got str"),
+    ([InBatchSource(), "uniform"], None, "sources must be NegativeSource modules .cbns.negatives., got str"),
+    ([InBatchSource()], 0.1, "loss must be a cbns.objective.loss.SampledSoftmaxLoss, got float"),
+])
+def test_an_objective_of_the_wrong_parts_is_one_type_error(sources, loss, match):
+    with pytest.raises(TypeError, match=match):
+        SampledSoftmaxObjective(sources, loss)
