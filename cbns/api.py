@@ -10,6 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
+from cbns.api_checks import check_evaluate_arguments, check_resume_arguments, check_train_arguments
 from cbns.config import TrainConfig, save_yaml
 from cbns.data.history import HistoryContext
 from cbns.data.interactions import Interactions
@@ -64,6 +65,7 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     With ``config.run.drift_every`` > 0 the run also records item-embedding drift
     (:mod:`cbns.training.callbacks.drift`) into ``drift.json`` and ``drift.png``.
     """
+    config = check_train_arguments(config, out, callbacks, user_tower, item_tower, loss)
     config = resolved((config if config is not None else TrainConfig()).validate())
     ctx = init_distributed()
     try:
@@ -90,6 +92,7 @@ def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbac
     passing the same (freshly built) ones again. The finished run equals the uninterrupted one (see
     docs/resume.md for when this holds bit for bit). Single-process runs only.
     """
+    check_resume_arguments(run, callbacks, user_tower, item_tower, loss)
     run = Path(run)
     saved = load_run_config(run)
     with RunLock(run, "resume"):
@@ -249,6 +252,7 @@ def evaluate_run(run: str | Path, device: str = "auto") -> dict[str, dict[str, f
     (``auto``: CUDA when present; the weights load on any device). :class:`CbnsError` naming the
     file when the data differ from what the run recorded it was trained on
     (:mod:`cbns.runs.source_record`)."""
+    check_evaluate_arguments(run, device)
     run = Path(run)
     config = load_run_config(run)
     where = resolve_device(device)

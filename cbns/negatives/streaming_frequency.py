@@ -15,6 +15,8 @@ estimate (their combined frequency); ids below H never collide (the hash is a bi
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -34,11 +36,15 @@ class StreamingFrequency(nn.Module):
 
     def __init__(self, num_slots: int = 1 << 20, alpha: float = 0.05):
         super().__init__()
+        if isinstance(num_slots, bool) or not isinstance(num_slots, numbers.Integral):
+            raise TypeError(f"frequency_slots must be an integer >= 1, got {type(num_slots).__name__}")
         if num_slots < 1:
-            raise ValueError(f"number of slots must be >= 1, got {num_slots}")
+            raise ValueError(f"frequency_slots must be an integer >= 1, got {num_slots}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+            raise TypeError(f"alpha must be a number in (0, 1], got {type(alpha).__name__}")
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        self.num_slots, self.alpha = num_slots, alpha
+        self.num_slots, self.alpha = int(num_slots), alpha
         self.register_buffer("last_seen", torch.full((num_slots,), -1, dtype=torch.long))
         self.register_buffer("gap", torch.ones(num_slots, dtype=torch.float64))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))

@@ -21,10 +21,19 @@ row's ``log q`` as it was when the row was enqueued.
 
 In training mode the module enqueues the batch's items (detached, with their ``log q``) after
 scoring them, so forgetting a call cannot silently turn CBNS into in-batch; in eval mode it only
-scores. With ``memory_size=0`` it is exactly in-batch sampled softmax. ``item_side="split"`` (the
-default) trains the item tower on the softmax over the gradient-carrying columns only (the bank
-takes softmax mass it cannot push back against, which lets an MLP item tower collapse under the
-paper's ``joint`` form); it changes the gradients, not the value returned.
+scores; under ``torch.no_grad()`` (a validation loss) it only scores too, in either mode, so the
+bank, the step counter and the streaming estimate see training batches only. In eval mode with
+gradients flowing it warns once that nothing is being updated. With ``memory_size=0`` it is
+exactly in-batch sampled softmax.
+
+The vectors are scored as given: the loss does not normalise them. The default temperature 0.1
+is meant for unit vectors (cosine scores, what the towers of :class:`cbns.model.two_tower.TwoTower`
+return with ``normalize=True``, the config's default); with raw dot products choose T for their
+scale. ``item_side="split"`` (the default, right for any towers: the loss cannot see them) trains
+the item tower on the softmax over the gradient-carrying columns only (the bank takes softmax
+mass it cannot push back against, which lets an MLP item tower collapse under the paper's
+``joint`` form); it changes the gradients, not the value returned. ``joint`` is what the
+config's ``item_side: auto`` picks when both towers are ID tables (:mod:`cbns.training.recipe`).
 
 It is :class:`cbns.objective.sampled_objective.SampledSoftmaxObjective` with two sources,
 :class:`cbns.negatives.inbatch.InBatchSource` and :class:`cbns.negatives.memory_bank.MemoryBank`
@@ -42,6 +51,7 @@ from cbns.config.choices import BANK_MODES, ITEM_SIDES
 from cbns.negatives.inbatch import InBatchSource
 from cbns.negatives.memory_bank import MemoryBank
 from cbns.negatives.streaming_frequency import StreamingFrequency
+from cbns.objective.input_checks import integer_argument
 from cbns.objective.loss import SampledSoftmaxLoss
 from cbns.objective.sampled_objective import SampledSoftmaxObjective
 
@@ -49,15 +59,20 @@ from cbns.objective.sampled_objective import SampledSoftmaxObjective
 class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
     """The CBNS sampled-softmax loss with its own memory bank (see the module docstring).
 
+    The defaults are the config's (:class:`cbns.config.TrainConfig`) except where a loss alone
+    cannot know what the config knows: ``dim`` is required (it must equal the towers' width),
+    ``item_side`` is ``split`` (the config's ``auto`` picks from the towers), and without
+    ``item_counts`` q is estimated on the fly (docs/library.md has the table).
+
     Args:
         dim: width D of the user and item vectors.
-        memory_size: M, the bank's size in items (0 = in-batch only).
+        memory_size: M, the bank's size in items (0 = in-batch only); 4096, as in the config.
         item_counts: ``[I]`` training counts of every item (q = count / total; unseen items count
             as 1), or None for the streaming estimate of q (any non-negative ids then).
         warmup_steps: W, training steps scored against the batch alone before the bank is used
             (the bank fills during them).
-        temperature: T > 0.
-        item_side: ``split`` (default) or ``joint`` (the paper's form).
+        temperature: T, finite and > 0 (0.1 suits unit vectors; the loss does not normalise).
+        item_side: ``split`` (default) or ``joint`` (the paper's form; better for two ID tables).
         logq_correction: subtract log q from every column (False: an ablation).
         bank_mode: ``stale`` (the stored vectors, as in the paper) or ``refresh`` (the stored ids
             re-encoded with ``encode_items`` at every step, with gradient).
@@ -74,19 +89,18 @@ class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
             log q and the loss in float32 (:mod:`cbns.objective.precision`).
     """
 
-    def __init__(self, dim: int, memory_size: int, *, item_counts: np.ndarray | None = None,
+    def __init__(self, dim: int, memory_size: int = 4096, *, item_counts: np.ndarray | None = None,
                  warmup_steps: int = 0, temperature: float = 0.1, item_side: str = "split",
                  logq_correction: bool = True, bank_mode: str = "stale", frequency_slots: int = 1 << 20,
                  frequency_alpha: float = 0.05, gather_across_ranks: bool = False, process_group=None,
                  check_inputs: bool = True, bank_dtype: torch.dtype = torch.float32, precision: str = "fp32"):
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
-        if not isinstance(memory_size, int) or memory_size < 0:
-            raise ValueError(f"memory_size must be an integer >= 0, got {memory_size!r}")
-        if not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-        if item_side not in ITEM_SIDES:
-            raise ValueError(f"item_side must be one of {', '.join(ITEM_SIDES)}, got {item_side!r}")
+        dim = integer_argument("dim", dim, 1)
+        memory_size = integer_argument("memory_size", memory_size, 0)
+        warmup_steps = integer_argument("warmup_steps", warmup_steps, 0)
+        if not isinstance(item_side, str) or item_side not in ITEM_SIDES:
+            auto = (": 'auto' is the config's, resolved from the towers, which a loss does not see; pass 'joint' "
+                    "for two ID tables, 'split' otherwise" if item_side == "auto" else "")
+            raise ValueError(f"item_side must be one of {', '.join(ITEM_SIDES)}, got {item_side!r}{auto}")
         if bank_mode not in BANK_MODES:
             raise ValueError(f"bank_mode must be one of {', '.join(BANK_MODES)}, got {bank_mode!r}")
         loss = SampledSoftmaxLoss(temperature, logq_correction, item_side, precision)

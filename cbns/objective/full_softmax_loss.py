@@ -18,6 +18,7 @@ from torch import nn
 
 from cbns.objective.empty_rank import zero_on_graph
 from cbns.objective.fused_softmax import fused_sampled_softmax
+from cbns.objective.input_checks import integer_argument, positive_number
 from cbns.objective.precision import compute_dtype
 
 
@@ -26,16 +27,14 @@ class FullSoftmaxLoss(nn.Module):
 
     Args:
         num_items: I, the catalogue size.
-        temperature: T > 0.
+        temperature: T, finite and > 0 (NaN is refused).
         precision: ``fp32`` or ``bf16`` (the score products in bfloat16).
     """
 
     def __init__(self, num_items: int, temperature: float = 0.1, precision: str = "fp32"):
         super().__init__()
-        if num_items < 1:
-            raise ValueError(f"num_items must be >= 1, got {num_items}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        num_items = integer_argument("num_items", num_items, 1)
+        positive_number("temperature", temperature)
         self.num_items, self.temperature, self.precision = num_items, temperature, precision
         self.gather_across_ranks, self.process_group = False, None  # every rank scores every item
 

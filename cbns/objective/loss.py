@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from cbns.config.choices import ITEM_SIDES, PRECISIONS
 from cbns.negatives.candidates import Candidates
 from cbns.objective.fused_softmax import fused_sampled_softmax
+from cbns.objective.input_checks import positive_number
 from cbns.objective.logits import hit_positions, sampled_softmax_logits
 from cbns.objective.precision import compute_dtype
 
@@ -22,7 +23,7 @@ class SampledSoftmaxLoss:
     for those who compose their own sources (:class:`cbns.negatives.candidates.Candidates`).
 
     Attributes:
-        temperature: T > 0 dividing the scores.
+        temperature: T dividing the scores, finite and > 0 (NaN is refused).
         logq_correction: apply ``s - log q`` to every column (positive included).
         item_side: ``split`` or ``joint`` (see :data:`cbns.config.choices.ITEM_SIDES`); it changes
             the item tower's gradient only, never the value, which is the full softmax's
@@ -42,8 +43,9 @@ class SampledSoftmaxLoss:
     device_resident: bool | None = None
 
     def __post_init__(self):
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        positive_number("temperature", self.temperature)
+        if not isinstance(self.item_side, str):
+            raise TypeError(f"item_side must be one of {', '.join(ITEM_SIDES)}, got {type(self.item_side).__name__}")
         if self.item_side not in ITEM_SIDES:
             raise ValueError(f"item side must be one of {', '.join(ITEM_SIDES)}, got {self.item_side!r}")
         if self.precision not in PRECISIONS:

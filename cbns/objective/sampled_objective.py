@@ -10,8 +10,12 @@
 3. each source's candidates (:class:`cbns.negatives.source.NegativeSource`), in order;
 4. the loss over them (:class:`cbns.objective.loss.SampledSoftmaxLoss`: temperature, logQ
    correction, accidental-hit mask, fused when the first source holds the positives);
-5. in training mode, the writes: every source observes the step's positives (the memory bank
-   enqueues them, detached, with their log q) and the step counter advances.
+5. in training mode with gradients enabled, the writes: every source observes the step's
+   positives (the memory bank enqueues them, detached, with their log q), the streaming estimate
+   learns from them and the step counter advances. Under ``torch.no_grad()`` (a validation loss)
+   and in eval mode the objective only scores: its state is left exactly as it was (a drawing
+   source's generator included). In eval mode
+   with gradients flowing it warns, once, that nothing is being updated.
 
 The objective owns the one step counter (a buffer, mirrored as a Python int so that a source's
 warm-up needs no device read). All state (the counter, the unigram table or the streaming
@@ -19,6 +23,7 @@ estimate, each source's buffers and generator) is in the module's ``state_dict``
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,11 +31,12 @@ import torch
 from torch import nn
 
 from cbns.distributed.gather import gather_batch
+from cbns.negatives.drawn_source import DrawnSource
 from cbns.negatives.log_unigram import log_unigram
 from cbns.negatives.source import NegativeSource, StepBatch
 from cbns.negatives.streaming_frequency import StreamingFrequency
 from cbns.objective.empty_rank import zero_on_graph
-from cbns.objective.input_checks import check_inputs
+from cbns.objective.input_checks import check_counts, check_inputs, integer_argument
 from cbns.objective.loss import SampledSoftmaxLoss, build_loss
 from cbns.objective.old_state_keys import rename_sampler_keys
 
@@ -60,8 +66,15 @@ class SampledSoftmaxObjective(nn.Module):
                  dim: int | None = None, gather_across_ranks: bool = False, process_group=None,
                  check_inputs: bool = True):
         super().__init__()
+        if isinstance(sources, NegativeSource) or not isinstance(sources, Sequence) or isinstance(sources, str):
+            raise TypeError(f"sources must be a list of negative sources, got {type(sources).__name__}")
         if not sources:
             raise ValueError("an objective needs at least one negative source, got none")
+        wrong = [type(s).__name__ for s in sources if not isinstance(s, NegativeSource)]
+        if wrong:
+            raise TypeError(f"sources must be NegativeSource modules (cbns.negatives), got {', '.join(wrong)}")
+        if loss is not None and not isinstance(loss, SampledSoftmaxLoss):
+            raise TypeError(f"loss must be a cbns.objective.loss.SampledSoftmaxLoss, got {type(loss).__name__}")
         self.softmax = loss if loss is not None else SampledSoftmaxLoss()
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self._steps = 0  # the step counter as a Python int, so that warm-up needs no device read
@@ -70,10 +83,7 @@ class SampledSoftmaxObjective(nn.Module):
             self.num_items = None
             self.frequency = frequency if frequency is not None else StreamingFrequency()
         else:
-            counts = np.asarray(item_counts)
-            if counts.ndim != 1 or len(counts) == 0 or (counts < 0).any():
-                raise ValueError(f"item_counts must be a non-empty 1-d array of counts >= 0, got shape "
-                                 f"{counts.shape}")
+            counts = check_counts(item_counts)
             self.num_items = len(counts)
             self.frequency = None
             self.register_buffer("log_q", log_unigram(counts))
@@ -83,7 +93,8 @@ class SampledSoftmaxObjective(nn.Module):
             while hasattr(self, name):
                 name, k = f"{source.name}_{k}", k + 1
             self.add_module(name, source)
-        self.dim = dim
+        self.dim = None if dim is None else integer_argument("dim", dim, 1)
+        self._warned_eval = False
         self.gather_across_ranks, self.process_group = gather_across_ranks, process_group
         self.check_inputs = check_inputs
 
@@ -103,7 +114,8 @@ class SampledSoftmaxObjective(nn.Module):
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, item_ids: torch.Tensor, *,
                 item_bias: torch.Tensor | None = None, encode_items=None,
                 enqueue_mask: torch.Tensor | None = None, rank_rows: list[int] | None = None) -> torch.Tensor:
-        """The mean cross-entropy over the rows of ``user_emb``; observes the batch when training.
+        """The mean cross-entropy over the rows of ``user_emb``; observes the batch when training
+        (training mode and gradients enabled; see the module docstring).
 
         Args:
             user_emb: ``[B, D]`` user vectors.
@@ -120,18 +132,31 @@ class SampledSoftmaxObjective(nn.Module):
             rank_rows: with ``gather_across_ranks``, every rank's B when the caller knows them
                 (saves asking the other ranks).
         """
-        check_inputs(user_emb, item_emb, item_ids, enqueue_mask, self.dim, self.num_items, self.check_inputs)
+        check_inputs(user_emb, item_emb, item_ids, enqueue_mask, self.dim, self.num_items, self.check_inputs,
+                     item_bias)
+        updating = self.training and torch.is_grad_enabled()
+        if not self.training and not self._warned_eval and torch.is_grad_enabled() and (
+                user_emb.requires_grad or item_emb.requires_grad):
+            self._warned_eval = True
+            warnings.warn(f"{type(self).__name__} is in eval mode while gradients flow: it scores but does not "
+                          f"update its memory bank, step counter or frequency estimate; call .train() before "
+                          f"training steps", stacklevel=4)  # the caller of loss(...), past Module.__call__
         pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group, rank_rows)
-        logq = self._logq(pool.ids)
+        logq = self._logq(pool.ids, updating)
         batch = StepBatch(pool.emb, pool.ids, logq, pool.offset, self._steps, encode_items)
+        # Scoring only: a drawing source's generator is put back, so that validation draws do not
+        # shift the negatives of the training steps that follow.
+        drawn = [] if updating else [(s, s.get_extra_state()) for s in self.sources if isinstance(s, DrawnSource)]
         candidates = [c for source in self.sources for c in source.negatives(batch)]
+        for source, state in drawn:
+            source.set_extra_state(state)
         if len(item_ids):
             local = logq[pool.offset:pool.offset + len(item_ids)]
             positive_logq = self.sources[0].positive_logq(item_ids, local)
             loss = self.softmax(user_emb, item_emb, item_ids, positive_logq, candidates, item_bias)
         else:  # a rank without rows: zero, on the graph of every gathered tensor and parameter
             loss = zero_on_graph(user_emb, item_emb, candidates, item_bias)
-        if self.training:
+        if updating:
             self._observe(pool, logq, enqueue_mask)
         return loss
 
@@ -147,11 +172,11 @@ class SampledSoftmaxObjective(nn.Module):
         self.step += 1
         self._steps += 1
 
-    def _logq(self, ids: torch.Tensor) -> torch.Tensor:
-        """``[N]`` log q of the step's items; the streaming estimate learns from them when training."""
+    def _logq(self, ids: torch.Tensor, updating: bool = False) -> torch.Tensor:
+        """``[N]`` log q of the step's items; the streaming estimate learns from them when ``updating``."""
         if self.frequency is None:
             return self.log_q[ids]
-        return self.frequency.update(ids) if self.training else self.frequency.log_q(ids)
+        return self.frequency.update(ids) if updating else self.frequency.log_q(ids)
 
     def reset(self) -> None:
         """Empty what the sources stored (the bank); the step counter and the frequency estimate are

@@ -91,9 +91,10 @@ class Recommender:
             self._seen = self._load_seen()
         return self._seen
 
-    def recommend(self, user_ids: Iterable, k: int = 20, exclude_seen: bool = True) -> Ranked:
-        """Top-``k`` items for each user in ``user_ids`` (original ids; ``Ranked.queries`` holds them
-        as the run spells them: ints without an id file, the file's text with one).
+    def recommend(self, user_ids: Iterable | object, k: int = 20, exclude_seen: bool = True) -> Ranked:
+        """Top-``k`` items for each user in ``user_ids``: one original id or a list of them (a string
+        is one id, never its characters). ``Ranked.queries`` and ``Ranked.ids`` hold the ids in the
+        type the source had: ints for integer ids, strings for text ids (:class:`IdMap`).
 
         With ``exclude_seen`` a user's train and validation items are never returned, and each
         list still holds ``k`` items (fewer only when fewer than ``k`` unseen items exist).
@@ -107,8 +108,9 @@ class Recommender:
         scores, item_rows = self._top_k(self.users[rows], k, exclude)
         return self._ranked(self.user_map.to_ids(rows), scores, item_rows)
 
-    def similar_items(self, item_ids: Iterable, k: int = 20) -> Ranked:
-        """The ``k`` items whose vectors score highest against each given item's vector, itself excluded."""
+    def similar_items(self, item_ids: Iterable | object, k: int = 20) -> Ranked:
+        """The ``k`` items whose vectors score highest against each given item's vector, itself
+        excluded; ``item_ids`` is one original id or a list of them, as in :meth:`recommend`."""
         _check_k(k)
         rows = self.item_map.to_rows(item_ids, "item")
         itself = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), rows, np.arange(len(rows) + 1)),
