@@ -38,7 +38,7 @@ def main() -> None:
     configs = [load_run_config(run) for run in args.runs]
     shared = ("data", "split", "seed", "min_rating")
     for name in shared:
-        values = {str(getattr(c, name)) for c in configs}
+        values = {str(c[name]) for c in configs}
         if len(values) > 1:
             sys.exit(f"valid_share.py: the runs differ in {name} ({', '.join(sorted(values))}); they must share "
                      f"{', '.join(shared)}")

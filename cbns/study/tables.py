@@ -119,7 +119,7 @@ class Setting:
 
 def option(cell, name: str):
     """The value of option ``name`` in ``cell``, its default where the spec leaves it."""
-    return cell.options.get(name, getattr(TrainConfig(), name))
+    return cell.options.get(name, TrainConfig.default(name))
 
 
 def metric_names(results: list[CellResult]) -> list[str]:
