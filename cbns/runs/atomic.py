@@ -47,7 +47,7 @@ def write_temp_with(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as raw:
-            fh = _ErrorRecorder(raw)
+            fh = _ErrorRecorder(raw, path)
             write(fh)
             fh.flush()
             os.fsync(raw.fileno())
@@ -65,8 +65,8 @@ class _ErrorRecorder:
     """A binary file that remembers the ``OSError`` a write or flush raised, for writers (torch)
     that report it as an error of their own."""
 
-    def __init__(self, fh: BinaryIO):
-        self.fh, self.error = fh, None
+    def __init__(self, fh: BinaryIO, path: Path):
+        self.fh, self.path, self.error = fh, path, None
 
     def write(self, data) -> int:
         try:

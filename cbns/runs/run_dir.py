@@ -32,6 +32,7 @@ from cbns.runs.atomic import atomic_write_text, atomic_write_with
 from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
 from cbns.runs.seen_items_file import seen_matrix, source_key, write_seen_items
+from cbns.runs.staging import settle
 
 
 def prepare_out_dir(out: Path) -> Path:
@@ -97,7 +98,9 @@ def _atomic_npy(path: Path, array: np.ndarray) -> None:
 
 def load_run_config(run: Path) -> TrainConfig:
     """The run's saved configuration; an option the file lacks (the run predates it) takes its
-    :data:`cbns.config.LEGACY_VALUES` value, i.e. what the run really did, not today's default."""
+    :data:`cbns.config.LEGACY_VALUES` value, i.e. what the run really did, not today's default.
+    A publication of ``run`` that a crash interrupted is completed first (:func:`cbns.runs.staging.settle`)."""
+    settle(run)
     if not (run / "config.yaml").is_file():
         raise CbnsError(f"{run}: not a run directory (no config.yaml)")
     saved = load_yaml(run / "config.yaml")

@@ -8,16 +8,18 @@ A run directory ``R`` holds at every moment one of:
 
 A new run on a finished ``R`` (``overwrite=True``) never writes into it: it trains in the staging
 directory ``.R.cbns-staging`` beside it (same parent, so renames are atomic), checkpoints included,
-so that it is resumable there (``resume(R)`` finds it). Once it has finished, it is published:
+so that it is resumable there (``resume(R)`` finds it). Once it has finished (``metrics.json``
+written, its checkpoints deleted), it is published:
 
     1. rename ``R`` to ``.R.cbns-replaced``
     2. rename ``.R.cbns-staging`` to ``R``
     3. delete ``.R.cbns-replaced``
 
 A crash between 1 and 2 leaves no ``R`` beside a finished staging directory and the replaced
-run; between 2 and 3, the replaced run beside the new ``R``. :func:`settle` recognises both and
-completes the publication; it runs before any command reads or writes ``R``. Until step 1, ``R``
-is the old run, untouched; from step 2 on, the new one.
+run; between 2 and 3, the replaced run beside the new ``R``; before 1, a finished staging
+directory beside the old ``R``. :func:`settle` recognises each and completes the publication;
+it runs before any command reads or writes ``R`` (:func:`cbns.runs.run_dir.load_run_config`).
+Until step 1, ``R`` is the old run, untouched; from step 2 on, the new one.
 """
 from __future__ import annotations
 
@@ -63,32 +65,37 @@ def live_dir(run: Path) -> Path:
     """The directory the run of ``R`` writes or wrote: the staging directory while a run replacing
     ``R`` is unfinished there, else ``R``."""
     staging = staging_dir(run)
-    return staging if staging.is_dir() else Path(run)
+    return staging if (staging / CONFIG_FILE).is_file() else Path(run)
 
 
 def settle(run: Path) -> None:
-    """Complete a publication that a crash interrupted (see the module docstring); a no-op otherwise.
-
-    Each step tolerates another process doing the same at the same time."""
+    """Publish a finished run waiting in the staging directory of ``run``, or complete a publication
+    that a crash interrupted (see the module docstring); a no-op otherwise. Every command that reads
+    or writes ``run`` calls it first. Each step tolerates another process doing the same at once."""
     run = Path(run)
     replaced, staging = replaced_dir(run), staging_dir(run)
-    if not replaced.is_dir():
-        return
+    if is_finished(staging) and not replaced.exists() and run.exists():
+        _try_rename(run, replaced)
     if not run.exists():
-        source = staging if is_finished(staging) else replaced  # the new run if it finished, else the old one
-        with contextlib.suppress(FileNotFoundError):
-            rename(source, run)
-    if is_finished(run):
+        if is_finished(staging):
+            _try_rename(staging, run)
+        elif replaced.is_dir():  # the new run is not there: the old one goes back
+            _try_rename(replaced, run)
+    if replaced.is_dir() and is_finished(run):
         remove_tree(replaced)
 
 
 def publish(staging: Path, run: Path) -> None:
-    """Replace run directory ``run`` by the finished run in ``staging`` (its staging directory)."""
-    if Path(run).exists():
-        rename(run, replaced_dir(run))
-    with contextlib.suppress(FileNotFoundError):  # a concurrent settle() may have done it already
-        rename(staging, run)
+    """Replace run directory ``run`` by the finished run in ``staging``, its staging directory."""
+    assert Path(staging) == staging_dir(run) and is_finished(staging), staging
     settle(run)
+
+
+def _try_rename(src: Path, dst: Path) -> None:
+    """:func:`rename`, unless another process has just done it (``src`` gone or ``dst`` there)."""
+    if not Path(dst).exists():
+        with contextlib.suppress(FileNotFoundError):
+            rename(src, dst)
 
 
 def refuse_occupied(run: Path, overwrite: bool) -> Path:
@@ -97,7 +104,7 @@ def refuse_occupied(run: Path, overwrite: bool) -> Path:
     ``overwrite`` and an unfinished run that replaces it."""
     run = Path(run)
     staging = staging_dir(run)
-    if staging.exists():
+    if staging.exists() and checkpoint_files(staging):
         raise CbnsError(Opt("out", run), f": an unfinished run that replaces it is in {staging}; continue it with ",
                         FlagsOnly("`cbns train ", Opt("resume", run), "`", otherwise=f"cbns.resume({str(run)!r})"),
                         f", or delete {staging} to start over")
@@ -113,8 +120,6 @@ def refuse_occupied(run: Path, overwrite: bool) -> Path:
 
 def rename(src: Path, dst: Path) -> None:
     """Rename directory ``src`` to ``dst`` (same parent) and make it durable."""
-    if Path(dst).exists():  # os.replace would replace an empty directory
-        raise CbnsError(f"{src}: cannot rename to {dst}: it exists")
     try:
         atomic.rename_path(src, dst)
     except FileNotFoundError:
@@ -161,6 +166,8 @@ class RunSlot:
             self._config_before = _read(self.out / CONFIG_FILE)
             self.dir = refuse_occupied(self.out, self.overwrite)
             if self.dir != self.out:
+                if self.dir.exists():  # no checkpoint there (refuse_occupied), and we hold the lock of out
+                    remove_tree(self.dir)
                 self._created.append(self.dir)
                 self._locks.append(RunLock(self.dir, self.option).__enter__())
         except BaseException:
