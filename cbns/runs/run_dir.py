@@ -15,6 +15,9 @@ Layout:
     seen_items.npz        each user's train and validation items, the ones serving never
                           recommends (see cbns.runs.seen_items_file)
     drift.json, drift.png with drift_every: item-embedding drift (see cbns.training.callbacks.drift)
+
+A run that replaces a finished one trains in a staging directory beside it and is published by
+rename once finished (see cbns.runs.staging).
 """
 from __future__ import annotations
 
