@@ -364,3 +364,48 @@ def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path, data):
                                             f"previous version, if any, is left as it was")
     assert "Traceback" not in proc.stderr
     assert not list(run.glob(f"*{atomic.TMP_INFIX}*"))
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from cbns.runs import atomic
+side, name, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
+real, seen = atomic.rename_path, [0]
+def rename(src, dst):
+    if Path(src if side == "src" else dst).name == name:
+        seen[0] += 1
+        if seen[0] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst)
+atomic.rename_path = rename
+from cbns.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+@pytest.mark.parametrize("side,name,nth", [
+    ("dst", "config.yaml", 1),          # its first write: nothing to resume yet
+    ("dst", LATEST, 3),                 # a checkpoint
+    ("dst", "item_embeddings.npy", 1),  # between the two embedding files
+    ("dst", "metrics.json", 1),         # the last output
+    ("src", "run", 1),                  # the old run renamed aside, the new one not yet in place
+    ("dst", "run", 1),                  # the new run in place, the old one not yet deleted
+])
+def test_kill_9_at_any_point_of_an_overwrite_leaves_a_whole_run_or_a_resumable_one(tmp_path, data, runs, side, name,
+                                                                                   nth):
+    run = copy_run(runs["old"], tmp_path / "run")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", KILLER, side, name, str(nth), *cli_args(data, 2), "--out", str(run),
+                           "--overwrite"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    which = assert_whole(run, runs["old"], runs["new"])  # what the next command (evaluate) finds
+    assert which == ("new" if name == "run" else "old")
+    if which == "old":
+        staging = staging_dir(run)
+        if read_latest(staging) is not None or (staging / "config.yaml").is_file():
+            assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+        else:  # killed before it wrote anything worth resuming: the command runs again
+            assert main([*cli_args(data, 2), "--out", str(run), "--overwrite"]) == 0
+    assert assert_whole(run, runs["old"], runs["new"]) == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
