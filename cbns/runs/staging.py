@@ -86,8 +86,9 @@ def settle(run: Path) -> None:
 
 
 def publish(staging: Path, run: Path) -> None:
-    """Replace run directory ``run`` by the finished run in ``staging``, its staging directory."""
-    assert Path(staging) == staging_dir(run) and is_finished(staging), staging
+    """Replace run directory ``run`` by the finished run in ``staging``, its staging directory (a
+    command that read ``run`` meanwhile may have published it already: :func:`settle`)."""
+    assert Path(staging) == staging_dir(run), staging
     settle(run)
 
 
@@ -165,9 +166,9 @@ class RunSlot:
             self._lock_created = not lock_existed
             self._config_before = _read(self.out / CONFIG_FILE)
             self.dir = refuse_occupied(self.out, self.overwrite)
+            if staging_dir(self.out).exists():  # no checkpoint there (refuse_occupied); we hold the lock of out
+                remove_tree(staging_dir(self.out))
             if self.dir != self.out:
-                if self.dir.exists():  # no checkpoint there (refuse_occupied), and we hold the lock of out
-                    remove_tree(self.dir)
                 self._created.append(self.dir)
                 self._locks.append(RunLock(self.dir, self.option).__enter__())
         except BaseException:
