@@ -89,9 +89,25 @@ def run(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _resume_hint(out: Path):
-    """An interrupted run's one line says what is kept and how to continue it."""
+    """An interrupted run's one line says what is kept and how to continue it (so does a write that
+    the disk refused, when a checkpoint is kept)."""
     try:
         yield
+    except CbnsError as exc:
+        from cbns.runs.checkpoint import LATEST, PREVIOUS, peek
+        from cbns.runs.staging import live_dir
+
+        if getattr(exc, "errno", None) is None:
+            raise
+        live = live_dir(out)
+        for path in (live / LATEST, live / PREVIOUS):
+            try:
+                step = peek(path)["step"]
+            except CbnsError:
+                continue
+            raise CbnsError(*exc.parts, f"; the checkpoint at step {step} is kept: continue with "
+                            f"cbns train --resume {out} once there is room") from None
+        raise
     except KeyboardInterrupt as exc:
         from cbns.runs.checkpoint import LATEST, peek
         from cbns.runs.staging import is_finished, live_dir

@@ -56,8 +56,10 @@ def write_temp_with(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         error = exc if isinstance(exc, OSError) else getattr(fh, "error", None)
         if error is None:
             raise
-        raise CbnsError(f"{path}: cannot write ({error.strerror or error}); the previous version, if any, "
-                        f"is left as it was") from None
+        failure = CbnsError(f"{path}: cannot write ({error.strerror or error}); the previous version, if any, "
+                            f"is left as it was")
+        failure.errno = error.errno  # ENOSPC, EFBIG, ...: the caller may say how to go on
+        raise failure from None
     return Path(tmp)
 
 

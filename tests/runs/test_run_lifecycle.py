@@ -327,7 +327,8 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path,
     err = capsys.readouterr().err  # the data and recipe lines, then the error
     assert code == 2 and "Traceback" not in err and err.splitlines()[-1] == (
         f"cbns: error: {run / LATEST}: cannot write (No space left on device); the previous version, if any, "
-        f"is left as it was")
+        f"is left as it was; the checkpoint at step 3 is kept: continue with cbns train --resume {run} once there "
+        f"is room")
     assert not list(run.glob(f"*{atomic.TMP_INFIX}*"))
     monkeypatch.undo()
     assert read_latest(run)[0]["global_step"] == 3
@@ -361,7 +362,7 @@ def test_a_file_size_limit_is_one_line_naming_the_file(tmp_path, data):
                           capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines()[-1] == (f"cbns: error: {run / LATEST}: cannot write (File too large); the "
-                                            f"previous version, if any, is left as it was")
+                                            f"previous version, if any, is left as it was")  # none written yet
     assert "Traceback" not in proc.stderr
     assert not list(run.glob(f"*{atomic.TMP_INFIX}*"))
 
