@@ -142,10 +142,11 @@ def remove_tree(path: Path) -> None:
 class RunSlot:
     """``with RunSlot(out, overwrite) as slot:`` locks run directory ``out`` and decides where a new
     run writes (``slot.dir``: ``out``, or its staging directory when it replaces a finished run; see
-    :func:`refuse_occupied`). Call ``slot.started()`` once the run has written its first file
-    (``config.yaml``) and ``slot.finish()`` once it has written its outputs (it publishes a staged
-    run). A run that fails before it started leaves nothing behind: the directories and the lock
-    file the slot created are deleted."""
+    :func:`refuse_occupied`). Call ``slot.started()`` once training has started (a step ran: towers
+    that do not fit fail at the first) and ``slot.finish()`` once the run has written its outputs
+    (it publishes a staged run). A run that fails before it started leaves nothing behind: the
+    directories, the ``config.yaml`` and the lock file the slot created are deleted (a
+    ``config.yaml`` it replaced is put back)."""
 
     def __init__(self, out: Path, overwrite: bool = False, option: str = "out"):
         self.out, self.overwrite, self.option = Path(out), overwrite, option
