@@ -25,6 +25,7 @@ from cbns.model.build import build_model
 from cbns.model.popularity_prior import parse_prior
 from cbns.model.two_tower import TwoTower
 from cbns.objective.build import build_objective
+from cbns.runs.atomic import remove_all_leftovers
 from cbns.runs.checkpoint import checkpoint_files, peek, read_latest
 from cbns.runs.disk_space import check_free_space, estimate_state_bytes
 from cbns.runs.model_file import MODEL_FILE, model_path, read_model_file
@@ -32,6 +33,7 @@ from cbns.runs.resume import check_same_run, data_fingerprint, refuse_changes, r
 from cbns.runs.run_dir import load_run_config, prepare_out_dir, resolved, save_run
 from cbns.runs.run_lock import RunLock
 from cbns.runs.source_record import check_data
+from cbns.runs.staging import RunSlot, is_finished, live_dir, publish, settle
 from cbns.training.callbacks.base import Callback
 from cbns.training.callbacks.checkpointer import Checkpointer
 from cbns.training.callbacks.drift import drift_callback, save_drift
@@ -46,10 +48,15 @@ from cbns.training.training_state import load_training_state
 
 def train(config: TrainConfig | None = None, out: str | Path | None = None, progress: bool = True,
           verbose: bool = True, callbacks: Sequence[Callback] = (), *, user_tower: nn.Module | None = None,
-          item_tower: nn.Module | None = None, loss: nn.Module | None = None) -> TrainResult:
+          item_tower: nn.Module | None = None, loss: nn.Module | None = None,
+          overwrite: bool = False) -> TrainResult:
     """Train, validate, test once; with ``out``, write the run directory (see :mod:`cbns.runs.run_dir`),
     checkpointing every ``config.run.checkpoint_every`` steps and after every epoch (single process;
     see docs/resume.md).
+
+    A directory ``out`` that holds a finished run is refused unless ``overwrite`` is True; then the
+    new run trains beside it and replaces it only once it has finished (:mod:`cbns.runs.staging`).
+    A run that fails before training starts leaves nothing behind in ``out``.
 
     Bring your own parts: ``user_tower`` / ``item_tower`` replace the towers the config names (any
     ``nn.Module`` with the tower interface, ``forward(ids [B], context=None) -> [B, D]``; see
@@ -70,12 +77,15 @@ def train(config: TrainConfig | None = None, out: str | Path | None = None, prog
     ctx = init_distributed()
     try:
         writes = out is not None and ctx.is_main
-        with RunLock(Path(out), "out") if writes else nullcontext():
-            out_dir = prepare_out_dir(Path(out)) if writes else None
-            if out_dir is not None:
+        parts = Parts(user_tower, item_tower, loss)
+        if writes:
+            with RunSlot(Path(out), overwrite) as slot:
+                out_dir = prepare_out_dir(slot.dir)
                 refuse_unfinished(out_dir)
-            parts = Parts(user_tower, item_tower, loss)
-            result = _run(ctx, config, out_dir, progress, verbose, callbacks, resume=False, parts=parts)
+                result = _run(ctx, config, out_dir, progress, verbose, callbacks, resume=False, parts=parts,
+                              slot=slot)
+        else:
+            result = _run(ctx, config, None, progress, verbose, callbacks, resume=False, parts=parts)
         ctx.barrier()
     finally:
         ctx.close()
@@ -94,17 +104,24 @@ def resume(run: str | Path, progress: bool = True, verbose: bool = True, callbac
     """
     check_resume_arguments(run, callbacks, user_tower, item_tower, loss)
     run = Path(run)
-    saved = load_run_config(run)
-    with RunLock(run, "resume"):
-        if not checkpoint_files(run) and (run / "metrics.json").is_file():
+    settle(run)
+    live = live_dir(run)  # the staging directory of a run that replaces a finished one, else run
+    saved = load_run_config(live)
+    with RunLock(run, "resume"), RunLock(live, "resume") if live != run else nullcontext():
+        if is_finished(live):
+            if live != run:  # it finished, but was not published yet
+                publish(live, run)
             raise CbnsError(Opt("resume", run), ": this run finished already (metrics.json is there); "
                             "nothing to resume")
-        config = refuse_changes(run, saved, options)
+        config = refuse_changes(live, saved, options)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise CbnsError(Opt("resume", run), ": resuming works in a single process; distributed runs are not "
                             "checkpointed (run without torchrun/", Opt("nproc"), ")")
-        return _run(DistContext(), config, prepare_out_dir(run), progress, verbose, callbacks, resume=True,
-                    parts=Parts(user_tower, item_tower, loss))
+        result = _run(DistContext(), config, prepare_out_dir(live), progress, verbose, callbacks, resume=True,
+                      parts=Parts(user_tower, item_tower, loss))
+        if live != run:
+            publish(live, run)
+        return result
 
 
 @dataclass
@@ -141,7 +158,7 @@ def assemble(config: TrainConfig, data: Interactions, parts: Parts | None = None
 
 
 def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: bool, verbose: bool,
-         callbacks: Sequence[Callback], resume: bool, parts: Parts) -> TrainResult:
+         callbacks: Sequence[Callback], resume: bool, parts: Parts, slot: RunSlot | None = None) -> TrainResult:
     data = load_data(config, progress=progress and ctx.is_main)
     config, recipe = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower, parts.user_tower)
     if not parts.custom_towers:  # the estimate knows the registered towers only
@@ -150,6 +167,8 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     contexts = history_context(config, data, model)
     stopping = [EarlyStopping(config.evaluation.ks[0], config.training.patience)] if len(data.valid) else []
     callbacks = [*stopping, *callbacks]  # early stopping first: the other callbacks see its decision
+    if slot is not None:  # first of all: the run has started once a step ran (bad towers fail there)
+        callbacks.insert(0, _Started(slot))
     drift = drift_callback(config, data.num_items)
     if drift is not None:
         callbacks.append(drift)
@@ -195,7 +214,23 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
                  custom_towers=parts.custom_towers)
         for path in checkpoint_files(out_dir):
             path.unlink()
+        remove_all_leftovers(out_dir)
+        if slot is not None:
+            slot.finish()
     return result
+
+
+class _Started(Callback):
+    """Tells the run's slot that training has started: a failure before that leaves nothing behind."""
+
+    def __init__(self, slot: RunSlot):
+        self.slot = slot
+
+    def on_step_end(self, trainer) -> None:
+        self.slot.started()
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.slot.started()
 
 
 def history_context(config: TrainConfig, data, model: TwoTower) -> HistoryContext | None:

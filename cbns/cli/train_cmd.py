@@ -17,7 +17,11 @@ def register(p: argparse.ArgumentParser) -> None:
     p.description = ("Train a two-tower recommender. Flags override --config; "
                      "unset flags keep the file's value or the default shown.")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of options (keys as below, with _ for -)")
-    p.add_argument("--out", metavar="DIR", help=f"run directory to write (default: {DEFAULT_OUT})")
+    p.add_argument("--out", metavar="DIR", help=f"run directory to write (default: {DEFAULT_OUT}); one that holds a "
+                                                "finished run is refused without --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the finished run in --out; the new run trains beside it and replaces it only once "
+                        "it has finished")
     p.add_argument("--resume", metavar="DIR",
                    help="continue the interrupted run in DIR from its latest checkpoint, with its saved "
                         "configuration (only --threads and --checkpoint-every may be given)")
@@ -56,11 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from cbns.cli.tables import results_table
     from cbns.distributed.context import launched_rank
     from cbns.runs.run_dir import load_run_config
+    from cbns.runs.staging import live_dir, settle
 
     if args.resume is not None:
         _check_resume_args(args)
         out = Path(args.resume)
-        apply_process_settings(_given(args).get("threads", load_run_config(out).run.threads))
+        settle(out)
+        apply_process_settings(_given(args).get("threads", load_run_config(live_dir(out)).run.threads))
         with _resume_hint(out):
             result = resume(out, progress=not args.no_progress, **_given(args))
         config = load_run_config(out)
@@ -69,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
         if args.nproc != 1:
             from cbns.cli.launch import launch
 
-            return launch(config, out, args.nproc, progress=not args.no_progress)
+            return launch(config, out, args.nproc, progress=not args.no_progress, overwrite=args.overwrite)
         apply_process_settings(config.run.threads)
         with _resume_hint(out):
-            result = train(config, out, progress=not args.no_progress)
+            result = train(config, out, progress=not args.no_progress, overwrite=args.overwrite)
         if launched_rank() == 0:
             config = load_run_config(out)  # as the recipe resolved it (cbns.training.recipe)
     if launched_rank() == 0:
@@ -83,18 +89,36 @@ def run(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _resume_hint(out: Path):
-    """An interrupted run's one line says what is kept and how to continue it."""
+    """An interrupted run's one line says what is kept and how to continue it (so does a write that
+    the disk refused, when a checkpoint is kept)."""
     try:
         yield
+    except CbnsError as exc:
+        from cbns.runs.checkpoint import LATEST, PREVIOUS, peek
+        from cbns.runs.staging import live_dir
+
+        if getattr(exc, "errno", None) is None:
+            raise
+        live = live_dir(out)
+        for path in (live / LATEST, live / PREVIOUS):
+            try:
+                step = peek(path)["step"]
+            except CbnsError:
+                continue
+            raise CbnsError(*exc.parts, f"; the checkpoint at step {step} is kept: continue with "
+                            f"cbns train --resume {out} once there is room") from None
+        raise
     except KeyboardInterrupt as exc:
         from cbns.runs.checkpoint import LATEST, peek
+        from cbns.runs.staging import is_finished, live_dir
 
-        if not (out / "config.yaml").is_file():
+        live = live_dir(out)
+        if not (live / "config.yaml").is_file() or is_finished(live):
             exc.detail = "before training started; nothing to resume: run the command again"
             raise
         if not getattr(exc, "detail", ""):
             try:
-                exc.detail = f"the checkpoint at step {peek(out / LATEST)['step']} is kept"
+                exc.detail = f"the checkpoint at step {peek(live / LATEST)['step']} is kept"
             except CbnsError:
                 exc.detail = "no checkpoint was written yet (a resume starts at step 0)"
         exc.hint = f"continue with: cbns train --resume {out}"
@@ -112,6 +136,8 @@ def _check_resume_args(args: argparse.Namespace) -> None:
                         f"{Path(args.resume) / 'config.yaml'})")
     if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
         raise CbnsError(f"--out {args.out}: a resumed run writes to its own directory {args.resume}; drop --out")
+    if args.overwrite:
+        raise CbnsError(f"--overwrite: not allowed with --resume (a resumed run continues in {args.resume})")
     if args.nproc != 1:
         raise CbnsError(f"--nproc {args.nproc}: --resume continues single-process runs only (distributed runs "
                         f"are not checkpointed)")

@@ -5,6 +5,10 @@ temporary file is renamed over the target with :func:`os.replace` (atomic on POS
 when both names are on one filesystem); then the directory is fsync'ed so that the rename itself
 survives a power cut. A crash at any point leaves either the previous file or the new one, plus
 at worst a ``<name>.tmp-*`` leftover that :func:`remove_leftovers` deletes.
+
+A full disk (ENOSPC) or a file-size limit (EFBIG, ``ulimit -f``) ends in one :class:`CbnsError`
+naming the file, whether the writer lets the ``OSError`` through (numpy) or wraps it in its own
+error (``torch.save`` raises a ``RuntimeError``); the temporary file is removed.
 """
 from __future__ import annotations
 
@@ -39,20 +43,49 @@ def write_temp_with(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + TMP_INFIX)
     except OSError as exc:
         raise CbnsError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    fh = None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb") as raw:
+            fh = _ErrorRecorder(raw, path)
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
+            os.fsync(raw.fileno())
+    except BaseException as exc:
         _unlink_quietly(Path(tmp))
-        raise CbnsError(f"{path}: cannot write ({exc.strerror or exc}); the previous version, if any, "
-                        f"is left as it was") from None
-    except BaseException:
-        _unlink_quietly(Path(tmp))
-        raise
+        error = exc if isinstance(exc, OSError) else getattr(fh, "error", None)
+        if error is None:
+            raise
+        failure = CbnsError(f"{path}: cannot write ({error.strerror or error}); the previous version, if any, "
+                            f"is left as it was")
+        failure.errno = error.errno  # ENOSPC, EFBIG, ...: the caller may say how to go on
+        raise failure from None
     return Path(tmp)
+
+
+class _ErrorRecorder:
+    """A binary file that remembers the ``OSError`` a write or flush raised, for writers (torch)
+    that report it as an error of their own."""
+
+    def __init__(self, fh: BinaryIO, path: Path):
+        self.fh, self.path, self.error = fh, path, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.fh.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name: str):  # seek, tell, fileno, ...
+        return getattr(self.fh, name)
 
 
 def atomic_write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -69,11 +102,17 @@ def atomic_rename(src: Path, dst: Path, sync: bool = True) -> None:
     """``os.replace(src, dst)`` (both in one directory), then fsync the directory unless ``sync``
     is False (when another rename follows at once)."""
     try:
-        os.replace(src, dst)
+        rename_path(src, dst)
     except OSError as exc:
         raise CbnsError(f"{src}: cannot rename to {Path(dst).name} ({exc.strerror or exc})") from None
     if sync:
         fsync_dir(Path(dst).parent)
+
+
+def rename_path(src: Path, dst: Path) -> None:
+    """``os.replace``: the one place where cbns renames a file or a run directory (tests make it
+    fail at a chosen call to stop a run between two of its writes)."""
+    os.replace(src, dst)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -95,6 +134,14 @@ def remove_leftovers(path: Path) -> list[Path]:
     """Delete the ``<name>.tmp-*`` files a crash mid-write left next to ``path``; returns them."""
     path = Path(path)
     found = sorted(path.parent.glob(path.name + TMP_INFIX + "*"))
+    for tmp in found:
+        _unlink_quietly(tmp)
+    return found
+
+
+def remove_all_leftovers(directory: Path) -> list[Path]:
+    """Delete every ``*.tmp-*`` file a crash mid-write left in ``directory``; returns them."""
+    found = sorted(Path(directory).glob("*" + TMP_INFIX + "*"))
     for tmp in found:
         _unlink_quietly(tmp)
     return found

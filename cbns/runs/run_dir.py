@@ -17,6 +17,9 @@ Layout:
     drift.json, drift.png with drift_every: item-embedding drift (see cbns.training.callbacks.drift)
     source.json           the data the run was trained on and the hashes of the exported
                           embeddings (see cbns.runs.source_record)
+
+A run that replaces a finished one trains in a staging directory beside it and is published by
+rename once finished (see cbns.runs.staging).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
 from cbns.runs.seen_items_file import seen_matrix, source_key, write_seen_items
 from cbns.runs.source_record import write_source
+from cbns.runs.staging import settle
 
 
 def prepare_out_dir(out: Path) -> Path:
@@ -101,7 +105,9 @@ def _atomic_npy(path: Path, array: np.ndarray) -> None:
 
 def load_run_config(run: Path) -> TrainConfig:
     """The run's saved configuration; an option the file lacks (the run predates it) takes its
-    :data:`cbns.config.LEGACY_VALUES` value, i.e. what the run really did, not today's default."""
+    :data:`cbns.config.LEGACY_VALUES` value, i.e. what the run really did, not today's default.
+    A publication of ``run`` that a crash interrupted is completed first (:func:`cbns.runs.staging.settle`)."""
+    settle(run)
     if not (run / "config.yaml").is_file():
         raise CbnsError(f"{run}: not a run directory (no config.yaml)")
     saved = load_yaml(run / "config.yaml")

@@ -120,7 +120,8 @@ def _train_pending(cells: list[Cell], out: Path, threads: int | None, progress: 
         if before_cell is not None:
             before_cell(config)
         start = time.perf_counter()
-        result = train(config, folder, progress=False, verbose=False, callbacks=[CpuClock()])
+        result = train(config, folder, progress=False, verbose=False, callbacks=[CpuClock()],
+                       overwrite=True)  # a finished cell here ran with other options: replaced once this one ends
         trained.append(cell.name)
         bar.update(1)
         bar.write(f"{cell.name}: test recall@20 {result.test.get('recall@20', float('nan')):.4f}, "
