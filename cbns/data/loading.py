@@ -57,7 +57,7 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
     if path.is_dir():
         if is_ml100k_dir(path):
             read.refuse_for(f"{path} (MovieLens-100k)", columns=False)
-            return split_events(load_ml100k(path, read.min_rating), split, valid_fraction, seed)
+            return split_events(load_ml100k(path, read.min_rating), split, valid_fraction, seed, str(path))
         if (path / "train.txt").exists() or (path / "test.txt").exists():
             read.refuse_for(f"{path} (LightGCN text)", columns=False, ratings=False)
             return _presplit(load_lightgcn_dir(path, progress), split, spec)
@@ -73,11 +73,12 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
         if split == "temporal":
             raise CbnsError(Opt("split", "temporal"), f": {path} orders each user's items but has no global "
                             f"clock; use ", Opt("split", "loo"), " or random")
-        return split_events(load_sequences(path), split, valid_fraction, seed)
+        return split_events(load_sequences(path), split, valid_fraction, seed, str(path))
     if path.suffix.lower() in TABLE_SUFFIXES:
         if split == "random":
             return load_single_table(path, seed, read, progress)
-        return split_events(table_events(path, split, read, progress), split, valid_fraction, seed)
+        return split_events(table_events(path, split, read, progress), split, valid_fraction, seed,
+                            str(path))
     raise CbnsError(f"{path}: unknown dataset file type {path.suffix!r}; give a directory, a .txt "
                     f"sequence file or a .csv, .tsv or .parquet table")
 
