@@ -36,7 +36,7 @@ LAYER_COPIES = 5
 
 
 def table_copies(config) -> int:
-    return TABLE_COPIES[bool(getattr(config, "sparse_updates", False))]
+    return TABLE_COPIES[bool(config["sparse_updates"])]
 
 
 @dataclass
