@@ -62,14 +62,16 @@ def test_a_temporal_split_with_distinct_times_still_trains(tmp_path):
     assert (len(data.train), len(data.valid), len(data.test)) == (16, 3, 5)
 
 
-def test_a_features_file_matching_no_id_is_refused_with_the_count(capsys, tmp_path):
+def test_a_features_file_matching_no_id_is_a_warning_with_the_count(capsys, tmp_path):
     data = write(tmp_path / "d.csv", "user,item\n" + "".join(f"{u},{i}\n" for u in range(5) for i in range(4)))
     features = write(tmp_path / "f.csv", "item,genre\nx0,a\nx1,b\nx2,a\n")
-    err = one_error_line(capsys, ["train", "--data", str(data), "--item-tower", "features", "--item-features",
-                                  str(features), "--epochs", "1", "--threads", "1", "--no-progress",
-                                  "--out", str(tmp_path / "o")])
-    assert err == (f"cbns: error: --item-features {features}: none of its 3 item keys is one of the dataset's item "
-                   f"ids (0 of 4 items matched; its keys look like 'x0', the dataset's items like '0')")
+    code = main(["train", "--data", str(data), "--item-tower", "features", "--item-features", str(features),
+                 "--epochs", "1", "--threads", "1", "--no-progress", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 0  # as documented: the rows of unknown keys are ignored, every item's attributes missing
+    assert (f"cbns: warning: {features}: none of its 3 item keys is one of the dataset's item ids (0 of 4 items "
+            f"matched; its keys look like 'x0', the dataset's items like '0'); every item's attributes are "
+            f"missing\n") in err
 
 
 def test_a_features_file_matching_some_ids_keeps_them_and_leaves_the_rest_missing(tmp_path):

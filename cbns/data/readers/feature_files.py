@@ -4,11 +4,13 @@ The table has a key column (``user`` or ``item``, holding the dataset's original
 column per attribute. Every value is a category (numbers too: ``1`` and ``2`` are two codes). A
 column is multi-valued when a cell holds a list (Parquet) or ``|``-separated tokens (``a|b|c``);
 an empty cell is "missing". Rows whose key is not in the dataset are ignored; ids without a row
-get "missing" in every column. A file none of whose keys is an id of the dataset is refused (its
-keys are most likely another id scheme), and so is a header naming one column twice.
+get "missing" in every column; a file none of whose keys is an id of the dataset (most likely
+another id scheme) is a warning on stderr that names it. A header naming one column twice is
+refused.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,11 +71,11 @@ def read_feature_file(path: str | Path, key: str, columns: Sequence[str], ids: n
     originals = np.arange(num_rows) if ids is None else ids
     rows = pd.Index(keys).get_indexer([str(x) for x in originals])
     found = rows >= 0
-    if num_rows and not found.any():
+    if num_rows and not found.any():  # most likely another id scheme: say so, the run goes on without them
         example = f"its keys look like {keys[0]!r}, the dataset's {key}s like {str(originals[0])!r}" if len(keys) \
             else "it has no rows"
-        raise CbnsError(option, f": none of its {len(keys):,} {key} keys is one of the dataset's {key} ids "
-                        f"(0 of {num_rows:,} {key}s matched; {example})")
+        print(f"cbns: warning: {path}: none of its {len(keys):,} {key} keys is one of the dataset's {key} ids (0 of "
+              f"{num_rows:,} {key}s matched; {example}); every {key}'s attributes are missing", file=sys.stderr)
     rows = np.maximum(rows, 0)
     table = []
     for name in wanted:
