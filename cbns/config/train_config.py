@@ -290,9 +290,6 @@ class TrainConfig:
         if self.sampler.item_frequency == "streaming" and self.sampler.name == "popularity":
             raise OptionError("item_frequency", "streaming: the popularity sampler draws from known counts; "
                               "use static, or the inbatch, uniform, mns or cbns sampler")
-        if self.sampler.name == "cbns" and self.sampler.warmup_steps and not self.sampler.memory_size:
-            raise OptionError("warmup_steps", f"{self.sampler.warmup_steps}: warms up the memory bank, but the "
-                              f"memory size is 0 (no bank); drop it, or give the bank a size")
         return self
 
     def to_dict(self) -> dict[str, Any]:

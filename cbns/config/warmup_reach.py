@@ -4,6 +4,7 @@ The ``cbns`` sampler scores its first ``warmup_steps`` steps against the batch a
 :mod:`cbns.objective.cross_batch_loss`). A run of ``epochs x ceil(pairs / batch_size)`` steps or
 fewer never reads the bank, and trains as the ``inbatch`` sampler would; that is most likely a
 mistake (a warm-up sized for a larger dataset), so it is worth a warning that names both numbers.
+So is a warm-up with ``memory_size 0``: there is no bank to warm up.
 """
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ def run_steps(config, train_pairs: int) -> int:
 
 
 def warmup_warning(config, train_pairs: int, source: str) -> str | None:
-    """The warning for a warm-up that outlasts the run, or None (no bank, or it is read)."""
+    """The warning for a warm-up without a bank or one that outlasts the run, or None."""
     sampler = config.sampler
-    if "warmup_steps" not in SAMPLERS.options(sampler.name) or sampler.memory_size == 0:
+    if "warmup_steps" not in SAMPLERS.options(sampler.name) or sampler.warmup_steps == 0:
         return None
+    if sampler.memory_size == 0:
+        return (f"cbns: warning: warmup_steps {sampler.warmup_steps:,} has no effect: memory_size is 0, so there is "
+                f"no bank to warm up (the run is the in-batch softmax)")
     steps = run_steps(config, train_pairs)
     if sampler.warmup_steps < steps:
         return None
