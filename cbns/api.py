@@ -12,6 +12,7 @@ from torch import nn
 
 from cbns.api_checks import check_evaluate_arguments, check_resume_arguments, check_train_arguments
 from cbns.config import TrainConfig, save_yaml
+from cbns.config.warmup_reach import warmup_warning
 from cbns.data.history import HistoryContext
 from cbns.data.interactions import Interactions
 from cbns.data.loading import load_data
@@ -162,7 +163,9 @@ def _run(ctx: DistContext, config: TrainConfig, out_dir: Path | None, progress: 
     data = load_data(config, progress=progress and ctx.is_main)
     config, recipe = resolve_recipe(config, data.num_items, len(data.train), parts.item_tower, parts.user_tower)
     if not parts.custom_towers:  # the estimate knows the registered towers only
-        check_memory(config, data.num_users, data.num_items)
+        check_memory(config, data.num_users, data.num_items, len(data.train))
+    if ctx.is_main and (warning := warmup_warning(config, len(data.train), config.data.source)):
+        print(warning, file=sys.stderr)
     model, objective = assemble(config, data, parts, ctx)
     contexts = history_context(config, data, model)
     stopping = [EarlyStopping(config.evaluation.ks[0], config.training.patience)] if len(data.valid) else []

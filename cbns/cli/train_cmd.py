@@ -38,7 +38,10 @@ def config_from_args(args: argparse.Namespace):
     when given as a flag and warned about when the config file set it."""
     from cbns.config.unread_options import unread_options
 
-    file_options = load_yaml(args.config) if args.config else {}
+    file_options = load_yaml(args.config) if args.config is not None else {}
+    if args.config is not None and not file_options:
+        raise CbnsError(f"--config {args.config}: the file is empty (it sets no option; alone, every default "
+                        f"would train on the full gowalla dataset): write the options in it, or drop --config")
     flags = {k: v for k, v in config_flags(args).items() if v is not None}
     config = build_config(file_options, flags)
     unread = unread_options(config, candidates=[*flags, *file_options])
@@ -54,6 +57,14 @@ def config_from_args(args: argparse.Namespace):
     return config
 
 
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    """``--out ""`` would fall back to the default directory, ``--resume ""`` to the current one."""
+    for flag, value in (("--out", args.out), ("--resume", args.resume), ("--config", args.config)):
+        if value is not None and not value.strip():
+            raise CbnsError(f"{flag} {value!r}: an empty path; give a directory" if flag != "--config"
+                            else f"{flag} {value!r}: an empty path; give a YAML file")
+
+
 def run(args: argparse.Namespace) -> int:
     from cbns.api import resume, train
     from cbns.cli.process_settings import apply as apply_process_settings
@@ -62,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from cbns.runs.run_dir import load_run_config
     from cbns.runs.staging import live_dir, settle
 
+    _refuse_empty_paths(args)
     if args.resume is not None:
         _check_resume_args(args)
         out = Path(args.resume)

@@ -31,8 +31,10 @@ from cbns.errors import CbnsError, Opt
 TEST_FRACTION = 0.2
 
 
-def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: int = 0) -> Interactions:
-    """The :class:`Interactions` of ``log`` under ``split`` (see the module docstring)."""
+def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: int = 0,
+                 source: str | None = None) -> Interactions:
+    """The :class:`Interactions` of ``log`` under ``split`` (see the module docstring); ``source``
+    (the file, default ``log.name``) is named when the split leaves no training or test events."""
     if split not in SPLITS:
         raise CbnsError(Opt("split"), f": must be one of {', '.join(SPLITS)}, got {split!r}")
     order = np.lexsort((np.arange(len(log)), log.times, log.users))  # by user, time, file position
@@ -50,6 +52,9 @@ def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: i
     pick = {name: part == code for code, name in enumerate(("train", "valid", "test"))}
     if not pick["test"].any():
         raise CbnsError(f"{log.name}: the {split} split leaves no test events (every user has one event?)")
+    if not pick["train"].any():
+        raise CbnsError(f"{source or log.name}: the {split} split leaves no training events", *_why_no_train(
+            split, times, part), "; use ", Opt("split", "random"))
     pairs = np.stack([users, items], axis=1)
     return Interactions(
         log.name, log.num_users, log.num_items,
@@ -57,6 +62,15 @@ def split_events(log: EventLog, split: str, valid_fraction: float = 0.1, seed: i
         user_ids=log.user_ids, item_ids=log.item_ids,
         train_time=times[pick["train"]], valid_time=times[pick["valid"]], test_time=times[pick["test"]],
         user_features=log.user_features, item_features=log.item_features, split=split, rows=rows)
+
+
+def _why_no_train(split: str, times: np.ndarray, part: np.ndarray) -> tuple:
+    """Why every distinct event of a split went to valid or test, for its one-line error."""
+    if split == "temporal":
+        cut = times[part > 0].min()
+        return (f": {int((times == cut).sum()):,} of its {len(times):,} events share the earliest time {cut:g}, "
+                f"and events at a cut's time fall on the later side",)
+    return ()  # loo and random always keep some: a user's earlier items, 80% of the pairs
 
 
 def _random_parts(users, items, num_items, seed) -> np.ndarray:

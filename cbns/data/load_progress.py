@@ -2,7 +2,8 @@
 
 The readers report what they got through (bytes of a text file, rows of a Parquet file) and the
 loader names each later stage (ids, split); the bar appears once :data:`DELAY` seconds have
-passed, on stderr, and is cleared when the load ends, so small datasets load silently.
+passed, on stderr, and is cleared when the load ends, so small datasets load silently. When stderr
+is not a terminal (a redirected log) there is no bar: its redraws would fill the file.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ class LoadProgress:
 
     def __init__(self, label: str = "loading", enabled: bool = True):
         self.label, self.started = label, time.monotonic()
-        self.bar = tqdm(total=None, desc=label, delay=DELAY, disable=not enabled, leave=False, file=sys.stderr,
-                        unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True)
+        self.bar = tqdm(total=None, desc=label, delay=DELAY, disable=None if enabled else True,  # None: not a tty
+                        leave=False, file=sys.stderr, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True)
 
     def start(self, what: str, total: int | None, unit: str = "B") -> None:
         """A new counted stage: ``total`` units of ``what`` to get through (None = unknown)."""

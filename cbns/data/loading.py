@@ -57,7 +57,7 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
     if path.is_dir():
         if is_ml100k_dir(path):
             read.refuse_for(f"{path} (MovieLens-100k)", columns=False)
-            return split_events(load_ml100k(path, read.min_rating), split, valid_fraction, seed)
+            return split_events(load_ml100k(path, read.min_rating), split, valid_fraction, seed, str(path))
         if (path / "train.txt").exists() or (path / "test.txt").exists():
             read.refuse_for(f"{path} (LightGCN text)", columns=False, ratings=False)
             return _presplit(load_lightgcn_dir(path, progress), split, spec)
@@ -73,11 +73,12 @@ def load_dataset(spec: str, seed: int = 0, split: str = "random", valid_fraction
         if split == "temporal":
             raise CbnsError(Opt("split", "temporal"), f": {path} orders each user's items but has no global "
                             f"clock; use ", Opt("split", "loo"), " or random")
-        return split_events(load_sequences(path), split, valid_fraction, seed)
+        return split_events(load_sequences(path), split, valid_fraction, seed, str(path))
     if path.suffix.lower() in TABLE_SUFFIXES:
         if split == "random":
             return load_single_table(path, seed, read, progress)
-        return split_events(table_events(path, split, read, progress), split, valid_fraction, seed)
+        return split_events(table_events(path, split, read, progress), split, valid_fraction, seed,
+                            str(path))
     raise CbnsError(f"{path}: unknown dataset file type {path.suffix!r}; give a directory, a .txt "
                     f"sequence file or a .csv, .tsv or .parquet table")
 
@@ -139,7 +140,7 @@ def load_table_pair(train_path: Path, test_path: Path, read: ReadOptions = DEFAU
     test = np.stack([_lookup(test_table, "user", user_ids, train_path, read),
                      _lookup(test_table, "item", item_ids, train_path, read)], axis=1)
     data = finish(train_path.parent.name, len(user_ids), len(item_ids), train, test, train_path, test_path,
-                  train_rows + test_rows)
+                  train_rows + test_rows, user_ids, item_ids)
     data.user_ids, data.item_ids = user_ids, item_ids
     return data
 
@@ -168,9 +169,11 @@ SPARSE_FACTOR = 10
 SPARSE_MIN = 100_000
 
 
-def finish(name, num_users, num_items, train, test, train_path, test_path, rows: RowCounts) -> Interactions:
+def finish(name, num_users, num_items, train, test, train_path, test_path, rows: RowCounts,
+           user_ids: np.ndarray | None = None, item_ids: np.ndarray | None = None) -> Interactions:
     """Check test ids against the train id range, deduplicate each part (counted into ``rows``),
-    and reject train/test overlap."""
+    and reject train/test overlap, naming a shared pair by its original ids (``user_ids[code]``,
+    ``item_ids[code]``; None: the codes are the ids)."""
     for col, size, what in ((0, num_users, "user"), (1, num_items, "item")):
         bad = test[:, col] >= size
         if bad.any():
@@ -189,7 +192,7 @@ def finish(name, num_users, num_items, train, test, train_path, test_path, rows:
     at = np.minimum(np.searchsorted(train_keys, test_keys), max(len(train_keys) - 1, 0))
     overlap = train_keys[at] == test_keys if len(train_keys) else np.zeros(len(test_keys), dtype=bool)
     if overlap.any():
-        u, i = test[overlap][0]
+        u, i = (int(c) if ids is None else ids[c] for c, ids in zip(test[overlap][0], (user_ids, item_ids)))
         raise CbnsError(f"{test_path}: {int(overlap.sum())} (user, item) pair(s) also in {train_path.name}, "
                         f"e.g. ({u}, {i}); a test pair must not be a training pair")
     return Interactions(name, num_users, num_items, train, test, rows=rows)

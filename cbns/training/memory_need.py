@@ -12,7 +12,8 @@ kills the process. Each part below is a lower bound of what the run holds at its
 * **tower layers**: towers that read ``hidden_dim`` hold about 4 H (D + H) more floats, 5 times
   (weights, gradient, two moments, best weights);
 * **the bank**: CBNS keeps M vectors of D floats with their ids and log q;
-* **the step**: the logits of B rows over every candidate (``negatives_per_row + 1`` columns)
+* **the step**: the logits of B rows (the batch size, or the training pairs when fewer: a batch
+  holds at most every pair once) over every candidate (``negatives_per_row + 1`` columns)
   three times (the logits, the softmax, its gradient), and the candidates beyond the batch (bank
   rows, sampled items) as vectors with their gradient, three times;
 * **streaming frequency**: two int64 arrays of ``frequency_slots`` entries.
@@ -47,9 +48,12 @@ class Part:
     what: str
 
 
-def memory_parts(config, num_users: int, num_items: int) -> list[Part]:
-    """The allocations a run of ``config`` on ``num_users`` x ``num_items`` makes (module doc)."""
+def memory_parts(config, num_users: int, num_items: int, train_pairs: int | None = None) -> list[Part]:
+    """The allocations a run of ``config`` on ``num_users`` x ``num_items`` with ``train_pairs``
+    training pairs (None: unknown, a full batch) makes (module doc)."""
     d, b = config.model.dim, config.sampler.batch_size
+    if train_pairs is not None:
+        b = max(1, min(b, train_pairs))
     user_tower, item_tower = USER_TOWERS.get(config.model.user_tower), ITEM_TOWERS.get(config.model.item_tower)
     sampler = SAMPLERS.get(config.sampler.name)
     rows = (num_items if user_tower.needs_history else num_users) + num_items
@@ -80,12 +84,12 @@ def memory_parts(config, num_users: int, num_items: int) -> list[Part]:
     return parts
 
 
-def check_memory(config, num_users: int, num_items: int) -> None:
+def check_memory(config, num_users: int, num_items: int, train_pairs: int | None = None) -> None:
     """:class:`CbnsError` when the run would need more memory than is available (unknown: no check)."""
     free = available_memory()
     if free is None:
         return
-    parts = memory_parts(config, num_users, num_items)
+    parts = memory_parts(config, num_users, num_items, train_pairs)
     needed = sum(p.bytes for p in parts)
     if needed <= free:
         return

@@ -112,7 +112,7 @@ class Trainer:
         self.objective.train()
         self.shuffle.set_state(s.order)
         batches = self.epoch_batches()
-        bar = tqdm(batches[s.batch:], desc=f"epoch {epoch}", disable=not self.progress, leave=False,
+        bar = tqdm(batches[s.batch:], desc=f"epoch {epoch}", disable=None if self.progress else True, leave=False,
                    unit="batch", dynamic_ncols=True, initial=s.batch, total=len(batches))
         start, done_before, seen_before = time.perf_counter(), s.seconds, s.examples
         self.timer.reset(s.phases)

@@ -125,3 +125,52 @@ def test_a_rated_table_prints_and_records_what_min_rating_kept(capsys, tmp_path)
     assert metrics["dataset"] == summary[len("data "):]
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert (config["min_rating"], config["user_column"], config["rating_column"]) == ("4", "customer", "stars")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--out", ""], "--out '': an empty path; give a directory"),
+    (["--out", " "], "--out ' ': an empty path; give a directory"),
+    (["--resume", ""], "--resume '': an empty path; give a directory"),
+    (["--config", ""], "--config '': an empty path; give a YAML file"),
+])
+def test_an_empty_path_is_refused(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)  # an empty --out used to write runs/latest here
+    code, _, err = run_cli(capsys, "train", *argv)
+    assert code == 2 and err == f"cbns: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "{}\n"])
+def test_an_empty_config_file_is_refused(capsys, tmp_path, text):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    code, _, err = run_cli(capsys, "train", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 2 and err == (f"cbns: error: --config {cfg}: the file is empty (it sets no option; alone, every "
+                                 f"default would train on the full gowalla dataset): write the options in it, or "
+                                 f"drop --config\n")
+
+
+def test_metric_columns_are_as_wide_as_their_content():
+    from cbns.cli.tables import metrics_table
+
+    table = metrics_table({"valid": {"recall@20": 0.25, "precision@10000": 0.5},
+                           "test": {"recall@20": 0.125, "precision@10000": 0.03125}})
+    # the part names take 6; a column takes its widest entry + 1 space, and at least 13 (as always)
+    assert table.splitlines() == [
+        " " * 6 + " " * (16 - 15) + "precision@10000" + " " * (13 - 9) + "recall@20",
+        "valid " + " " * (16 - 6) + "0.5000" + " " * (13 - 6) + "0.2500",
+        "test  " + " " * (16 - 6) + "0.0312" + " " * (13 - 6) + "0.1250",
+    ]
+    assert metrics_table({"test": {"precision@50": 0.25}}) == "       precision@50\ntest         0.2500"
+
+
+def test_no_progress_bar_is_redrawn_into_a_redirected_stderr(capsys, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("user,item\n" + "".join(f"{u},{i}\n" for u in range(40) for i in range(6)))
+    code, _, err = run_cli(capsys, "train", "--data", str(data), "--epochs", "3", "--batch-size", "8", "--dim", "8",
+                           "--threads", "1", "--out", str(tmp_path / "o"))  # progress on; pytest's stderr is no tty
+    assert code == 0
+    assert "\r" not in err and "batch/s" not in err and "epoch 1:" not in err
+    code, _, quiet = run_cli(capsys, "train", "--data", str(data), "--epochs", "3", "--batch-size", "8", "--dim", "8",
+                             "--threads", "1", "--no-progress", "--out", str(tmp_path / "o2"))
+    assert code == 0 and err.count("\n") == quiet.count("\n")  # the bar adds no line

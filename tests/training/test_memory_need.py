@@ -64,3 +64,24 @@ def check_against(sampler, dim, memory, negatives, batch, free):
     with pytest.raises(CbnsError, match=rf"^option {biggest.option}={value}: the run needs about ") as caught:
         check_memory(config, 1000, 2000)
     assert caught.value.render(flag=flag_name).startswith(f"{flag} {value}: the run needs about ")
+
+
+def test_a_batch_larger_than_the_training_pairs_is_sized_by_the_pairs():
+    """A batch holds at most every training pair once: batch 100000 on 240 pairs is a batch of 240."""
+    config = TrainConfig(sampler="cbns", dim=8, memory_size=4096, batch_size=100_000).validate()
+    step = next(p for p in memory_parts(config, 40, 20, train_pairs=240) if "softmax" in p.what)
+    # 240 rows x (239 in-batch + 4096 bank + 1 positive) columns, 3 copies; 4096 bank vectors of 8, 3 copies
+    assert step.bytes == 3 * 4 * (240 * 4336 + 4096 * 8) == 12_880_896
+    unknown = next(p for p in memory_parts(config, 40, 20) if "softmax" in p.what)  # pairs unknown: a full batch
+    assert unknown.bytes == 3 * 4 * (100_000 * 104_096 + 4096 * 8)
+    small = TrainConfig(sampler="cbns", dim=8, memory_size=4096, batch_size=64).validate()
+    assert memory_parts(small, 40, 20, train_pairs=240) == memory_parts(small, 40, 20)  # batch below the pairs
+
+
+def test_a_huge_batch_on_a_small_table_trains(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(memory_need, "available_memory", lambda: 2**30)  # 1 GiB: a full batch would need ~125 GB
+    data = tmp_path / "d.csv"
+    data.write_text("user,item\n" + "".join(f"{u},{i}\n" for u in range(40) for i in range(6)))  # 240 rows
+    code = main(["train", "--data", str(data), "--batch-size", "100000", "--epochs", "1", "--dim", "8",
+                 "--threads", "1", "--no-progress", "--out", str(tmp_path / "o")])
+    assert code == 0, capsys.readouterr().err

@@ -4,10 +4,13 @@ The table has a key column (``user`` or ``item``, holding the dataset's original
 column per attribute. Every value is a category (numbers too: ``1`` and ``2`` are two codes). A
 column is multi-valued when a cell holds a list (Parquet) or ``|``-separated tokens (``a|b|c``);
 an empty cell is "missing". Rows whose key is not in the dataset are ignored; ids without a row
-get "missing" in every column.
+get "missing" in every column; a file none of whose keys is an id of the dataset (most likely
+another id scheme) is a warning on stderr that names it. A header naming one column twice is
+refused.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,13 +42,20 @@ def read_feature_file(path: str | Path, key: str, columns: Sequence[str], ids: n
     try:
         if path.suffix.lower() == ".parquet":
             frame = pd.read_parquet(path)
+            header = [str(c) for c in frame.columns]
         else:
-            frame = pd.read_csv(path, sep=TABLE_SUFFIXES[path.suffix.lower()], dtype=str,
-                                keep_default_na=False, skipinitialspace=True)
+            csv = {"sep": TABLE_SUFFIXES[path.suffix.lower()], "dtype": str, "keep_default_na": False,
+                   "skipinitialspace": True}
+            header = list(pd.read_csv(path, header=None, nrows=1, **csv).iloc[0])  # pandas renames repeats
+            frame = pd.read_csv(path, **csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CbnsError(option, f": cannot parse the table: {first}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = [str(c).strip() for c in header]
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise CbnsError(option, f": column {repeated[0]!r} appears more than once in the header; "
+                        f"give each column its own name")
     if key not in frame.columns:
         raise CbnsError(option, f": no {key!r} key column; found {', '.join(frame.columns) or 'none'}")
     wanted = list(columns) or [c for c in frame.columns if c != key]
@@ -61,6 +71,11 @@ def read_feature_file(path: str | Path, key: str, columns: Sequence[str], ids: n
     originals = np.arange(num_rows) if ids is None else ids
     rows = pd.Index(keys).get_indexer([str(x) for x in originals])
     found = rows >= 0
+    if num_rows and not found.any():  # most likely another id scheme: say so, the run goes on without them
+        example = f"its keys look like {keys[0]!r}, the dataset's {key}s like {str(originals[0])!r}" if len(keys) \
+            else "it has no rows"
+        print(f"cbns: warning: {path}: none of its {len(keys):,} {key} keys is one of the dataset's {key} ids (0 of "
+              f"{num_rows:,} {key}s matched; {example}); every {key}'s attributes are missing", file=sys.stderr)
     rows = np.maximum(rows, 0)
     table = []
     for name in wanted:

@@ -64,9 +64,11 @@ def read_item_attributes(path: Path, item_ids: np.ndarray) -> FeatureTable:
 
 
 def _as_ids(tokens: list[str]) -> pd.Series:
-    """Integers when every token is one (so that ``10`` sorts after ``9``), strings otherwise."""
+    """Integers when every token is one (so that ``10`` sorts after ``9``), strings otherwise (an
+    object array of ``str``, as the table readers give: pandas 3 would make ``astype(str)`` a
+    ``StringDtype`` that numpy cannot hold)."""
     series = pd.Series(tokens, dtype=object)
     numbers = pd.to_numeric(series, errors="coerce")
     if not numbers.isna().any() and (numbers == numbers.round()).all():
         return numbers.astype(np.int64)
-    return series.astype(str)
+    return series
