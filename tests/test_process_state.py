@@ -3,9 +3,9 @@ and signal handlers are installed only by the command line or by an explicit ``g
 import os
 import signal
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_tiny_lightgcn
 
 from cbns.api import evaluate_run, resume, train
 from cbns.config import TrainConfig
@@ -54,11 +54,7 @@ def _unchanged(before):
 
 
 def _data(root):
-    rng = np.random.default_rng(5)
-    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
-    (root / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
-                                           for u, line in enumerate(lines)))
+    write_tiny_lightgcn(root, seed=5)
     return TrainConfig(data=str(root), sampler="cbns", memory_size=64, dim=4, batch_size=8, epochs=1, threads=1,
                        checkpoint_every=1)
 

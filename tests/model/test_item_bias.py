@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_tiny_lightgcn
 
 from cbns.model.popularity_prior import prior_column
 from cbns.model.towers.id_tower import IdTower
@@ -136,11 +137,7 @@ def _run_without_bias(tmp_path):
     from cbns.api import train
     from cbns.config import TrainConfig
 
-    rng = np.random.default_rng(1)
-    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-    (tmp_path / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
-                                               for u, line in enumerate(lines)))
+    write_tiny_lightgcn(tmp_path, seed=1)
     result = train(TrainConfig(data=str(tmp_path), sampler="inbatch", dim=4, batch_size=32, epochs=1, threads=1,
                                item_bias=False, popularity_prior="off"), tmp_path / "run", progress=False)
     return tmp_path / "run", result

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import without_timing
 
 from cbns.api import resume, train
 from cbns.cli import main
@@ -22,7 +23,6 @@ from cbns.training.callbacks.base import Callback
 
 REPO = Path(__file__).resolve().parents[2]
 #: Measurements of the machine, which no two runs share: wall-clock times and peak memory.
-TIMING = ("train_seconds", "seconds_per_epoch", "seconds", "phases", "phase_seconds_per_epoch", "peak_memory")
 
 
 def small_args(data, sampler):
@@ -31,15 +31,6 @@ def small_args(data, sampler):
     own = {"cbns": ["--memory-size", "512", "--warmup-steps", "20"], "inbatch": []}[sampler]
     return ["--data", str(data), "--sampler", sampler, "--dim", "16", "--batch-size", "256", "--epochs", "2", *own,
             "--lr", "0.02", "--threads", "1", "--checkpoint-every", "25", "--no-progress"]
-
-
-def without_timing(value):
-    """``metrics.json`` minus wall-clock times and peak memory, which no two runs share."""
-    if isinstance(value, dict):
-        return {k: without_timing(v) for k, v in value.items() if k not in TIMING}
-    if isinstance(value, list):
-        return [without_timing(v) for v in value]
-    return value
 
 
 def assert_same_run(a: Path, b: Path):

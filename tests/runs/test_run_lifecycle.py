@@ -10,10 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from conftest import copy_run, fuzz_settings
+from conftest import copy_run, fuzz_settings, without_timing, write_tiny_lightgcn
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,19 +28,12 @@ from cbns.runs.staging import replaced_dir, settle, staging_dir
 from cbns.training.callbacks.base import Callback
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING = ("train_seconds", "seconds_per_epoch", "seconds", "phases", "phase_seconds_per_epoch", "peak_memory")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """40 users with 6 of 30 items each to train on and one more to test (LightGCN files)."""
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(2)
-    lines = [f"{u} " + " ".join(map(str, rng.choice(30, size=6, replace=False))) for u in range(40)]
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
-    (root / "test.txt").write_text("".join(f"{u} {next(i for i in range(30) if str(i) not in line.split()[1:])}\n"
-                                           for u, line in enumerate(lines)))
-    return root
+    return write_tiny_lightgcn(tmp_path_factory.mktemp("tiny"))
 
 
 def config(data: Path, seed: int) -> TrainConfig:
@@ -69,14 +61,6 @@ def runs(tmp_path_factory, data) -> dict[str, Path]:
 def files(run: Path) -> dict[str, bytes]:
     """Every file of ``run`` with its bytes (the lock file's content, the holder's pid, aside)."""
     return {p.name: (b"" if p.name == LOCK_FILE else p.read_bytes()) for p in sorted(run.iterdir())}
-
-
-def without_timing(value):
-    if isinstance(value, dict):
-        return {k: without_timing(v) for k, v in value.items() if k not in TIMING}
-    if isinstance(value, list):
-        return [without_timing(v) for v in value]
-    return value
 
 
 def same_run(a: Path, b: Path) -> bool:

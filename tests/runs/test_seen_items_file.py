@@ -3,38 +3,11 @@ interactions the run was trained on, and refused when they are not the run's."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import as_sets, train_file_sets
 
 from cbns.data.loading import load_data
 from cbns.runs.run_dir import load_run_config
 from cbns.runs.seen_items_file import SEEN_FILE, SeenItemsUnavailable, read_seen_items, write_seen_items
-
-
-@pytest.fixture(scope="module")
-def valid_run(tmp_path_factory):
-    """A one-epoch run on 40 users of 30 items (LightGCN ids) with a validation split carved from
-    each user's 8 train items (``valid_fraction`` 0.25: 2 of them)."""
-    from cbns.api import train
-    from cbns.config import TrainConfig
-
-    root = tmp_path_factory.mktemp("valid-run")
-    rng = np.random.default_rng(3)
-    picks = [rng.choice(30, size=9, replace=False) for _ in range(40)]
-    (root / "train.txt").write_text("".join(f"{u} " + " ".join(map(str, p[:8])) + "\n" for u, p in enumerate(picks)))
-    (root / "test.txt").write_text("".join(f"{u} {p[8]}\n" for u, p in enumerate(picks)))
-    train(TrainConfig(data=str(root), sampler="inbatch", dim=4, batch_size=32, epochs=1, threads=1,
-                      valid_fraction=0.25), root / "run", progress=False, verbose=False)
-    return root / "run"
-
-
-def train_file_sets(run):
-    """Brute force from ``train.txt`` (LightGCN lines ``user item item ...``): the validation split
-    is carved out of these items, so train + validation is every item of the user's line."""
-    lines = (run.parent / "train.txt").read_text().split("\n")
-    return {int(u): {int(i) for i in items} for u, *items in (line.split() for line in lines if line)}
-
-
-def as_sets(matrix: sp.csr_matrix) -> dict[int, set[int]]:
-    return {u: set(matrix[u].indices.tolist()) for u in range(matrix.shape[0]) if matrix[u].nnz}
 
 
 def test_a_saved_run_holds_each_users_train_and_validation_items(valid_run):
