@@ -83,6 +83,10 @@ class OptionError(CbnsError):
         self.detail = detail
 
 
+class UnknownIdError(CbnsError):
+    """A query named a user or item id the run does not have (an HTTP service answers it with 404)."""
+
+
 class NonFiniteError(CbnsError):
     """A NaN or infinity appeared in the loss, the embeddings or the weights."""
 

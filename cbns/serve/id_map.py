@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cbns.data.id_text import MAX_ID, integer_id, text_id
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, UnknownIdError
 
 #: A line of an id file that an integer id column writes: a canonical decimal int64.
 _INTEGER_LINE = re.compile(r"0|-?[1-9][0-9]{0,18}")
@@ -67,7 +67,7 @@ class IdMap:
             parsed = [integer_id(x) for x in ids]
             for x, row in zip(ids, parsed):
                 if row is None:
-                    raise CbnsError(f"{label} {x!r}: not an id of this run: its ids are the integers "
+                    raise UnknownIdError(f"{label} {x!r}: not an id of this run: its ids are the integers "
                                     f"0..{self.size - 1}, written with the digits 0-9 only (no sign or spaces; "
                                     f"at most {MAX_ID})")
             rows = np.array(parsed, dtype=np.int64)
@@ -76,7 +76,7 @@ class IdMap:
             cleaned = [text_id(x) for x in ids]
             for x, text in zip(ids, cleaned):
                 if text is None:
-                    raise CbnsError(f"{label} {str(x)!r}: not an id of this run: an id is text that is not empty "
+                    raise UnknownIdError(f"{label} {str(x)!r}: not an id of this run: an id is text that is not empty "
                                     f"and holds no control character")
             text = np.array(cleaned, dtype=str)
             pos = np.minimum(np.searchsorted(self._sorted, text), self.size - 1)
@@ -86,7 +86,7 @@ class IdMap:
             bad = np.flatnonzero(~known)
             more = f" (and {len(bad) - 1} more unknown)" if len(bad) > 1 else ""
             first = ids[bad[0]] if self.originals is None else str(text[bad[0]])
-            raise CbnsError(f"{label} {first!r}: not in this run ({self.size:,} known, {self.source}){more}")
+            raise UnknownIdError(f"{label} {first!r}: not in this run ({self.size:,} known, {self.source}){more}")
         return rows
 
     def to_ids(self, rows: np.ndarray) -> np.ndarray:
