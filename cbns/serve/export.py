@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cbns.errors import CbnsError, FlagsOnly, Opt
-from cbns.serve.bundle import FORMAT, KIND, MANIFEST, ONNX_FILE, OnnxUserEncoder, sha256_file
+from cbns.serve.bundle import FORMAT, KIND, MANIFEST, ONNX_FILE, OnnxUserEncoder, require, sha256_file
 
 #: The largest difference between the ONNX graph's and the torch tower's user vectors an export accepts.
 MAX_ONNX_ERROR = 1e-5
@@ -157,6 +157,8 @@ def _export_onnx(graph, path: Path) -> None:
     """``torch.onnx.export`` (the dynamo exporter) with every input's batch and width dynamic."""
     import torch
 
+    for module in ("onnx", "onnxscript"):  # what torch.onnx.export needs
+        require(module)
     example = []
     for name in graph.input_names:
         if name == "history":
