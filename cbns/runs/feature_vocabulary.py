@@ -78,7 +78,8 @@ class FeatureVocabulary:
     def codes(self, rows: Sequence[Mapping[str, object]]) -> list[np.ndarray]:
         """One ``[Q, width]`` int64 array per column for the ``Q`` queries ``rows``.
 
-        A row maps attribute names to raw values: one value, or a list of them for a multi-valued
+        A row maps attribute names (as the run names them, or without the ``user:`` prefix the
+        columns of an attribute table get) to raw values: one value, or a list of them for a multi-valued
         column (a column the row leaves out, or gives as None or ``[]``, is missing: code 0, as a
         missing value was in training). An attribute name the run does not have is a
         :class:`CbnsError`, a value no training row had an :class:`UnknownIdError` (its embedding
@@ -86,6 +87,8 @@ class FeatureVocabulary:
         """
         found = [[[] for _ in rows] for _ in self.columns]
         where = {name: k for k, name in enumerate(self.names)}
+        for k, name in enumerate(self.names):  # a table's columns are named "user:<column>": the bare name too
+            where.setdefault(name.removeprefix("user:"), k)
         for q, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise CbnsError(f"features query {q}: expected attribute names and values, got {type(row).__name__}")
