@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     sock = _bind(args.host, args.port)
     common = dict(log_level=args.log_level, access_log=args.access_log, timeout_graceful_shutdown=10)
     if args.workers == 1:
-        rec, app = build_app(settings)
+        rec, app = build_app(settings, process_settings=True)
         port = sock.getsockname()[1]
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, **common))
         _say_serving(rec, settings, args.host, port, 1)
@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         if not server.started:
             raise CbnsError("the service did not start; see the lines above")
         return 0
-    rec, _ = build_app(settings)  # once here, so that a bad run ends in one line before any worker starts
+    # once here, so that a bad run ends in one line before any worker starts
+    rec, _ = build_app(settings, process_settings=True)
     _say_serving(rec, settings, args.host, args.port, args.workers)
     del rec
     sock.close()

@@ -18,6 +18,13 @@ from cbns.errors import CbnsError
 #: The environment variable through which ``cbns serve --workers N`` hands its settings to the workers.
 SETTINGS_VARIABLE = "CBNS_SERVE_SETTINGS"
 
+#: The GIL switch interval of a ``cbns serve`` process, in seconds (Python's default: 0.005). The
+#: scoring thread holds the GIL while it turns a batch's answers into JSON; with the default the
+#: event loop (which reads requests and writes answers) can wait up to 5 ms for it at each turn.
+#: On the tiny test run with 16 clients, 0.5 ms served 1.6-1.8x more requests per second
+#: (benchmarks/serve_load.py; docs/serving.md). Set by the command line and its workers only.
+SWITCH_INTERVAL_S = 0.0005
+
 
 @dataclass
 class ServeSettings:
@@ -53,17 +60,20 @@ class ServeSettings:
         return cls(**json.loads(text)).check()
 
 
-def open_recommender(settings: ServeSettings):
-    """The Recommender of ``settings.source``, its threads pinned, its seen items loaded and one
-    query of each kind scored (so the first request pays no loading); a damaged or stale source
-    raises :class:`CbnsError` here, before the service accepts a request."""
+def open_recommender(settings: ServeSettings, process_settings: bool = False):
+    """The Recommender of ``settings.source``, its seen items loaded and one query of each kind
+    scored (so the first request pays no loading); a damaged or stale source raises
+    :class:`CbnsError` here, before the service accepts a request. With ``process_settings`` (the
+    command line's processes only) the threads and the GIL switch interval of this process are set."""
     source = Path(settings.source)
     if not source.exists():
         raise CbnsError(f"{source}: no such run directory or bundle")
     from cbns.serve.recommender import Recommender
 
     rec = Recommender.from_run(source, use_index=not settings.exact, device=settings.device)
-    pin_threads(settings.threads)
+    if process_settings:
+        pin_threads(settings.threads)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     warm_up(rec)
     return rec
 
@@ -94,17 +104,18 @@ def warm_up(rec) -> None:
         rec.similar_items(rec.item_map.to_ids([0]).tolist(), 1)
 
 
-def build_app(settings: ServeSettings):
-    """``(recommender, app)`` for ``settings``."""
+def build_app(settings: ServeSettings, process_settings: bool = False):
+    """``(recommender, app)`` for ``settings`` (``process_settings``: see :func:`open_recommender`)."""
     from cbns.serve.http.app import create_app
 
     settings.check()
-    rec = open_recommender(settings)
+    rec = open_recommender(settings, process_settings)
     app = create_app(rec, source=str(settings.source), max_batch=settings.max_batch,
                      max_wait_ms=settings.max_wait_ms, max_k=settings.max_k)
     return rec, app
 
 
 def app_from_environment():
-    """The app of one worker of ``cbns serve --workers N`` (uvicorn calls it in each worker)."""
-    return build_app(ServeSettings.from_environment())[1]
+    """The app of one worker of ``cbns serve --workers N`` (uvicorn calls it in each worker
+    process, which the command line started: so it sets the threads and the switch interval there)."""
+    return build_app(ServeSettings.from_environment(), process_settings=True)[1]
