@@ -18,12 +18,16 @@ class FeatureColumn:
             row, left-aligned and 0-padded (the tower averages their embeddings).
         vocab: number of codes, 0 included.
         multi: True for a multi-valued (multi-hot) column.
+        values: the raw value of each code ``1..vocab-1`` as text (``values[c - 1]`` is code c), so
+            that a value given at request time finds its code; None when the column was built from
+            codes alone.
     """
 
     name: str
     codes: np.ndarray
     vocab: int
     multi: bool = False
+    values: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.codes.ndim != 2:
@@ -74,4 +78,4 @@ def multi_column(name: str, token_lists: Sequence[Sequence], present: np.ndarray
     for r, row in enumerate(rows):
         distinct = list(dict.fromkeys(str(t) for t in row))
         codes[r, :len(distinct)] = [code[t] for t in distinct]
-    return FeatureColumn(name, codes, len(vocab) + 1, multi)
+    return FeatureColumn(name, codes, len(vocab) + 1, multi, tuple(vocab))

@@ -12,6 +12,8 @@ Layout:
                           for history towers, the vector from the history as of the test)
     item_embeddings.npy   [num_items, D] float32, row r = item r
     user_ids.txt, item_ids.txt   for remapped tables: line r holds the original id of row r
+    user_features.json    when the user tower reads attributes: each column's raw values by code,
+                          so that request-time attributes find their codes (cbns.runs.feature_vocabulary)
     seen_items.npz        each user's train and validation items, the ones serving never
                           recommends (see cbns.runs.seen_items_file)
     drift.json, drift.png with drift_every: item-embedding drift (see cbns.training.callbacks.drift)
@@ -34,6 +36,7 @@ from cbns.data.interactions import Interactions
 from cbns.errors import CbnsError, Opt
 from cbns.model.two_tower import TwoTower
 from cbns.runs.atomic import atomic_write_text, atomic_write_with
+from cbns.runs.feature_vocabulary import write_user_features
 from cbns.runs.finite_rows import check_finite_rows
 from cbns.runs.model_file import write_model_file
 from cbns.runs.seen_items_file import seen_matrix, source_key, write_seen_items
@@ -90,8 +93,15 @@ def save_run(out: Path, config: TrainConfig, data: Interactions, model: TwoTower
         if ids is not None:
             atomic_write_text(out / name, "".join(f"{x}\n" for x in ids))
     write_seen_items(out, seen_matrix(data), matrices["item_embeddings.npy"], source_key(config))
+    if _reads_user_attributes(model):  # raw values at request time find their codes (cbns.serve)
+        write_user_features(out, data.user_features)
     write_source(out, config, data, matrices)
     write_json(out / "metrics.json", metrics)
+
+
+def _reads_user_attributes(model: TwoTower) -> bool:
+    """Whether the user tower embeds user attribute codes (a feature or pooled tower with a table)."""
+    return getattr(model.user_tower, "features", None) is not None
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -1,4 +1,5 @@
-"""``Recommender``: top-K items for known users, and similar items, from a run directory.
+"""``Recommender``: top-K items for known users, for histories and attributes given at request
+time (through a :class:`cbns.serve.user_encoder.UserEncoder`), and similar items, from a run directory.
 
 Loading reads the exported embeddings, the id maps and the item index if one was built (see
 :mod:`cbns.ranking.item_index`); nothing is retrained or rebuilt. Seen items are loaded on first
@@ -24,8 +25,10 @@ from cbns.runs.run_dir import load_run_config
 from cbns.runs.source_record import changed_file, check_embeddings
 from cbns.serve.embeddings import load_embeddings
 from cbns.serve.id_map import IdMap
+from cbns.serve.query_kinds import cannot_answer
 from cbns.serve.ranked import Ranked
 from cbns.serve.seen_items import seen_items
+from cbns.serve.user_encoder import UserEncoder, encoder_from_run
 
 
 class Recommender:
@@ -40,12 +43,15 @@ class Recommender:
             :mod:`cbns.model.popularity_prior` and/or the learned item bias; a run exports it when its
             vectors are one wider than ``dim``): similar-item queries leave it out, so they rank
             by the towers' similarity alone.
+        user_encoder: encodes histories and/or attributes at request time (its ``kinds``), or
+            None: only trained users by id.
     """
 
     def __init__(self, users: np.ndarray, items: np.ndarray, user_map: IdMap, item_map: IdMap,
                  index: ItemIndex | None = None, load_seen: Callable[[], sp.csr_matrix] | None = None,
-                 prior_column: bool = False, device: str = "cpu"):
+                 prior_column: bool = False, device: str = "cpu", user_encoder: UserEncoder | None = None):
         self.users, self.items = users, items
+        self.user_encoder = user_encoder
         self.device = resolve_device(device)
         self._items_on_device = None
         self.prior_column = prior_column
@@ -54,8 +60,12 @@ class Recommender:
         self._load_seen, self._seen = load_seen, None
 
     @classmethod
-    def from_run(cls, run: str | Path, use_index: bool = True, device: str = "cpu") -> Recommender:
+    def from_run(cls, run: str | Path, use_index: bool = True, device: str = "cpu",
+                 user_encoder: UserEncoder | None | str = "auto") -> Recommender:
         """Load a run directory; ``use_index=False`` scores exactly even when an index was built.
+        ``user_encoder="auto"`` answers history and attribute queries as the run's user tower can
+        (:func:`cbns.serve.user_encoder.encoder_from_run`; its model file is read on the first
+        such query); None answers trained users only; or give an encoder.
         Exact scoring runs on ``device`` (``auto``: CUDA when present). Without faiss installed, a
         built index is left unused, with a note on stderr, and scoring is exact.
 
@@ -76,11 +86,21 @@ class Recommender:
                   file=sys.stderr)
         elif use_index:
             index = ItemIndex.load(run, items)
+        if isinstance(user_encoder, str):
+            if user_encoder != "auto":
+                raise CbnsError(f"user_encoder: 'auto', None or an encoder, got {user_encoder!r}")
+            user_encoder = encoder_from_run(run, items, device)
         return cls(users, items, IdMap.from_file(run / "user_ids.txt", len(users)),
                    IdMap.from_file(run / "item_ids.txt", len(items)), index,
                    lambda: seen_items(run, config, len(users), items),
                    prior_column=items.shape[1] == config.model.dim + 1,
-                   device=device)
+                   device=device, user_encoder=user_encoder)
+
+    @property
+    def query_kinds(self) -> frozenset[str]:
+        """What this recommender answers: ``user`` (trained users by id) and the encoder's kinds
+        (``history``, ``features``)."""
+        return frozenset({"user"}) | (self.user_encoder.kinds if self.user_encoder is not None else frozenset())
 
     @property
     def seen(self) -> sp.csr_matrix:
@@ -108,6 +128,53 @@ class Recommender:
         scores, item_rows = self._top_k(self.users[rows], k, exclude)
         return self._ranked(self.user_map.to_ids(rows), scores, item_rows)
 
+    def recommend_history(self, histories: Iterable[Iterable], k: int = 20, exclude_seen: bool = True) -> Ranked:
+        """Top-``k`` items for each history in ``histories``: a list of original item ids per
+        query, oldest first (the order matters to a GRU tower; a history longer than the run's
+        ``max_history`` is cut to its newest items, as training cut it). The user vector comes
+        from the run's user tower, or a fold-in for an ID tower (:mod:`cbns.serve.fold_in`).
+
+        With ``exclude_seen`` a query's own items are never returned. ``Ranked.queries`` holds
+        each history as its list of ids. An unknown item id is an
+        :class:`cbns.errors.UnknownIdError`; an empty history or a run that cannot encode
+        histories a :class:`CbnsError`.
+        """
+        _check_k(k)
+        self._require("history")
+        lists = [list(h) if not isinstance(h, (str, bytes)) else [h] for h in histories]
+        for q, ids in enumerate(lists):
+            if not ids:
+                raise CbnsError(f"history {q}: empty; a history query needs at least one item id")
+        rows = [self.item_map.to_rows(ids, "item") for ids in lists]
+        vectors = self.user_encoder.encode_history(rows)
+        exclude = None
+        if exclude_seen:
+            flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+            indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+            exclude = sp.csr_matrix((np.ones(len(flat), dtype=np.float32), flat, indptr),
+                                    shape=(len(rows), len(self.items)))
+            exclude.sum_duplicates()
+        scores, item_rows = self._top_k(vectors, k, exclude)
+        return self._ranked(_objects([self.item_map.to_ids(r).tolist() for r in rows]), scores, item_rows)
+
+    def recommend_features(self, features: Iterable[dict], k: int = 20) -> Ranked:
+        """Top-``k`` items for each mapping of user attribute names to raw values (a list of
+        values for a multi-valued attribute; an attribute left out counts as missing), encoded
+        by the run's feature user tower. ``Ranked.queries`` holds the mappings. An attribute
+        name the run does not have is a :class:`CbnsError`, a value no training user had an
+        :class:`cbns.errors.UnknownIdError`."""
+        _check_k(k)
+        self._require("features")
+        rows = [features] if isinstance(features, dict) else list(features)
+        vectors = self.user_encoder.encode_features(rows)
+        scores, item_rows = self._top_k(vectors, k, None)
+        return self._ranked(_objects(rows), scores, item_rows)
+
+    def _require(self, kind: str) -> None:
+        if kind not in self.query_kinds:
+            why = "" if self.user_encoder is not None else " (no user encoder: trained users only)"
+            raise cannot_answer(kind, self.query_kinds, why)
+
     def similar_items(self, item_ids: Iterable | object, k: int = 20) -> Ranked:
         """The ``k`` items whose vectors score highest against each given item's vector, itself
         excluded; ``item_ids`` is one original id or a list of them, as in :meth:`recommend`."""
@@ -131,6 +198,14 @@ class Recommender:
 
     def _ranked(self, queries: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> Ranked:
         return Ranked(queries, self.item_map.to_ids(rows), rows, scores)
+
+
+def _objects(values: list) -> np.ndarray:
+    """``[Q]`` object array holding each value as it is (lists and dicts stay whole)."""
+    out = np.empty(len(values), dtype=object)
+    for q, value in enumerate(values):
+        out[q] = value
+    return out
 
 
 def _check_k(k: int) -> None:
