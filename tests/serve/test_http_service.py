@@ -114,6 +114,19 @@ def test_user_queries_equal_the_recommender_and_a_brute_force(service, text_run)
         assert all(isinstance(x["score"], float) for x in body["items"])
 
 
+def test_history_queries_equal_the_recommender(service, text_run):
+    rec = Recommender.from_run(text_run)
+    for history, k, exclude in ((["item-003"], 5, True), (["item-010", "item-002", "item-029"], 27, True),
+                                (["item-007", "item-007"], 4, False)):
+        r = httpx.post(f"{service.url}/recommend", json={"history": history, "k": k, "exclude_seen": exclude})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["query"] == "history" and body["user"] is None
+        assert body["items"] == items_of(rec, rec.recommend_history([history], k=k, exclude_seen=exclude))
+        if exclude:
+            assert not set(history) & {x["item"] for x in body["items"]}
+
+
 def test_similar_items_equal_the_recommender(service, text_run):
     rec = Recommender.from_run(text_run)
     for item, k in (("item-000", 3), ("item-017", 29)):
@@ -127,7 +140,7 @@ def test_health_and_the_openapi_docs(service, text_run):
     health = httpx.get(f"{service.url}/health").json()
     assert health["status"] == "ok" and health["source"] == str(text_run)
     assert (health["users"], health["items"], health["dim"], health["scoring"]) == (40, 30, 5, "exact")
-    assert health["query_kinds"] == ["user"] and health["max_k"] == 30
+    assert health["query_kinds"] == ["user", "history"] and health["max_k"] == 30  # an ID tower folds a history in
     schema = httpx.get(f"{service.url}/openapi.json").json()
     assert {"/recommend", "/similar/{item}", "/health"} <= set(schema["paths"])
     docs = httpx.get(f"{service.url}/docs")
@@ -158,8 +171,10 @@ BAD = [  # (method, path, body or None, status, words in the detail)
     ("POST", "/recommend", "{not json", 422, "body: not valid JSON at character 1"),
     ("POST", "/recommend", "", 422, "body: Field required"),
     ("POST", "/recommend", b"\xff\xfe", 422, "body: not valid JSON"),
-    ("POST", "/recommend", {"history": ["item-001"]}, 422, "history: this service answers user queries only"),
-    ("POST", "/recommend", {"features": {"age": 3}}, 422, "features: this service answers user queries only"),
+    ("POST", "/recommend", {"history": ["item-001", "ghost"]}, 404, "history item 'ghost': not in this run (30 known"),
+    ("POST", "/recommend", {"history": "item-001"}, 422, "body.history: Input should be a valid list"),
+    ("POST", "/recommend", {"features": {"age": 3}}, 422, "this run cannot answer a features query; it answers: user, history"),
+    ("POST", "/recommend", {"features": [1]}, 422, "body.features: Input should be a valid dictionary"),
     ("GET", "/nowhere", None, 404, "Not Found"),
     ("GET", "/recommend", None, 405, "Method Not Allowed"),
 ]
@@ -274,3 +289,50 @@ def test_a_port_in_use_ends_in_one_line(tiny_run, capsys):
         assert main(["serve", str(tiny_run), "--port", str(port), "--threads", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--host 127.0.0.1 --port {port}: cannot listen there" in err, err
+
+
+@pytest.fixture(scope="module")
+def features_run(tmp_path_factory) -> Path:
+    """A feature-tower run: the tiny users with a colour (red/green/blue, or missing) each."""
+    from conftest import write_tiny_lightgcn
+
+    from cbns.api import train
+    from cbns.config import TrainConfig
+
+    root = write_tiny_lightgcn(tmp_path_factory.mktemp("features-run"), seed=6)
+    colours = ["red", "green", "blue", ""]
+    (root / "users.csv").write_text("user,colour\n" + "".join(f"{u},{colours[u % 4]}\n" for u in range(40)))
+    train(TrainConfig(data=str(root), user_tower="features", user_features=str(root / "users.csv"), dim=4,
+                      hidden_dim=6, batch_size=32, epochs=1, threads=1), root / "run", progress=False, verbose=False)
+    return root / "run"
+
+
+def test_attribute_queries_on_a_feature_tower_run(features_run, tmp_path):
+    svc = Service(features_run, log=tmp_path / "serve.err")
+    try:
+        rec = Recommender.from_run(features_run)
+        with httpx.Client(base_url=svc.url) as client:
+            assert client.get("/health").json()["query_kinds"] == ["user", "features"]
+            for features, k in (({"colour": "red"}, 5), ({"colour": "blue"}, 30), ({}, 3)):
+                r = client.post("/recommend", json={"features": features, "k": k})
+                assert r.status_code == 200, r.text
+                assert r.json() == {"query": "features", "user": None,
+                                    "items": items_of(rec, rec.recommend_features([features], k=k))}
+            for body, status, words in (
+                    ({"features": {"colour": "purple"}}, 404, "purple"),
+                    ({"features": {"shoe_size": 9}}, 422, "shoe_size"),
+                    ({"history": [1, 2]}, 422, "this run cannot answer a history query; it answers: user, features")):
+                r = client.post("/recommend", json=body)
+                assert r.status_code == status and words in r.json()["detail"], r.text
+            # a bad attribute among good ones in one batch fails alone (the batch is scored again one by one)
+            async def together():
+                async with httpx.AsyncClient(base_url=svc.url) as aclient:
+                    bodies = [{"features": {"colour": c}, "k": 4} for c in ("red", "purple", "green", "blue")]
+                    return await asyncio.gather(*(aclient.post("/recommend", json=b) for b in bodies))
+
+            answers = asyncio.run(together())
+            assert [a.status_code for a in answers] == [200, 404, 200, 200]
+            assert answers[2].json()["items"] == items_of(rec, rec.recommend_features([{"colour": "green"}], k=4))
+    finally:
+        assert svc.terminate() == 0
+    assert "Traceback" not in svc.stderr()

@@ -32,8 +32,9 @@ from fastapi.responses import JSONResponse, Response
 from cbns import __version__
 from cbns.errors import CbnsError, UnknownIdError
 from cbns.serve.http.batcher import MicroBatcher
-from cbns.serve.http.queries import batch_scorer, query_kinds
+from cbns.serve.http.queries import batch_scorer
 from cbns.serve.http.schemas import ErrorResponse, HealthResponse, RecommendRequest, RecommendResponse, SimilarResponse
+from cbns.serve.query_kinds import QUERY_KINDS, cannot_answer
 
 log = logging.getLogger("cbns.serve")
 
@@ -63,7 +64,8 @@ def create_app(recommender, *, source: str = "", max_batch: int = 64, max_wait_m
         max_k: the largest ``k`` a request may ask (capped at the number of items).
     """
     batcher = MicroBatcher(batch_scorer(recommender), max_batch=max_batch, max_wait_s=max_wait_ms / 1000.0)
-    kinds = query_kinds(recommender)
+    kinds = recommender.query_kinds
+    kinds_listed = [k for k in QUERY_KINDS if k in kinds]
     items = recommender.item_map.size
     max_k = min(max_k, items)
     scoring = recommender.index.spec.describe() if getattr(recommender, "index", None) is not None else "exact"
@@ -91,8 +93,7 @@ def create_app(recommender, *, source: str = "", max_batch: int = 64, max_wait_m
         check_k(body.k)
         kind = body.kind
         if kind not in kinds:
-            raise ClientError(422, f"{kind}: this service answers {_listed(kinds)} queries only; "
-                                   f"a {kind} query needs a run whose user tower encodes it")
+            raise ClientError(422, str(cannot_answer(kind, kinds)))
         user = None
         if kind == "user":
             row = int(recommender.user_map.to_rows(body.user, "user")[0])
@@ -119,7 +120,7 @@ def create_app(recommender, *, source: str = "", max_batch: int = 64, max_wait_m
     async def health() -> Response:
         """What is served, and what the batcher did so far."""
         return _json({"status": "ok", "source": source, "users": recommender.user_map.size, "items": items,
-                      "dim": int(recommender.items.shape[1]), "scoring": scoring, "query_kinds": sorted(kinds),
+                      "dim": int(recommender.items.shape[1]), "scoring": scoring, "query_kinds": kinds_listed,
                       "max_k": max_k, "batching": {"max_batch": max_batch, "max_wait_ms": max_wait_ms,
                                                    **batcher.stats.as_json()}})
 
@@ -180,8 +181,3 @@ def _one_line(errors: list[dict]) -> str:
 
 def _plain(value):
     return value.item() if hasattr(value, "item") else value
-
-
-def _listed(kinds: frozenset[str]) -> str:
-    order = [k for k in ("user", "history", "features") if k in kinds]
-    return ", ".join(order[:-1]) + (" and " if len(order) > 1 else "") + order[-1]

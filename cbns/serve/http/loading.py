@@ -100,8 +100,13 @@ def warm_up(rec) -> None:
         rec.seen  # noqa: B018 (loads the CSR once)
         rec.recommend_rows([0], 1, True)
     rec.recommend_rows([0], 1, False)
+    first_item = rec.item_map.to_ids([0]).tolist()
     if rec.item_map.size > 1:
-        rec.similar_items(rec.item_map.to_ids([0]).tolist(), 1)
+        rec.similar_items(first_item, 1)
+    if "history" in rec.query_kinds:  # a tower encoder reads model.pt on its first query
+        rec.recommend_history([first_item], 1)
+    if "features" in rec.query_kinds:
+        rec.recommend_features([{}], 1)  # every attribute missing
 
 
 def build_app(settings: ServeSettings, process_settings: bool = False):

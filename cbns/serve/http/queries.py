@@ -14,14 +14,6 @@ import numpy as np
 
 from cbns.errors import CbnsError
 
-#: Every query kind the service knows, in the order the docs list them.
-QUERY_KINDS = ("user", "history", "features")
-
-
-def query_kinds(recommender) -> frozenset[str]:
-    """The query kinds ``recommender`` answers ({"user"} for a Recommender without an encoder)."""
-    return frozenset(getattr(recommender, "query_kinds", frozenset({"user"})))
-
 
 def batch_scorer(recommender):
     """``score(key, payloads) -> [items list per payload]`` over ``recommender`` (see the module)."""
