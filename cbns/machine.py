@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import resource
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from cbns.errors import CbnsError, Opt
+
+if TYPE_CHECKING:  # torch is imported where a device is used, so serving a bundle runs without it
+    import torch
 
 _CUDA = re.compile(r"^cuda(:\d+)?$")
 _free_cache: dict[str, int] = {}
@@ -23,6 +25,8 @@ _free_cache: dict[str, int] = {}
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; one-line
     :class:`CbnsError` naming the ``device`` option when the device cannot be used."""
+    import torch
+
     text = str(spec).strip().lower()
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -48,6 +52,8 @@ def available_memory(device: torch.device | None = None) -> int | None:
     if device is not None and device.type == "cuda":
         key = str(device)
         if key not in _free_cache:
+            import torch
+
             _free_cache[key] = torch.cuda.mem_get_info(device)[0]
         return _free_cache[key]
     try:
@@ -82,6 +88,8 @@ def block_rows(row_bytes: int, cap_bytes: int, min_rows: int = 1, device: torch.
 def reset_peak_memory(device: torch.device) -> None:
     """Start counting a CUDA device's peak allocation from now (the CPU's peak RSS cannot be reset)."""
     if device.type == "cuda":
+        import torch
+
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -90,6 +98,8 @@ def peak_memory(device: torch.device) -> dict:
     (``max_memory_allocated``, since the last :func:`reset_peak_memory`) and reserved; on the CPU
     the peak resident set size of the process (its whole life: data, model and training)."""
     if device.type == "cuda":
+        import torch
+
         return {"device": str(device), "cuda_max_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
                 "cuda_max_reserved_bytes": int(torch.cuda.max_memory_reserved(device))}
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux

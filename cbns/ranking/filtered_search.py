@@ -4,7 +4,8 @@ An index cannot mask per query, so each query asks for ``k + n_excluded`` candid
 excluded ones are dropped, and the first ``k`` left are kept. Queries are grouped by how many
 items they exclude, so one heavy user does not make every query of the batch over-fetch. When the
 index still comes back short (an IVF probe can hold fewer items than asked for), those queries
-are re-scored exactly, so every query gets ``min(k, I - n_excluded)`` items.
+are re-scored exactly (in numpy: a few queries, and no torch import where a bundle is served), so
+every query gets ``min(k, I - n_excluded)`` items.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from cbns.ranking.item_index import ItemIndex
+from cbns.ranking.numpy_topk import numpy_top_k
 from cbns.ranking.row_membership import contains
-from cbns.ranking.topk import exact_top_k
 
 #: Queries sent to faiss in one call.
 GROUP = 512
@@ -21,7 +22,7 @@ GROUP = 512
 
 def index_top_k(index: ItemIndex, queries: np.ndarray, items: np.ndarray, k: int,
                 exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`cbns.ranking.topk.exact_top_k`, with candidates from ``index``.
+    """Like :func:`cbns.ranking.numpy_topk.numpy_top_k`, with candidates from ``index``.
 
     Args:
         index: an index over ``items``.
@@ -56,5 +57,5 @@ def index_top_k(index: ItemIndex, queries: np.ndarray, items: np.ndarray, k: int
     short = np.flatnonzero((rows >= 0).sum(axis=1) < wanted)
     if len(short):
         sub_exclude = exclude[short] if exclude is not None else None
-        scores[short], rows[short] = exact_top_k(queries[short], items, k, sub_exclude)
+        scores[short], rows[short] = numpy_top_k(queries[short], items, k, sub_exclude)
     return scores, rows

@@ -14,20 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from cbns.errors import CbnsError
-from cbns.machine import resolve_device
 from cbns.ranking.filtered_search import index_top_k
 from cbns.ranking.item_index import INDEX_FILE, ItemIndex, faiss_available
-from cbns.ranking.topk import exact_top_k
-from cbns.runs.run_dir import load_run_config
-from cbns.runs.source_record import changed_file, check_embeddings
+from cbns.ranking.numpy_topk import numpy_top_k
 from cbns.serve.embeddings import load_embeddings
 from cbns.serve.id_map import IdMap
 from cbns.serve.query_kinds import cannot_answer
 from cbns.serve.ranked import Ranked
-from cbns.serve.seen_items import seen_items
 from cbns.serve.user_encoder import UserEncoder, encoder_from_run
 
 
@@ -49,10 +44,14 @@ class Recommender:
 
     def __init__(self, users: np.ndarray, items: np.ndarray, user_map: IdMap, item_map: IdMap,
                  index: ItemIndex | None = None, load_seen: Callable[[], sp.csr_matrix] | None = None,
-                 prior_column: bool = False, device: str = "cpu", user_encoder: UserEncoder | None = None):
+                 prior_column: bool = False, device: str | None = "cpu", user_encoder: UserEncoder | None = None):
         self.users, self.items = users, items
         self.user_encoder = user_encoder
-        self.device = resolve_device(device)
+        if device is not None:
+            from cbns.machine import resolve_device
+
+            device = resolve_device(device)
+        self.device = device
         self._items_on_device = None
         self.prior_column = prior_column
         self.user_map, self.item_map = user_map, item_map
@@ -73,6 +72,10 @@ class Recommender:
         naming the file); a data file edited since training gets a note on stderr, since serving
         reads the run's own files (unless the seen items must be rebuilt from the data, which is
         then refused: :mod:`cbns.serve.seen_items`)."""
+        from cbns.runs.run_dir import load_run_config
+        from cbns.runs.source_record import changed_file, check_embeddings
+        from cbns.serve.seen_items import seen_items
+
         run = Path(run)
         config = load_run_config(run)
         users, items = load_embeddings(run)
@@ -190,7 +193,13 @@ class Recommender:
         return self._ranked(self.item_map.to_ids(rows), scores, item_rows)
 
     def _top_k(self, queries: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        if self.index is None and self.device is None:
+            return numpy_top_k(queries, self.items, k, exclude)
         if self.index is None:
+            import torch
+
+            from cbns.ranking.topk import exact_top_k
+
             if self._items_on_device is None:
                 self._items_on_device = torch.from_numpy(np.ascontiguousarray(self.items)).to(self.device)
             return exact_top_k(queries, self._items_on_device, k, exclude, device=self.device)
