@@ -1,8 +1,10 @@
-"""``cbns serve RUN_OR_BUNDLE``: the HTTP service (FastAPI + uvicorn) over a run directory.
+"""``cbns serve RUN_OR_BUNDLE``: the HTTP service (FastAPI + uvicorn) over a run directory or a
+bundle written by ``cbns export`` (served without importing torch).
 
-The run is loaded, checked (a stale index or damaged embeddings end in one ``cbns: error:`` line)
-and warmed up before the port is opened. SIGTERM and SIGINT stop the service gracefully: requests
-in flight are answered, the batcher is stopped, and the command exits with status 0.
+The run is loaded, checked (a stale index, damaged embeddings or a bundle file whose checksum
+fails end in one ``cbns: error:`` line) and warmed up before the port is opened. SIGTERM and
+SIGINT stop the service gracefully: requests in flight are answered, the batcher is stopped, and
+the command exits with status 0.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.description = ("Serve a run over HTTP: POST /recommend (a trained user, a history of items or user "
                      "attributes), GET /similar/{item}, GET /health, OpenAPI docs at /docs. Concurrent "
                      "requests are scored together in micro-batches.")
-    p.add_argument("source", metavar="RUN_OR_BUNDLE", help="a directory written by cbns train")
+    p.add_argument("source", metavar="RUN_OR_BUNDLE", help="a directory written by cbns train or cbns export")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, metavar="N",

@@ -37,11 +37,11 @@ def free_port() -> int:
 class Service:
     """``python -m cbns serve RUN`` on a free port of 127.0.0.1, ready once ``/health`` answers."""
 
-    def __init__(self, run: Path, *flags: str, log: Path):
+    def __init__(self, run: Path, *flags: str, log: Path, python: tuple[str, ...] = ("-m", "cbns")):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "cbns", "serve", str(run), "--port", str(self.port),
+        self.proc = subprocess.Popen([sys.executable, *python, "serve", str(run), "--port", str(self.port),
                                       "--threads", "1", *flags], cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=log.open("w"), env={**os.environ, "PYTHONPATH": str(REPO),
                                                                 "OMP_NUM_THREADS": "1"})
@@ -336,3 +336,55 @@ def test_attribute_queries_on_a_feature_tower_run(features_run, tmp_path):
     finally:
         assert svc.terminate() == 0
     assert "Traceback" not in svc.stderr()
+
+
+WITHOUT_TORCH = """
+import importlib.abc, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this process")
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["cbns", *sys.argv[1:]]
+from cbns.cli import entry
+entry()
+"""
+
+
+def test_a_bundle_is_served_without_torch_and_answers_as_its_run(tiny_run, tmp_path):
+    from cbns.serve.export import export_bundle
+
+    export_bundle(tiny_run, tmp_path / "bundle")
+    svc = Service(tmp_path / "bundle", log=tmp_path / "serve.err", python=("-c", WITHOUT_TORCH))
+    try:
+        rec = Recommender.from_run(tiny_run)
+        with httpx.Client(base_url=svc.url) as client:
+            health = client.get("/health").json()
+            assert health["query_kinds"] == ["user", "history"] and health["scoring"] == "exact"
+            asked = [(client.post("/recommend", json={"user": u, "k": 6}), rec.recommend([u], k=6)) for u in (0, 17)]
+            asked.append((client.post("/recommend", json={"history": [3, 9, 4], "k": 6}),
+                          rec.recommend_history([[3, 9, 4]], k=6)))
+            asked.append((client.get("/similar/11", params={"k": 6}), rec.similar_items([11], k=6)))
+            for r, expected in asked:
+                assert r.status_code == 200, r.text
+                got = r.json()["items"]
+                assert [x["item"] for x in got] == expected.ids[0].tolist()  # numpy scoring, same order
+                np.testing.assert_allclose([x["score"] for x in got], expected.scores[0], atol=2e-6)
+            assert client.post("/recommend", json={"user": 40}).status_code == 404
+    finally:
+        assert svc.terminate() == 0
+    assert "Traceback" not in svc.stderr() and "torch is blocked" not in svc.stderr()
+
+
+def test_a_bundle_whose_checksum_fails_is_refused(tiny_run, tmp_path, capsys):
+    from cbns.serve.export import export_bundle
+
+    bundle = tmp_path / "bundle"
+    export_bundle(tiny_run, bundle)
+    vectors = np.load(bundle / "item_embeddings.npy")
+    vectors[3, 0] += 0.5  # same size, other bytes
+    np.save(bundle / "item_embeddings.npy", vectors)
+    capsys.readouterr()
+    assert main(["serve", str(bundle), "--port", str(free_port()), "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cbns: error: ") and "item_embeddings.npy" in err, err

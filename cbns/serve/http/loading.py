@@ -28,9 +28,9 @@ SWITCH_INTERVAL_S = 0.0005
 
 @dataclass
 class ServeSettings:
-    """What to serve and how: the source (a run directory or a bundle), exact scoring even when an
-    index was built, the torch device of exact scoring, threads (0 = every core), micro-batching
-    and the largest ``k``."""
+    """What to serve and how: the source (a run directory or a bundle written by ``cbns export``),
+    exact scoring even when an index was built, the torch device of a run's exact scoring (a bundle
+    scores with numpy), threads (0 = every core), micro-batching and the largest ``k``."""
 
     source: str
     exact: bool = False
@@ -68,9 +68,14 @@ def open_recommender(settings: ServeSettings, process_settings: bool = False):
     source = Path(settings.source)
     if not source.exists():
         raise CbnsError(f"{source}: no such run directory or bundle")
-    from cbns.serve.recommender import Recommender
+    from cbns.serve.bundle import MANIFEST, load_bundle
 
-    rec = Recommender.from_run(source, use_index=not settings.exact, device=settings.device)
+    if (source / MANIFEST).is_file():  # checksums verified, numpy/faiss/onnxruntime: no torch
+        rec = load_bundle(source, use_index=not settings.exact, threads=settings.threads)
+    else:
+        from cbns.serve.recommender import Recommender
+
+        rec = Recommender.from_run(source, use_index=not settings.exact, device=settings.device)
     if process_settings:
         pin_threads(settings.threads)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
