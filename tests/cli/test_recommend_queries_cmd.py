@@ -118,3 +118,16 @@ def test_bad_queries_are_one_line_errors(capsys, tiny_run, features_run, which, 
     code, out, err = recommend(capsys, tiny_run if which == "tiny" else features_run, *args)
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert err.startswith(f"cbns: error: {message}"), err
+
+
+def test_history_queries_go_through_a_built_index(capsys, pooled_run, tmp_path):
+    from conftest import copy_run
+
+    run = copy_run(pooled_run, tmp_path / "run")
+    assert main(["index", "build", str(run), "--kind", "flat", "--threads", "1"]) == 0
+    capsys.readouterr()
+    history = ",".join(map(str, seen_of(pooled_run, 8)))
+    code, out, err = recommend(capsys, run, "--history", history, "-k", "6", "--format", "json")
+    assert code == 0 and "index flat" in err
+    _, exact, _ = recommend(capsys, run, "--history", history, "-k", "6", "--format", "json", "--exact")
+    assert [i["item"] for i in json.loads(out)[0]["items"]] == [i["item"] for i in json.loads(exact)[0]["items"]]
