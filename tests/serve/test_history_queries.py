@@ -92,7 +92,7 @@ def test_history_query_inputs_are_checked(history_run):
     rec = Recommender.from_run(run, use_index=False)
     with pytest.raises(CbnsError, match=r"^history 1: empty; a history query needs at least one item id$"):
         rec.recommend_history([[1], []])
-    with pytest.raises(UnknownIdError, match=r"^item 30: not in this run \(30 known"):
+    with pytest.raises(UnknownIdError, match=r"^history 0: item 30: not in this run \(30 known"):
         rec.recommend_history([[1, 30]])
     with pytest.raises(CbnsError, match=r"^this run cannot answer a features query; it answers: user, history$"):
         rec.recommend_features([{"age": 3}])
