@@ -71,6 +71,7 @@ def export_bundle(run: str | Path, to: str | Path, overwrite: bool = False, chec
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.cbns-export-"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the bundle gets a directory's usual mode
         for name, matrix in (("user_embeddings.npy", users), ("item_embeddings.npy", items)):
             with open(tmp / name, "wb") as fh:
                 np.save(fh, matrix)
@@ -267,6 +268,12 @@ def _publish(tmp: Path, to: Path) -> None:
     fsync_dir(to.parent)
     if old is not None:
         remove_tree(old)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: Path) -> None:
