@@ -64,7 +64,9 @@ class Service:
         self.proc = subprocess.Popen([sys.executable, "-m", "cbns", "serve", str(run), "--port", str(self.port),
                                       "--threads", str(threads), "--log-level", "warning", *flags],
                                      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)})
+                                     env={**os.environ, "OMP_NUM_THREADS": str(threads),
+                                          "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                                                      os.environ.get("PYTHONPATH")]))})
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -86,6 +88,14 @@ class Service:
             self.proc.kill()
             _, err = self.proc.communicate()
         return self.proc.returncode, err
+
+
+def http_stack() -> str:
+    """What uvicorn runs on here: it picks httptools and uvloop when they are importable."""
+    import importlib.util
+
+    found = [importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop")]
+    return " + ".join(["httptools" if found[0] else "h11", "uvloop" if found[1] else "asyncio"])
 
 
 def http_get(port: int, path: str) -> str:
@@ -284,7 +294,8 @@ def main() -> None:
             summary = summarise(record, args.seconds)
             batches = after["batches"] - before["batches"]
             scored = after["requests"] - before["requests"]
-            entry = {"scoring": service.health["scoring"], "batching": batching, "flags": flags, **summary,
+            entry = {"scoring": service.health["scoring"], "batching": batching, "flags": flags,
+                     "http": http_stack(), **summary,
                      "mean_batch": round(scored / max(batches, 1), 2),
                      "service_cpu_ms_per_request": round(cpu / max(len(record), 1) * 1e3, 3),
                      "exit_status": status, "traceback": "Traceback" in err}
