@@ -198,8 +198,8 @@ class RowAdam(Optimizer):
             grad = grad.add(weights, alpha=group["weight_decay"])
         # the decays of the missed steps and of this one in one power: m b1^(t - last) + (1 - b1) g
         gap = (t - last).to(weights.dtype).view(shape)
-        m = (grad * (1 - beta1)).addcmul_(m, torch.pow(beta1, gap))
-        v = (grad * grad).mul_(1 - beta2).addcmul_(v, torch.pow(beta2, gap))
+        m = (m * torch.pow(beta1, gap)).add_(grad, alpha=1 - beta1)
+        v = (v * torch.pow(beta2, gap)).addcmul_(grad, grad, value=1 - beta2)
         correction1, root2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
         step_size = group["lr"] * root2 / correction1  # a_t
         weights = weights.addcdiv_(m, v.sqrt().add_(group["eps"] * root2), value=-step_size)
