@@ -212,8 +212,8 @@ class RowAdam(Optimizer):
         if key not in self._powers:
             rho = betas[0] / math.sqrt(betas[1])
             window = max(1, math.ceil(math.log(NEGLIGIBLE) / math.log(rho))) if rho > 0 else 1
-            self._powers[key] = torch.pow(rho, torch.arange(window, 0, -1, dtype=torch.float64)).to(moves.device,
-                                                                                                   moves.dtype)
+            exponents = torch.arange(window, 0, -1, dtype=torch.float64, device=moves.device)  # made there
+            self._powers[key] = torch.pow(rho, exponents).to(moves.dtype)
         powers = self._powers[key]  # [K]: rho^K .. rho^1, for s = t-K .. t-1
         start = max(0, t - len(powers))
         moves[start:t].add_(powers if start else powers[len(powers) - t:], alpha=step_size)
