@@ -18,13 +18,24 @@ class DrawnSource(NegativeSource):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def draw(self, probs: torch.Tensor, n: int) -> torch.Tensor:
-        """``[n]`` item ids drawn with replacement from ``probs [I]`` with the source's generator,
-        on the device of ``probs`` (a source moved to a GPU draws there with a CUDA generator,
-        seeded from the source's seed at its first draw)."""
-        if self.generator.device != probs.device:
-            self.generator = torch.Generator(device=probs.device).manual_seed(self.seed)
-        return torch.multinomial(probs, n, replacement=True, generator=self.generator)
+    def draw(self, cdf: torch.Tensor, n: int) -> torch.Tensor:
+        """``[n]`` item ids drawn with replacement from the distribution of cumulative
+        probabilities ``cdf [I]`` (non-decreasing, last entry 1), by inverting it at ``n`` uniform
+        numbers: two launches, no read of the device, an output of fixed size."""
+        u = torch.rand(n, generator=self._generator_on(cdf.device), device=cdf.device)  # float32 whatever cdf's dtype
+        return torch.searchsorted(cdf, u.to(cdf.dtype), right=True)
+
+    def draw_uniform(self, num_items: int, n: int, device: torch.device) -> torch.Tensor:
+        """``[n]`` item ids drawn uniformly with replacement from ``[0, num_items)``."""
+        return torch.randint(0, num_items, (n,), generator=self._generator_on(device), device=device)
+
+    def _generator_on(self, device: torch.device) -> torch.Generator:
+        """The source's generator on ``device``: a source moved to a GPU draws there with a generator
+        of that device, seeded from the source's seed at its first draw. The CPU generator serves
+        the CPU and the ``meta`` device (which draws nothing)."""
+        if device.type not in ("cpu", "meta") and self.generator.device != device:
+            self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self.generator
 
     # The generator's device is saved too: a CUDA generator's state only restores into a CUDA
     # generator.
