@@ -28,12 +28,20 @@ class DrawnSource(NegativeSource):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def draw(self, cdf: torch.Tensor, n: int) -> torch.Tensor:
-        """``[n]`` item ids drawn with replacement from the distribution of cumulative
-        probabilities ``cdf [I]`` (non-decreasing, last entry 1), by inverting it at ``n`` uniform
-        numbers: two launches, no read of the device, an output of fixed size."""
+    def draw(self, probs: torch.Tensor, n: int) -> torch.Tensor:
+        """``[n]`` item ids drawn with replacement from ``probs [I]`` (non-negative weights; they need not
+        sum to 1), on the device of ``probs``: :meth:`draw_cdf` of their running sum."""
+        return self.draw_cdf(torch.cumsum(probs, 0), n)
+
+    def draw_cdf(self, cdf: torch.Tensor, n: int) -> torch.Tensor:
+        """``[n]`` item ids drawn with replacement from the distribution whose running sum of weights
+        is ``cdf [I]`` (non-decreasing; its last entry the total), by inverting it at ``n`` uniform
+        numbers scaled to the total: a few launches, no read of the device, an output of fixed size.
+        A number that rounds onto the total itself is clamped to the last item, so an id is always
+        in ``[0, I)``."""
         u = torch.rand(n, generator=self._generator_on(cdf.device), device=cdf.device)  # float32 whatever cdf's dtype
-        return torch.searchsorted(cdf, u.to(cdf.dtype), right=True)
+        ids = torch.searchsorted(cdf, u.to(cdf.dtype) * cdf[-1], right=True)
+        return ids.clamp_(max=cdf.shape[0] - 1)
 
     def draw_uniform(self, num_items: int, n: int, device: torch.device) -> torch.Tensor:
         """``[n]`` item ids drawn uniformly with replacement from ``[0, num_items)``."""

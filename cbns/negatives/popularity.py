@@ -37,5 +37,5 @@ class PopularitySource(DrawnSource):
         return torch.log(self.probs[ids])
 
     def negatives(self, batch: StepBatch) -> list[Candidates]:
-        ids = self.draw(self.cdf, self.num_negatives)
+        ids = self.draw_cdf(self.cdf, self.num_negatives)
         return [Candidates(batch.encode_items(ids), ids, torch.log(self.probs[ids]), source="popularity")]
