@@ -122,7 +122,7 @@ def ranking_totals(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.
     Arguments as in :func:`full_ranking`."""
     kmax = min(max(ks), item_emb.shape[0])
     names = metric_names(ks)
-    per_user = torch.from_numpy(np.diff(relevant.indptr)[users]).to(user_emb.device, non_blocking=True)
+    per_user = _relevant_counts(relevant, users, user_emb.device)
     found = RowKeys(relevant, users, relevant.shape[1], user_emb.device)
     totals = torch.zeros(len(names), dtype=torch.float64, device=user_emb.device)
     start = 0
@@ -131,6 +131,15 @@ def ranking_totals(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.
         _add_block(totals, names, found.hits(top, start), per_user[start:start + len(batch)], ks)
         start += len(batch)
     return totals
+
+
+def _relevant_counts(relevant: sp.csr_matrix, users: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``[n]`` int64 on ``device``: the held-out items of each of ``users``. Pinned first on a GPU, so
+    that the copy is asynchronous and the host does not wait for the kernels queued before it."""
+    counts = torch.from_numpy(np.diff(relevant.indptr)[users])
+    if torch.device(device).type == "cuda":
+        counts = counts.pin_memory()
+    return counts.to(device, non_blocking=True)
 
 
 def _add_block(totals: torch.Tensor, names: list[str], hits: torch.Tensor, num_relevant: torch.Tensor,
@@ -152,7 +161,7 @@ def full_ranking_columns(user_emb: torch.Tensor, item_emb: torch.Tensor, relevan
     kmax = min(max(ks), item_emb.shape[0])
     names = metric_names(ks)
     device = user_emb.device
-    per_user = torch.from_numpy(np.diff(relevant.indptr)[users]).to(device, non_blocking=True)
+    per_user = _relevant_counts(relevant, users, device)
     found = RowKeys(relevant, users, relevant.shape[1], device)
     totals = torch.zeros(len(columns), len(names), dtype=torch.float64, device=device)
     start = 0
