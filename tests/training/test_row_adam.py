@@ -437,3 +437,31 @@ def test_the_meta_test_can_fail():
     grad = torch.sparse_coo_tensor(ids[None], torch.empty(3, 2, device="meta"), (5, 2), check_invariants=False)
     with pytest.raises((NotImplementedError, RuntimeError)):
         touched_rows(grad)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_the_whole_table_step_is_the_per_entry_step(weight_decay):
+    """A table named by more entries than it has rows is stepped whole (every row kept current,
+    the untouched ones by the catch-up's missed step); the same table inside a larger one, whose
+    extra rows are never touched, is stepped per entry and caught up lazily. With Adam's eps and
+    weight decay, the two agree to float64 rounding after settling, also midway."""
+    table, steps = skewed_steps(13, rows=10, per_step=16, steps=300)
+    lrs = [0.03 * (0.5 + 0.5 * math.cos(math.pi * k / 300)) for k in range(300)]
+    small = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    large = torch.nn.Parameter(torch.cat([small.detach(), torch.zeros(30, 3, dtype=torch.float64)]))
+    optimizers = [RowAdam([small], weight_decay=weight_decay), RowAdam([large], weight_decay=weight_decay)]
+    for n, ((ids, grads), lr) in enumerate(zip(steps, lrs)):
+        for p, opt in zip((small, large), optimizers):
+            opt.param_groups[0]["lr"] = lr
+            p.grad = sparse_grad(ids, grads, p.shape)
+            opt.step()
+        if n == 150:
+            optimizers[1].settle()
+            assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12)
+    optimizers[1].settle()
+    assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12)
+    assert torch.equal(large.detach()[10:], torch.zeros(30, 3, dtype=torch.float64))
+    for key in ("exp_avg", "exp_avg_sq"):
+        a, b = optimizers[0].state[small][key], optimizers[1].state[large][key][:10]
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-18), key
+    assert (small.detach() - torch.tensor(table)).abs().max() > 0.1
