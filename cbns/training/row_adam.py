@@ -84,9 +84,10 @@ class RowAdam(Optimizer):
 
     State per table: ``exp_avg`` and ``exp_avg_sq`` (shaped like the table); with ``catch_up``
     ``step`` (the table's step count, a Python int), ``last_step`` (``[R]`` int64, the step each
-    row is current at) and ``moves`` (``[capacity]``, ``F`` of the module docstring, float32 or
-    the table's dtype if wider); without it ``row_steps`` (``[R]`` int64, each row's update
-    count). All on the table's device and in :meth:`state_dict`.
+    row is current at), ``moves`` (``[capacity]``, ``F`` of the module docstring, float32 or
+    the table's dtype if wider) and ``all_current`` (a host bool: no row behind the step, so a
+    whole-table step needs no catch-up first); without it ``row_steps`` (``[R]`` int64, each
+    row's update count). The tensors on the table's device; all in :meth:`state_dict`.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -154,7 +155,10 @@ class RowAdam(Optimizer):
         step = self._catch_up_step if self.catch_up else self._lazy_step
         rows, grad, touched = gradient_entries(p.grad)
         if rows is None and self.catch_up:
+            if not state.get("all_current"):  # a step per entry (a short batch) left rows behind
+                self._settle_table(p, state, group)
             self._catch_up_whole(state, p, grad, touched, group)
+            state["all_current"] = True
             return
         if rows is None:  # every row at once, those without a gradient kept as they are
             targets = (p, state["exp_avg"], state["exp_avg_sq"])
@@ -164,6 +168,7 @@ class RowAdam(Optimizer):
                 torch.where(keep, value, target, out=target)
             counts.add_(touched)
             return
+        state["all_current"] = False
         new = step(state, p.index_select(0, rows), state["exp_avg"].index_select(0, rows),
                    state["exp_avg_sq"].index_select(0, rows), counts.index_select(0, rows), grad, group)
         for target, value in zip((p, state["exp_avg"], state["exp_avg_sq"]), new):
@@ -260,16 +265,21 @@ class RowAdam(Optimizer):
                 state = self.state.get(p)
                 if not state:
                     continue
-                t, (beta1, beta2) = state["step"], group["betas"]
-                for s in range(0, p.shape[0], block):
-                    rows = slice(s, min(s + block, p.shape[0]))
-                    weights, m, v, last = p[rows], state["exp_avg"][rows], state["exp_avg_sq"][rows], \
-                        state["last_step"][rows]
-                    weights.copy_(missed_moves(weights, m, v, last, state["moves"]))
-                    gap = (t - last).to(p.dtype).view((-1,) + (1,) * (p.dim() - 1))
-                    m.mul_(torch.pow(beta1, gap))
-                    v.mul_(torch.pow(beta2, gap))
-                    last.fill_(t)
+                self._settle_table(p, state, group, block)
+
+    @staticmethod
+    def _settle_table(p: torch.Tensor, state: dict, group: dict, block: int = 1 << 14) -> None:
+        """Every row of ``p`` brought to the current step, ``block`` rows at a time."""
+        t, (beta1, beta2) = state["step"], group["betas"]
+        for s in range(0, p.shape[0], block):
+            rows = slice(s, min(s + block, p.shape[0]))
+            weights, m, v, last = p[rows], state["exp_avg"][rows], state["exp_avg_sq"][rows], state["last_step"][rows]
+            weights.copy_(missed_moves(weights, m, v, last, state["moves"]))
+            gap = (t - last).to(p.dtype).view((-1,) + (1,) * (p.dim() - 1))
+            m.mul_(torch.pow(beta1, gap))
+            v.mul_(torch.pow(beta2, gap))
+            last.fill_(t)
+        state["all_current"] = True
 
 
 def missed_moves(weights, m, v, last: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
