@@ -305,31 +305,34 @@ def test_catch_up_refuses_a_momentum_that_does_not_die():
         RowAdam([torch.nn.Parameter(torch.zeros(3))], betas=(0.99, 0.9))
 
 
-def skewed_steps(seed, rows, per_step, steps, width=3):
-    """Steps naming ``per_step`` rows each, drawn with probabilities falling 2x a row, so the last
-    rows are touched rarely (long gaps) while a step names more entries than the table has rows."""
+def skewed_steps(seed, rows, per_step, steps, width=3, short_every=0):
+    """Steps naming ``per_step`` rows each (3 every ``short_every`` steps, as a short last batch),
+    drawn with probabilities falling 2x a row, so the last rows are touched rarely (long gaps)
+    while a step may name more entries than the table has rows."""
     rng = np.random.default_rng(seed)
     weights = 0.5 ** np.arange(rows)
     out = []
-    for _ in range(steps):
-        ids = rng.choice(rows, per_step, p=weights / weights.sum()).tolist()
-        out.append((ids, rng.normal(size=(per_step, width)).tolist()))
+    for k in range(steps):
+        n = 3 if short_every and k % short_every == short_every - 1 else per_step
+        ids = rng.choice(rows, n, p=weights / weights.sum()).tolist()
+        out.append((ids, rng.normal(size=(n, width)).tolist()))
     return rng.normal(size=(rows, width)), out
 
 
-@pytest.mark.parametrize("per_step", [3, 16])
-def test_catch_up_is_dense_adam_whether_a_step_names_fewer_or_more_entries_than_rows(per_step):
-    """Entries fewer than rows take the per-entry path, more the whole-table path: both give
-    dense Adam's trajectory (float64, eps made negligible), gaps of up to hundreds of steps."""
-    table, steps = skewed_steps(11, rows=10, per_step=per_step, steps=400)
+@pytest.mark.parametrize("per_step,short_every", [(3, 0), (16, 0), (16, 9)])
+def test_catch_up_is_dense_adam_whether_a_step_names_fewer_or_more_entries_than_rows(per_step, short_every):
+    """Entries fewer than rows take the per-entry path, more the whole-table path, and a short
+    step among full ones switches between them: each gives dense Adam's trajectory (float64, eps
+    made negligible), gaps of up to hundreds of steps."""
+    table, steps = skewed_steps(11, rows=10, per_step=per_step, steps=400, short_every=short_every)
     lrs = [0.03 * (0.5 + 0.5 * math.cos(math.pi * k / 400)) for k in range(400)]
     got, want, rows, dense = dense_adam_with_sparse_gradients(table, steps, lrs, settle_at=(50, 51, 300), eps=1e-12)
     assert torch.allclose(got, want, rtol=0, atol=1e-9)
     state = rows.state[rows.param_groups[0]["params"][0]]
     reference = dense.state[dense.param_groups[0]["params"][0]]
     assert torch.allclose(state["exp_avg_sq"], reference["exp_avg_sq"], rtol=1e-9, atol=1e-15)
-    last_touch = {r: max(t for t, (ids, _) in enumerate(steps) if r in ids) for r in range(10)}
-    assert max(400 - 1 - t for t in last_touch.values()) > 50  # some row missed many steps at the end
+    touches = [[-1] + [t for t, (ids, _) in enumerate(steps) if r in ids] + [400] for r in range(10)]
+    assert max(b - a for at in touches for a, b in zip(at, at[1:])) > 50  # some row missed many steps
 
 
 @pytest.mark.parametrize("per_step", [3, 16])
@@ -437,3 +440,32 @@ def test_the_meta_test_can_fail():
     grad = torch.sparse_coo_tensor(ids[None], torch.empty(3, 2, device="meta"), (5, 2), check_invariants=False)
     with pytest.raises((NotImplementedError, RuntimeError)):
         touched_rows(grad)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_the_whole_table_step_is_the_per_entry_step(weight_decay):
+    """A table named by more entries than it has rows is stepped whole (every row kept current,
+    the untouched ones by the catch-up's missed step), except at the short steps (every 7th);
+    the same table inside a larger one, whose extra rows are never touched, is stepped per entry
+    and caught up lazily. With Adam's eps and weight decay, the two agree to float64 rounding
+    after settling, also midway."""
+    table, steps = skewed_steps(13, rows=10, per_step=16, steps=300, short_every=7)
+    lrs = [0.03 * (0.5 + 0.5 * math.cos(math.pi * k / 300)) for k in range(300)]
+    small = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    large = torch.nn.Parameter(torch.cat([small.detach(), torch.zeros(30, 3, dtype=torch.float64)]))
+    optimizers = [RowAdam([small], weight_decay=weight_decay), RowAdam([large], weight_decay=weight_decay)]
+    for n, ((ids, grads), lr) in enumerate(zip(steps, lrs)):
+        for p, opt in zip((small, large), optimizers):
+            opt.param_groups[0]["lr"] = lr
+            p.grad = sparse_grad(ids, grads, p.shape)
+            opt.step()
+        if n == 150:
+            optimizers[1].settle()
+            assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12)
+    optimizers[1].settle()
+    assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12)
+    assert torch.equal(large.detach()[10:], torch.zeros(30, 3, dtype=torch.float64))
+    for key in ("exp_avg", "exp_avg_sq"):
+        a, b = optimizers[0].state[small][key], optimizers[1].state[large][key][:10]
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-18), key
+    assert (small.detach() - torch.tensor(table)).abs().max() > 0.1
