@@ -28,4 +28,7 @@ def autocast_for(precision: str, device: torch.device) -> Callable[[], contextli
     if precision == "fp32":
         return contextlib.nullcontext
     dtype = compute_dtype(precision)
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+    # ``meta`` (the device the step's residency is proven on) has no autocast of its own: the
+    # CPU's stands in, which leaves meta tensors in their dtype.
+    kind = "cpu" if device.type == "meta" else device.type
+    return lambda: torch.autocast(device_type=kind, dtype=dtype)

@@ -176,13 +176,15 @@ class Trainer:
             return self.model.item_embeddings(ids)
 
     def context_of(self, index: torch.Tensor) -> dict[str, torch.Tensor] | None:
-        """The user-tower context of the rows ``index`` (built on the CPU), on the device."""
+        """The user-tower context of the rows ``index`` (built on the CPU), on the device (pinned
+        first on a GPU, so that the copy does not make the host wait)."""
         if self.contexts is None:
             return None
         context = self.contexts.for_pairs(index)
         if self.device.type == "cpu":
             return context
-        return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in context.items()}
+        pin = self.device.type == "cuda"
+        return {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=True) for k, v in context.items()}
 
     def flush(self) -> None:
         """Read what the steps since the last read left on the device: add their loss to the
