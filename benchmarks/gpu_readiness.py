@@ -127,7 +127,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="counted steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="uncounted steps first (at least the bank's fill)")
     parser.add_argument("--only", nargs="*", default=None, help="configuration names (default: all)")
+    parser.add_argument("--cpu-blocks", action="store_true",
+                        help="the fused softmax's CPU row blocks (default: a GPU's, as a CUDA step takes them)")
     args = parser.parse_args(argv)
+    if not args.cpu_blocks:
+        from cbns.objective import fused_softmax
+        fused_softmax.BLOCK_BYTES = fused_softmax.DEVICE_BLOCK_BYTES
     torch.set_num_threads(1)
     torch.manual_seed(0)
     names = args.only or list(CONFIGS)
@@ -143,7 +148,8 @@ def main(argv=None) -> int:
         e = out[name]
         print(f"{name:24s} ops {e['ops_per_step']:7.1f}  launches {e['launches_per_step']:7.1f}  "
               f"syncs {e['syncs_per_step']:6.2f}  {e['sync_kinds']}", file=sys.stderr)
-    print(json.dumps({"data": "tiny" if args.tiny else spec, "steps": args.steps, "configs": out}))
+    print(json.dumps({"data": "tiny" if args.tiny else spec, "steps": args.steps,
+                      "blocks": "cpu" if args.cpu_blocks else "gpu", "configs": out}))
     return 0
 
 

@@ -63,7 +63,8 @@ def is_view(func) -> bool:
 
 _METADATA = {"detach", "alias", "lift_fresh", "_unsafe_view", "view", "t", "expand", "slice", "select",
              "unsqueeze", "squeeze", "permute", "transpose", "as_strided", "_reshape_alias", "split", "unbind",
-             "sym_size", "sym_stride", "is_same_size", "_has_compatible_shallow_copy_type"}
+             "sym_size", "sym_stride", "is_same_size", "_has_compatible_shallow_copy_type",
+             "_record_function_enter_new", "_record_function_exit"}
 
 
 class DispatchCounter(TorchDispatchMode):
