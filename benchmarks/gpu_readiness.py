@@ -112,7 +112,8 @@ def measure(name: str, options: dict, data_spec: str | None, data, warm: int, st
     run_steps(trainer, warm)
     counter = DispatchCounter()
     run_steps(trainer, steps, counter, start=warm)
-    return {"ops_per_step": round(counter.ops / steps, 1), "syncs_per_step": round(counter.reads / steps, 2),
+    return {"ops_per_step": round(counter.ops / steps, 1), "launches_per_step": round(counter.launches / steps, 1),
+            "syncs_per_step": round(counter.reads / steps, 2),
             "sync_kinds": {k: round(v / steps, 2) for k, v in counter.read_kinds.most_common()},
             "batch_size": cfg.sampler.batch_size, "sampler": cfg.sampler.name,
             "user_tower": cfg.model.user_tower, "sparse_updates": cfg.training.sparse_updates,
@@ -126,7 +127,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="counted steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="uncounted steps first (at least the bank's fill)")
     parser.add_argument("--only", nargs="*", default=None, help="configuration names (default: all)")
+    parser.add_argument("--cpu-blocks", action="store_true",
+                        help="the fused softmax's CPU row blocks (default: a GPU's, as a CUDA step takes them)")
     args = parser.parse_args(argv)
+    if not args.cpu_blocks:
+        from cbns.objective import fused_softmax
+        fused_softmax.BLOCK_BYTES = fused_softmax.DEVICE_BLOCK_BYTES
     torch.set_num_threads(1)
     torch.manual_seed(0)
     names = args.only or list(CONFIGS)
@@ -139,9 +145,11 @@ def main(argv=None) -> int:
     for name in names:
         options = {**shapes, **CONFIGS[name]}
         out[name] = measure(name, options, spec, data, args.warmup, args.steps)
-        print(f"{name:24s} ops {out[name]['ops_per_step']:7.1f}  syncs {out[name]['syncs_per_step']:6.2f}  "
-              f"{out[name]['sync_kinds']}", file=sys.stderr)
-    print(json.dumps({"data": "tiny" if args.tiny else spec, "steps": args.steps, "configs": out}))
+        e = out[name]
+        print(f"{name:24s} ops {e['ops_per_step']:7.1f}  launches {e['launches_per_step']:7.1f}  "
+              f"syncs {e['syncs_per_step']:6.2f}  {e['sync_kinds']}", file=sys.stderr)
+    print(json.dumps({"data": "tiny" if args.tiny else spec, "steps": args.steps,
+                      "blocks": "cpu" if args.cpu_blocks else "gpu", "configs": out}))
     return 0
 
 

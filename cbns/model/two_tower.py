@@ -9,6 +9,7 @@ from torch import nn
 
 from cbns.model.sparse_rows import gather_rows
 from cbns.model.towers.base import encode_all
+from cbns.model.unit_norm import unit_rows
 
 #: The modules whose weight is a table looked up by row: with ``sparse_updates`` their gradient
 #: holds the rows a step touched, not the whole table.
@@ -123,7 +124,7 @@ class TwoTower(nn.Module):
         return super().load_state_dict(state_dict, strict, assign)
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) if self.normalize else x
+        return unit_rows(x) if self.normalize else x
 
     def _finish_all(self, x: torch.Tensor) -> torch.Tensor:
         """A whole table's vectors: normalised (a new tensor), or a copy of ``x``, which may be a

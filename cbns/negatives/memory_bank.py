@@ -48,10 +48,11 @@ class MemoryBank(NegativeSource):
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
         self._filled = self._ptr = 0
+        self._synced = True
         self.register_load_state_dict_post_hook(lambda module, _: module._read_filled())
 
     def _read_filled(self) -> None:
-        self._filled, self._ptr = int(self.filled), int(self.ptr)
+        self._filled, self._ptr, self._synced = int(self.filled), int(self.ptr), True
 
     def __len__(self) -> int:
         return self._filled
@@ -69,7 +70,8 @@ class MemoryBank(NegativeSource):
             if batch.encode_items is None:
                 raise ValueError("bank_mode='refresh' re-encodes the bank's ids: pass encode_items=<the item "
                                  "tower, ids [N] -> [N, D]>")
-            bank = Candidates(batch.encode_items(bank.ids), bank.ids, bank.logq, source="bank")
+            ids = bank.ids.clone()  # the item tower's backward reads them after the step's enqueue
+            bank = Candidates(batch.encode_items(ids), ids, bank.logq, source="bank")
         return [bank]
 
     @torch.no_grad()
@@ -82,6 +84,7 @@ class MemoryBank(NegativeSource):
         self.filled.zero_()
         self.ids.fill_(-1)
         self._filled = self._ptr = 0
+        self._synced = True
 
     @torch.no_grad()
     def enqueue(self, emb: torch.Tensor, ids: torch.Tensor, logq: torch.Tensor) -> None:
@@ -93,27 +96,41 @@ class MemoryBank(NegativeSource):
             emb, ids, logq, n = emb[-self.size:], ids[-self.size:], logq[-self.size:], self.size
         start = self._ptr
         head = min(n, self.size - start)                    # rows up to the ring's end, the rest from 0
-        for buffer, rows in ((self.emb, emb.detach()), (self.ids, ids), (self.logq, logq)):
-            buffer[start:start + head].copy_(rows[:head])
-            if head < n:
+        for buffer, rows in ((self.emb, emb), (self.ids, ids), (self.logq, logq)):  # under no_grad: no detach
+            if head == n:
+                buffer[start:start + n].copy_(rows)
+            else:
+                buffer[start:].copy_(rows[:head])
                 buffer[:n - head].copy_(rows[head:])
         self._ptr = (start + n) % self.size
         self._filled = min(self._filled + n, self.size)
-        self.ptr.fill_(self._ptr)
-        self.filled.fill_(self._filled)
+        self._synced = False  # the ``ptr`` and ``filled`` buffers are written when read or saved
+
+    def _sync_counters(self) -> None:
+        """Write the host's pointer and fill count into their buffers (two launches, not one a step)."""
+        if not self._synced:
+            self.ptr.fill_(self._ptr)
+            self.filled.fill_(self._filled)
+            self._synced = True
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self._sync_counters()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
 
     def candidates(self) -> Candidates:
         """The filled part of the bank as detached candidates (ring order, not age order).
 
         While the ring is filling, rows are written from slot 0 on, so the filled rows are the
-        prefix ``[0, filled)`` and no per-step mask is needed. The ids and log q are copies: a
-        backward pass may need the ids (an item bias or a refreshed row is looked up by id) after
-        an :meth:`enqueue` has overwritten the ring. The vectors are a view (no gradient flows to
-        them, and the fused loss copies them into its candidate matrix).
+        prefix ``[0, filled)`` and no per-step mask is needed. Vectors, ids and log q are the
+        buffers themselves (views while filling), valid until the next :meth:`enqueue`, which the
+        objective makes after scoring and before the backward: whatever a backward pass reads
+        must be copied. The fused loss copies them all into its own operands; the plain loss
+        copies the ids it looks a learned bias up by, and ``refresh`` the ids it re-encodes.
         """
         n = self._filled
-        return Candidates(self.emb[:n], self.ids[:n].clone(), self.logq[:n].clone(), source="bank",
-                          item_grad=False)
+        if n == self.size:  # full (every step after the first few): the buffers themselves
+            return Candidates(self.emb, self.ids, self.logq, source="bank", item_grad=False)
+        return Candidates(self.emb[:n], self.ids[:n], self.logq[:n], source="bank", item_grad=False)
 
     def oldest_first(self) -> torch.Tensor:
         """``[filled]`` the stored ids from oldest to newest (for inspection and tests)."""

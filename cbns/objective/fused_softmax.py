@@ -24,8 +24,8 @@ Why by hand: autograd through ``addmm``, an in-place mask and ``cross_entropy`` 
 several more ``[B, N]`` blocks. Here, when a gradient is wanted, the forward also forms it (the
 loss is a scalar, so its backward only scales). Rows are taken in blocks
 (:func:`cbns.machine.block_rows`; :func:`block_bytes` a block on the device), each block going
-GEMM, mask, softmax, gradient GEMMs through two reused ``[rows, N]`` buffers, so memory stays flat
-as the bank grows.
+GEMM, mask, softmax, gradient GEMMs through one reused ``[rows, N]`` buffer (the logits, then the
+probabilities, then ``P - Y``, each written over the last), so memory stays flat as the bank grows.
 
 One way on every device, and it never reads the device back: the hits are an equality mask of
 the block's positive ids against the candidate ids (no sort, no data-dependent shape), and the
@@ -82,13 +82,15 @@ def fused_sampled_softmax(users: torch.Tensor, fresh: torch.Tensor, frozen: torc
         positive_ids, candidate_ids: ``[B]`` and ``[N]`` int64: every column whose id equals the
             row's positive id, the row's target column excepted, is masked (an accidental hit).
             None for both: nothing is masked (the full softmax, where each item is one column).
-        target: ``[B]`` int64, each row's positive column, in ``[0, Nf)``.
+        target: ``[B]`` (or ``[B, 1]``) int64, each row's positive column, in ``[0, Nf)``.
         temperature: T > 0.
         split: the split item side (without frozen rows it equals joint, and joint is used).
         compute_dtype: the matrix products' operand dtype (float32, or bfloat16 with float32
             results).
     """
-    frozen = frozen.detach() if frozen is not None and frozen.shape[0] > 0 else None
+    frozen = frozen if frozen is not None and frozen.shape[0] > 0 else None
+    if frozen is not None and frozen.requires_grad:
+        frozen = frozen.detach()
     if not torch.is_grad_enabled():  # no gradient will be asked for: do not form one
         users, fresh = users.detach(), fresh.detach()
         bias = bias.detach() if bias is not None else None
@@ -104,72 +106,79 @@ class _FusedSampledSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, users, fresh, frozen, bias, positive_ids, cand_ids, target, temperature, split, dtype):
+        # Inputs arrive detached (a Function's forward runs without autograd); each block's
+        # results are accumulated into the gradients, allocated by the first block.
         want_users, want_fresh, want_bias = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[3]
-        batch, dim = users.shape
+        batch = users.shape[0]
         num_fresh = fresh.shape[0]
         num = num_fresh + (frozen.shape[0] if frozen is not None else 0)
         low = dtype != users.dtype and dtype in (torch.bfloat16, torch.float16)
-        scaled = users.detach() * (1.0 / temperature)                      # U / T, float32
-        cand = fresh.detach() if frozen is None else torch.cat([fresh.detach(), frozen])
-        scaled_c, cand_c = (scaled.to(dtype), cand.to(dtype)) if low else (scaled, cand)  # the products' operands
-        bias_row = bias.detach().to(users.dtype)[None, :] if bias is not None else None
-        grad_users = users.new_empty(batch, dim) if want_users else None
-        grad_fresh = users.new_zeros(num_fresh, dim) if want_fresh else None
-        grad_bias = users.new_zeros(num) if want_bias else None
+        inv_t = 1.0 / temperature                                           # folded into the products' scaling
+        cand = fresh if frozen is None else torch.cat([fresh, frozen])
+        users_c, cand_c = (users.to(dtype), cand.to(dtype)) if low else (users, cand)  # the products' operands
+        bias_row = bias.to(users.dtype) if bias is not None else None     # [N], broadcast over the rows
+        target = target if target.dim() == 2 else target[:, None]          # [B, 1]
+        grad_users, grad_fresh, grad_bias, total = [], None, None, None
         want_g = want_users or want_bias or (want_fresh and not split)
+        # One [rows, N] buffer: the logits, overwritten by the probabilities, then by P - Y. The rows
+        # are those of two buffers' worth (the size the blocks were measured at).
         rows = min(batch, block_rows(2 * num * 4, block_bytes(users.device), MIN_BLOCK_ROWS, users.device))
-        logits_buf, exps_buf = users.new_empty(rows, num), users.new_empty(rows, num)
-        columns = torch.arange(num, device=users.device) if cand_ids is not None else None
-        total = users.new_zeros(())
+        buffer = users.new_empty(rows, num)
         for s in range(0, batch, rows):
             e = min(s + rows, batch)
-            r, t = e - s, target[s:e, None]
-            logits, exps = logits_buf[:r], exps_buf[:r]
-            if low:  # bfloat16 operands, float32 logits
-                logits.copy_(_mm32(scaled_c[s:e], cand_c.T))
-                if bias_row is not None:
-                    logits += bias_row
+            r, t = e - s, _rows(target, s, e)
+            logits = _rows(buffer, 0, r)
+            users_b = _rows(users_c, s, e)
+            if low:  # bfloat16 operands, float32 logits: L = b + (U C^T) / T
+                product = _mm32(users_b, cand_c.T)
+                if bias_row is None:
+                    torch.mul(product, inv_t, out=logits)
+                else:
+                    torch.add(bias_row, product, alpha=inv_t, out=logits)
             elif bias_row is None:
-                torch.mm(scaled_c[s:e], cand_c.T, out=logits)
+                torch.mm(users_b, cand_c.T, out=logits).mul_(inv_t)
             else:
-                torch.addmm(bias_row, scaled_c[s:e], cand_c.T, out=logits)
-            if cand_ids is not None:
-                hits = (positive_ids[s:e, None] == cand_ids[None, :]) & (columns[None, :] != t)
-                logits.masked_fill_(hits, MASKED)
+                torch.addmm(bias_row, users_b, cand_c.T, alpha=inv_t, out=logits)
+            picked = logits.gather(1, t)                                    # L[i, t_i]: never masked
+            if cand_ids is not None:  # every copy of the row's positive id, then its own column back
+                logits.masked_fill_(_rows(positive_ids, s, e)[:, None] == cand_ids, MASKED)
+                logits.scatter_(1, t, picked)
             if frozen is None:
                 m = logits.amax(1, keepdim=True)
-                torch.sub(logits, m, out=exps).exp_()
+                exps = logits.sub_(m).exp_()
                 norm = exps.sum(1, keepdim=True)
                 probs = exps.div_(norm)                                     # P
             else:
-                lf, ef, er = logits[:, :num_fresh], exps[:, :num_fresh], exps[:, num_fresh:]
+                lf, lr = logits[:, :num_fresh], logits[:, num_fresh:]
                 m_f = lf.amax(1, keepdim=True)
-                m = torch.maximum(m_f, logits[:, num_fresh:].amax(1, keepdim=True))
-                torch.sub(lf, m_f, out=ef).exp_()
-                torch.sub(logits[:, num_fresh:], m, out=er).exp_()
+                m = torch.maximum(m_f, lr.amax(1, keepdim=True))
+                ef, er = lf.sub_(m_f).exp_(), lr.sub_(m).exp_()            # in place: the logits are done with
                 s_f = ef.sum(1, keepdim=True)
                 c = torch.exp(m_f - m)
                 norm = torch.addcmul(er.sum(1, keepdim=True), s_f, c)
                 if split and want_fresh:                                    # dF = (Q - Y_f)^T U / T
                     q = ef.div_(s_f)
                     _minus_one_hot(q, t)
-                    _addmm32(grad_fresh, q.T, scaled_c[s:e], low)
+                    grad_fresh = _accumulate(grad_fresh, _product(q.T, users_b, low))
                     ef.mul_(s_f * c / norm)                                 # P_f (its target entry is redone below)
                 else:
                     ef.mul_(c / norm)
                 er.div_(norm)
-                probs = exps
-            total += (torch.log(norm) + m - logits.gather(1, t)).sum()
+                probs = logits
+            row_loss = torch.log(norm) + m - picked                        # -log P[i, t_i]
+            total = row_loss.mean() if r == batch else _accumulate(total, row_loss.sum())
             if want_g:                                                      # G = P - Y, in place
                 g = _minus_one_hot(probs, t)
                 g_c = g.to(dtype) if low else g
                 if want_users:
-                    grad_users[s:e] = _mm32(g_c, cand_c) if low else torch.mm(g_c, cand_c)
+                    grad_users.append(_product(g_c, cand_c, low))
                 if want_fresh and not split:
-                    _addmm32(grad_fresh, g_c[:, :num_fresh].T, scaled_c[s:e], low)
+                    grad_fresh = _accumulate(grad_fresh, _product(g_c[:, :num_fresh].T, users_b, low))
                 if want_bias:
-                    grad_bias += g.sum(0)
-        return _keep_gradients(ctx, grad_users, grad_fresh, grad_bias, total, batch, temperature)
+                    grad_bias = _accumulate(grad_bias, g.sum(0))
+        grad_users = (grad_users[0] if len(grad_users) == 1 else torch.cat(grad_users)) if want_users else None
+        _keep_gradients(ctx, grad_users, grad_fresh, grad_bias, batch, temperature)
+        return total if rows >= batch else total / batch                  # the mean over the rows
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -194,31 +203,41 @@ def _mm32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mm(a.float(), b.float())
 
 
-def _addmm32(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, low: bool) -> None:
-    """``out += a @ b``, the product as :func:`_mm32` when ``low``."""
-    if low:
-        out += _mm32(a.to(b.dtype), b)
-    else:
-        out.addmm_(a, b)
+def _product(a: torch.Tensor, b: torch.Tensor, low: bool) -> torch.Tensor:
+    """``a @ b`` in float32: as :func:`_mm32` (``a`` cast to ``b``'s dtype) when ``low``."""
+    return _mm32(a.to(b.dtype), b) if low else torch.mm(a, b)
 
 
-def _keep_gradients(ctx, grad_users, grad_fresh, grad_bias, total, batch: int, temperature: float):
-    """Save the gradients the forward computed (unscaled) for :func:`_scaled_gradients`; returns
-    the mean loss ``total / batch``."""
+def _accumulate(total: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
+    """``part`` for the first block, then added in place."""
+    return part if total is None else total.add_(part)
+
+
+def _rows(x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """``x[start:end]``, or ``x`` itself when that is all of it (one block: no view to dispatch)."""
+    return x if start == 0 and end == x.shape[0] else x[start:end]
+
+
+def _keep_gradients(ctx, grad_users, grad_fresh, grad_bias, batch: int, temperature: float) -> None:
+    """Scale the gradients the forward formed (products with ``U`` and ``C``, the ``1 / T`` of
+    the logits not yet applied) to those of the mean loss: ``1 / (B T)`` for the users and the
+    fresh items, ``1 / B`` for the bias; one multi-tensor launch. Save them for
+    :func:`_scaled_gradients`."""
+    scales = (1.0 / (batch * temperature), 1.0 / (batch * temperature), 1.0 / batch)
+    present = [(g, scale) for g, scale in zip((grad_users, grad_fresh, grad_bias), scales) if g is not None]
+    if present:
+        torch._foreach_mul_([g for g, _ in present], [scale for _, scale in present])
     ctx.save_for_backward(grad_users, grad_fresh, grad_bias)
-    ctx.scale_users = 1.0 / (batch * temperature)
-    ctx.scale_fresh = 1.0 / batch
-    return total / batch
 
 
 def _scaled_gradients(ctx, grad: torch.Tensor) -> tuple:
-    """The forward's saved gradients scaled by the incoming ``grad``, as ``(users, fresh, None,
-    bias)``: the first four inputs of both fused nodes (users, fresh, frozen, bias)."""
-    grad_users, grad_fresh, grad_bias = ctx.saved_tensors
-    du = grad_users * (grad * ctx.scale_users) if grad_users is not None else None
-    df = grad_fresh * (grad * ctx.scale_fresh) if grad_fresh is not None else None
-    db = grad_bias * (grad * ctx.scale_fresh) if grad_bias is not None else None
-    return du, df, None, db
+    """The saved gradients times the incoming ``grad`` (one multi-tensor launch), as ``(users,
+    fresh, None, bias)``: the node's first four inputs."""
+    saved = ctx.saved_tensors
+    present = [g for g in saved if g is not None]
+    scaled = iter(torch._foreach_mul(present, grad) if present else [])
+    users, fresh, bias = (next(scaled) if g is not None else None for g in saved)
+    return users, fresh, None, bias
 
 
 def _at_least_float32(x: torch.Tensor | None) -> torch.Tensor | None:

@@ -68,10 +68,10 @@ class SampledSoftmaxLoss:
         used. Otherwise it runs as the plain composition below, the positive prepended as column 0.
         """
         biased = item_bias is not None
+        if sources and sources[0].holds_positives:
+            return self._fused(users, positive_ids, sources, item_bias)
         if biased:
             positive_logq, sources = self._with_bias(item_bias, positive_ids, positive_logq, sources)
-        if sources and sources[0].holds_positives:
-            return self._fused(users, positive_ids, sources, biased)
         if self.item_side == "joint" or all(s.item_grad for s in sources):
             return self._cross_entropy(users, positives, positive_ids, positive_logq, sources, biased)
         frozen = [replace(s, emb=s.emb.detach()) for s in sources]
@@ -91,11 +91,13 @@ class SampledSoftmaxLoss:
         def shifted(logq: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             base = logq if self.logq_correction else torch.zeros_like(logq)
             return base - lookup(ids) / self.temperature
+        # A frozen source's ids may be a view of a bank that the step's enqueue overwrites before
+        # the backward reads them (the lookup's gradient): a copy is looked up instead.
         return (shifted(positive_logq, positive_ids),
-                [replace(s, logq=shifted(s.logq, s.ids)) for s in sources])
+                [replace(s, logq=shifted(s.logq, s.ids if s.item_grad else s.ids.clone())) for s in sources])
 
     def _fused(self, users: torch.Tensor, positive_ids: torch.Tensor, sources: Sequence[Candidates],
-               biased: bool) -> torch.Tensor:
+               item_bias) -> torch.Tensor:
         # Columns: the gradient-carrying sources first (the in-batch block leads), then the frozen
         # ones; the softmax does not depend on the column order.
         fresh = [s for s in sources if s.item_grad]
@@ -103,14 +105,30 @@ class SampledSoftmaxLoss:
         assert fresh and fresh[0] is sources[0], "the in-batch source carries item gradient"
         ordered = fresh + frozen
         ids = torch.cat([s.ids for s in ordered])
-        bias = -torch.cat([s.logq for s in ordered]) if self.logq_correction or biased else None
+        # The column bias b/T - log q, the learned bias looked up once for every column (one
+        # lookup and one backward however many sources there are).
+        logq = torch.cat([s.logq for s in ordered]) if self.logq_correction else None
+        if item_bias is None:
+            bias = -logq if logq is not None else None
+        else:
+            learned = (item_bias(ids) if callable(item_bias) else item_bias[ids]) / self.temperature
+            bias = learned - logq if logq is not None else learned
         # Row i's positive is column o + i (o = positive_offset: 0 in one process, further in when
         # the block was gathered over ranks); every other copy of its id is an accidental hit.
-        offset = sources[0].positive_offset
-        target = torch.arange(offset, offset + users.shape[0], device=users.device)
+        target = self._targets(sources[0].positive_offset, users.shape[0], users.device)
         fresh_emb, frozen_emb = _cat([s.emb for s in fresh]), _cat([s.emb for s in frozen]) if frozen else None
         return fused_sampled_softmax(users, fresh_emb, frozen_emb, bias, positive_ids, ids, target, self.temperature,
                                      self.item_side == "split", compute_dtype=compute_dtype(self.precision))
+
+    def _targets(self, offset: int, rows: int, device: torch.device) -> torch.Tensor:
+        """``[rows, 1]`` the columns ``offset .. offset + rows - 1``, made once per shape and device
+        (read only: the same every step)."""
+        key = (offset, rows, device)
+        cache = self.__dict__.setdefault("_target_cache", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = torch.arange(offset, offset + rows, device=device)[:, None]
+        return cache[key]
 
     def _cross_entropy(self, users, positives, positive_ids, positive_logq, sources, biased) -> torch.Tensor:
         logits, target = sampled_softmax_logits(users, positives, positive_ids, positive_logq, sources,

@@ -154,8 +154,10 @@ class SampledSoftmaxObjective(nn.Module):
         for source, state in drawn:
             source.set_extra_state(state)
         if len(item_ids):
-            local = logq[pool.offset:pool.offset + len(item_ids)]
-            positive_logq = self.sources[0].positive_logq(item_ids, local)
+            positive_logq = None  # (the fused loss reads each positive from the leading block)
+            if not (candidates and candidates[0].holds_positives):
+                local = logq[pool.offset:pool.offset + len(item_ids)]
+                positive_logq = self.sources[0].positive_logq(item_ids, local)
             loss = self.softmax(user_emb, item_emb, item_ids, positive_logq, candidates, item_bias)
         else:  # a rank without rows: zero, on the graph of every gathered tensor and parameter
             loss = zero_on_graph(user_emb, item_emb, candidates, item_bias)
@@ -166,7 +168,7 @@ class SampledSoftmaxObjective(nn.Module):
     @torch.no_grad()
     def _observe(self, pool, logq: torch.Tensor, enqueue_mask: torch.Tensor | None) -> None:
         """The step's writes: every source sees the (kept) positives, then the counter advances."""
-        emb, ids = pool.emb.detach(), pool.ids
+        emb, ids = pool.emb, pool.ids  # (under no_grad: the bank copies the values)
         if enqueue_mask is not None:
             keep = pool.rows(enqueue_mask.to(torch.uint8)).bool()
             emb, ids, logq = emb[keep], ids[keep], logq[keep]

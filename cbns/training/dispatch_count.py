@@ -56,22 +56,35 @@ def host_read(func, args, kwargs) -> str | None:
     return None
 
 
+def is_view(func) -> bool:
+    """Whether ``func`` only makes a view or reads metadata (no kernel runs on a GPU)."""
+    return func.is_view or torch.Tag.pointwise not in func.tags and func.overloadpacket.__name__ in _METADATA
+
+
+_METADATA = {"detach", "alias", "lift_fresh", "_unsafe_view", "view", "t", "expand", "slice", "select",
+             "unsqueeze", "squeeze", "permute", "transpose", "as_strided", "_reshape_alias", "split", "unbind",
+             "sym_size", "sym_stride", "is_same_size", "_has_compatible_shallow_copy_type",
+             "_record_function_enter_new", "_record_function_exit"}
+
+
 class DispatchCounter(TorchDispatchMode):
-    """``with DispatchCounter() as c: ...``: ``c.ops`` every ATen op dispatched, ``c.reads`` those
-    that would make a GPU wait (:func:`host_read`), ``c.read_kinds`` a Counter of why, and
-    ``c.op_kinds`` a Counter of op names. ``raise_on_read`` raises :class:`HostReadError` at the
-    first read instead (to find where it comes from)."""
+    """``with DispatchCounter() as c: ...``: ``c.ops`` every ATen op dispatched, ``c.launches`` those
+    that are not views (each roughly one kernel launch on a GPU), ``c.reads`` those that would make
+    a GPU wait (:func:`host_read`), ``c.read_kinds`` a Counter of why, and ``c.op_kinds`` a Counter
+    of op names. ``raise_on_read`` raises :class:`HostReadError` at the first read instead (to
+    find where it comes from)."""
 
     def __init__(self, raise_on_read: bool = False):
         super().__init__()
         self.raise_on_read = raise_on_read
-        self.ops = self.reads = 0
+        self.ops = self.launches = self.reads = 0
         self.read_kinds: Counter = Counter()
         self.op_kinds: Counter = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         self.ops += 1
+        self.launches += not is_view(func)
         self.op_kinds[func.overloadpacket.__name__] += 1
         why = host_read(func, args, kwargs)
         if why is not None:

@@ -1,6 +1,8 @@
 """Checks that stop a run before it turns bad numbers into a silently wrong model."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from cbns.errors import NonFiniteError, Opt
@@ -23,52 +25,50 @@ def check_finite(step: int, epoch: int, **tensors: torch.Tensor) -> None:
 class NonFiniteWatch:
     """The guard of :func:`check_finite` without waiting for the device at any step.
 
-    :meth:`watch` records, on the device, the first step since the last :meth:`check` whose
-    tensors held a NaN or an inf (and which tensors they were), with no host tensor and no read:
-    each tensor is summed (a NaN or an inf anywhere makes its sum non-finite), the steps are
-    counted by a device counter, and the host keeps only the step and epoch where the window
-    began. :meth:`check` reads the record (one wait), raises :class:`NonFiniteError` naming that
-    step, and opens the next window. The steps in between are not stopped before their update,
-    so the weights may be bad by then: the checkpoint writer checks the weights itself
+    :meth:`watch` writes, on the device, the sum of each watched tensor into the next row of a
+    small table (a NaN or an inf anywhere makes its tensor's sum non-finite): three reductions
+    and one write a step, no host tensor, no read. The host keeps only the step and epoch where
+    the window of rows began. :meth:`check` reads the window (one wait), raises
+    :class:`NonFiniteError` naming the first step whose sums were not finite and which tensors
+    they were, and opens the next window. The steps in between are not stopped before their
+    update, so the weights may be bad by then: the checkpoint writer checks the weights itself
     (:func:`check_module_finite`) and never saves bad ones.
     """
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, rows: int = 64):
         self.device = device
-        self.first = torch.zeros(2, dtype=torch.long, device=device)  # [steps into the window, bad-tensor bits]
-        self.count = torch.zeros((), dtype=torch.long, device=device)   # steps watched in this window
-        self.start: tuple[int, int] | None = None                        # (step, epoch) the window began at
+        self.sums = torch.zeros(rows, 0, device=device)     # [steps, watched tensors] of the window
+        self.used = 0                                         # rows written since the last check
+        self.start: tuple[int, int] | None = None             # (step, epoch) the window began at
         self.names: tuple[str, ...] = ()
-        self._bit_values = torch.zeros(0, dtype=torch.long, device=device)
 
     @torch.no_grad()
     def watch(self, step: int, epoch: int, **tensors: torch.Tensor) -> None:
-        """Record step ``step`` of epoch ``epoch`` (host integers) if one of ``tensors`` is not finite."""
+        """Record the sums of ``tensors`` at step ``step`` of epoch ``epoch`` (host integers)."""
         if self.start is None:
-            self.start = (step, epoch)
-        if tuple(tensors) != self.names:
+            self.start, self.used = (step, epoch), 0
+        if tuple(tensors) != self.names:  # (a new set of names opens its own window)
+            if self.used:
+                raise ValueError(f"watch the same tensors within a window: {self.names}, then {tuple(tensors)}")
             self.names = tuple(tensors)
-            self._bit_values = 2 ** torch.arange(len(tensors), device=self.device)
-        sums = torch.stack([t.detach().sum(dtype=torch.float32) for t in tensors.values()])
-        bits = (~torch.isfinite(sums) * self._bit_values).sum()
-        fresh = (self.first[1] == 0) & (bits != 0)
-        self.first = torch.where(fresh, torch.stack([self.count, bits]), self.first)
-        self.count += 1
+            self.sums = torch.zeros(self.sums.shape[0], len(tensors), device=self.device)
+        if self.used == self.sums.shape[0]:  # a longer window than planned: a larger table, on the device
+            self.sums = torch.cat([self.sums, torch.zeros_like(self.sums)])
+        torch.stack([t.sum(dtype=torch.float32) for t in tensors.values()], out=self.sums[self.used])
+        self.used += 1
 
     def check(self) -> None:
-        """Read the window's record (one wait for the device); raise if a step in it was not finite."""
+        """Read the window (one wait for the device); raise if a step in it was not finite."""
         if self.start is None:
             return
-        offset, bits = self.first.tolist()
+        rows = self.sums[:self.used].tolist()
         (step, epoch), self.start = self.start, None
-        self.first.zero_()
-        self.count.zero_()
-        if not bits:
-            return
-        bad = [name for k, name in enumerate(self.names) if bits >> k & 1]
-        raise NonFiniteError(f"step {step + offset} (epoch {epoch}): non-finite values in {', '.join(bad)}; "
-                             f"training stopped at the next read of the device (try a lower ", Opt("lr"), " or ",
-                             Opt("init_std"), ")")
+        for offset, row in enumerate(rows):
+            bad = [name for name, value in zip(self.names, row) if not math.isfinite(value)]
+            if bad:
+                raise NonFiniteError(f"step {step + offset} (epoch {epoch}): non-finite values in {', '.join(bad)}; "
+                                     f"training stopped at the next read of the device (try a lower ", Opt("lr"),
+                                     " or ", Opt("init_std"), ")")
 
 
 def check_module_finite(step: int, epoch: int, what: str, state: dict) -> None:
