@@ -117,6 +117,9 @@ def main(argv=None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps of `timing` (200; 5 with --quick)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each part")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="seconds for all parts together (default 475 on a GPU, none with --quick); a part "
+                             "gets the smaller of its own limit and what is left")
     parser.add_argument("--part", help=argparse.SUPPRESS)  # the child: run this one part
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -128,9 +131,16 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"--parts: unknown {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     started, statuses = time.perf_counter(), {}
+    budget = args.budget_s if args.budget_s is not None else (math.inf if args.quick else 475.0)
     for name in names:
-        limit = PARTS[name][1 if args.quick else 0]
-        statuses[name] = run_child(name, argv if argv is not None else sys.argv[1:], out, limit)
+        left = budget - (time.perf_counter() - started)
+        if left < 5:
+            write_json(out / f"{name}.json", {"part": name, "status": "error",
+                                             "error": f"not run: the {budget:.0f} s budget was spent"})
+            statuses[name] = "error"
+        else:
+            limit = min(PARTS[name][1 if args.quick else 0], left)
+            statuses[name] = run_child(name, argv if argv is not None else sys.argv[1:], out, limit)
         print(f"{name:14s} {statuses[name]:8s} {time.perf_counter() - started:6.1f}s", flush=True)
     print(json.dumps({"out": str(out), "parts": statuses, "wall_s": round(time.perf_counter() - started, 1)}))
     return 0 if all(s in ("ok", "skipped") for s in statuses.values()) else 1
