@@ -1,6 +1,6 @@
 """Host reads over a whole training run: how often a GPU running ``cbns train`` would wait for the host.
 
-    python benchmarks/run_syncs.py                          # MovieLens-100k, the default recipe, 3 epochs
+    python benchmarks/run_syncs.py                          # MovieLens-100k, every default (10 epochs)
     python benchmarks/run_syncs.py --epochs 1 --option sparse_updates=false
 
 It trains with :func:`cbns.train` exactly as ``cbns train --data ml-100k`` does (loading, the epoch
@@ -43,7 +43,7 @@ def _value(text: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ML100K), help="dataset (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a TrainConfig option over the defaults (repeatable)")
     args = parser.parse_args(argv)
@@ -62,13 +62,15 @@ def main(argv=None) -> int:
             StepCount.steps += 1
 
     options = dict(item.split("=", 1) for item in args.option)
-    config = cbns.TrainConfig(data=args.data, epochs=args.epochs, threads=1,
-                              **{k: _value(v) for k, v in options.items()})
+    settings = {k: _value(v) for k, v in options.items()}
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    config = cbns.TrainConfig(data=args.data, threads=1, **settings)
     counter = DispatchCounter()
     with counter:
         result = cbns.train(config, progress=False, verbose=False, callbacks=[StepCount()])
     steps = StepCount.steps
-    print(json.dumps({"data": args.data, "epochs": args.epochs, "options": options, "steps": steps,
+    print(json.dumps({"data": args.data, "epochs": config.training.epochs, "epochs_run": result.epochs_run, "options": options, "steps": steps,
                       "ops": counter.ops, "reads": counter.reads,
                       "reads_per_step": round(counter.reads / max(steps, 1), 3),
                       "read_kinds": dict(counter.read_kinds.most_common()),

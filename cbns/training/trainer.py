@@ -38,7 +38,8 @@ from cbns.training.phase_timer import PhaseTimer
 if TYPE_CHECKING:
     from cbns.evaluation.evaluator import Evaluator
 
-#: On a GPU, the loss and the NaN/inf guard are read from the device once per this many steps.
+#: The loss and the NaN/inf guard are read from the device once per this many steps, on every device
+#: (the CPU runs the GPU's code path, reads included).
 SYNC_EVERY = 50
 
 
@@ -53,7 +54,7 @@ class Trainer:
     The model, the objective and the training pairs live on ``config.run.device`` (``ctx.device`` on
     several ranks) until :meth:`to_cpu`. :meth:`step` never reads the device back, on any device:
     the loss and the NaN/inf guard are read by :meth:`flush`, outside the step, every
-    :data:`SYNC_EVERY` steps on a GPU and after every step on the CPU, and before every checkpoint
+    :data:`SYNC_EVERY` steps on every device, at the end of each epoch and before every checkpoint
     (a non-finite step stops the run at the next read, naming the step where it first appeared).
     ``config.training.precision`` ``bf16`` runs the towers under autocast. On several ranks
     ``config.sampler.batch_size`` is the global batch, of which this rank reads its share, and only rank 0
@@ -82,7 +83,7 @@ class Trainer:
         self.shuffle = torch.Generator().manual_seed(config.training.seed + 2)  # on the CPU: the same order everywhere
         self.state = FitState(order=self.shuffle.get_state())
         self.autocast = autocast_for(config.training.precision, self.device)
-        self.sync_every = 1 if self.device.type == "cpu" else SYNC_EVERY
+        self.sync_every = SYNC_EVERY
         self._epoch_rows = 0
         self._global_rows: list[int] = []
         self._pending_loss = torch.zeros((), dtype=torch.float64, device=self.device)
