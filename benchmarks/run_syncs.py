@@ -6,10 +6,13 @@
 It trains with :func:`cbns.train` exactly as ``cbns train --data ml-100k`` does (loading, the epoch
 loop, validation after every epoch, the test), all inside one
 :class:`cbns.training.dispatch_count.DispatchCounter`, and counts the optimizer steps with a callback.
-It prints one JSON line: ``steps``, ``ops``, ``reads`` (ops that would make a GPU wait for the host:
-values read back, data-dependent shapes, copies to host memory), ``reads_per_step`` and the reads
-by kind. On the CPU every such op is counted even where its tensor lives on the host, so the count
-is an upper bound of what a GPU would wait for.
+It prints one JSON line: ``steps``, ``ops``, ``device_reads`` (values read back from the device,
+outputs whose size depends on the data, copies to host memory: each makes the host wait for every
+kernel queued before it) and ``host_tensors`` (tensors made from host memory: the evaluation's
+index arrays and the run's setup; on a GPU they are pinned and copied asynchronously by
+:func:`cbns.ranking.host_copy.host_to_device`, which the CPU cannot show), each per step, and the
+counts by kind. On the CPU every such op is counted even where its tensor stays on the host, so
+the counts are upper bounds of what a GPU run would wait for.
 
 Loading the data and writing nothing (no ``out``) happen inside the counted region, as in a real run.
 """
@@ -70,9 +73,12 @@ def main(argv=None) -> int:
     with counter:
         result = cbns.train(config, progress=False, verbose=False, callbacks=[StepCount()])
     steps = StepCount.steps
-    print(json.dumps({"data": args.data, "epochs": config.training.epochs, "epochs_run": result.epochs_run, "options": options, "steps": steps,
-                      "ops": counter.ops, "reads": counter.reads,
-                      "reads_per_step": round(counter.reads / max(steps, 1), 3),
+    host_made = counter.read_kinds.get("tensor from host memory", 0)
+    device_reads = counter.reads - host_made
+    print(json.dumps({"data": args.data, "epochs": config.training.epochs, "epochs_run": result.epochs_run,
+                      "options": options, "steps": steps, "ops": counter.ops,
+                      "device_reads": device_reads, "device_reads_per_step": round(device_reads / max(steps, 1), 3),
+                      "host_tensors": host_made, "host_tensors_per_step": round(host_made / max(steps, 1), 3),
                       "read_kinds": dict(counter.read_kinds.most_common()),
                       "valid_recall@20": round(result.valid.get("recall@20", float("nan")), 4),
                       "test_recall@20": round(result.test.get("recall@20", float("nan")), 4)}))

@@ -22,6 +22,7 @@ import torch
 from cbns.data.interactions import Interactions
 from cbns.evaluation.metrics import METRIC_NAMES, metrics_from_hits
 from cbns.model.two_tower import TwoTower
+from cbns.ranking.host_copy import host_to_device
 from cbns.ranking.row_membership import RowKeys
 from cbns.ranking.topk import iter_top_k, iter_top_k_columns
 
@@ -136,10 +137,7 @@ def ranking_totals(user_emb: torch.Tensor, item_emb: torch.Tensor, relevant: sp.
 def _relevant_counts(relevant: sp.csr_matrix, users: np.ndarray, device: torch.device) -> torch.Tensor:
     """``[n]`` int64 on ``device``: the held-out items of each of ``users``. Pinned first on a GPU, so
     that the copy is asynchronous and the host does not wait for the kernels queued before it."""
-    counts = torch.from_numpy(np.diff(relevant.indptr)[users])
-    if torch.device(device).type == "cuda":
-        counts = counts.pin_memory()
-    return counts.to(device, non_blocking=True)
+    return host_to_device(np.diff(relevant.indptr)[users], device)
 
 
 def _add_block(totals: torch.Tensor, names: list[str], hits: torch.Tensor, num_relevant: torch.Tensor,

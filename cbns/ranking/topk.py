@@ -25,6 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from cbns.machine import block_rows
+from cbns.ranking.host_copy import host_to_device
 from cbns.ranking.row_membership import RowKeys, coordinates
 
 #: Columns per group: with K = 50 the candidates are 1,600 entries a row.
@@ -129,7 +130,7 @@ def _operand(items: torch.Tensor, bias: torch.Tensor | None, start: int, stop: i
 
 
 def _query_rows(queries: torch.Tensor, batch: np.ndarray, biased: bool) -> torch.Tensor:
-    q = queries[torch.from_numpy(batch).to(queries.device, non_blocking=True)]
+    q = queries[host_to_device(batch, queries.device)]
     return torch.cat([q, q.new_ones(len(q), 1)], 1) if biased else q
 
 

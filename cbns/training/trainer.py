@@ -1,11 +1,10 @@
 """The training loop: shuffled epochs of optimizer steps, validation after an epoch, callbacks.
 
-One step (:meth:`Trainer.step`; the same code in one process and on W ranks, where the collectives
-are no-ops in one process): encode the batch through the pair encoder (DDP on several ranks); the
-objective gathers every rank's positives, scores this rank's rows against the global batch and its
-negatives, and updates its own state (the CBNS bank); the loss, scaled by ``W n_r / b`` so that
-DDP's average of the ranks' gradients is that of the global mean over the b rows; backward and one
-optimizer step at the scheduled rate. docs/architecture.md, "One step", names each part's module.
+One step (:meth:`Trainer.step`, the same code on one process and on W ranks): encode the batch
+(DDP on several ranks); the objective scores this rank's rows against the global batch and its
+negatives and updates its own state (the CBNS bank); the loss is scaled by ``W n_r / b`` so that
+DDP's average of the ranks' gradients is the global mean's; backward; one optimizer step.
+docs/architecture.md, "One step", names each part's module.
 """
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ from cbns.training.phase_timer import PhaseTimer
 if TYPE_CHECKING:
     from cbns.evaluation.evaluator import Evaluator
 
-#: The loss and the NaN/inf guard are read from the device once per this many steps, on every device
-#: (the CPU runs the GPU's code path, reads included).
+#: The loss and the NaN/inf guard are read once per this many steps, on every device (one code path).
 SYNC_EVERY = 50
 
 
@@ -52,10 +50,9 @@ class Trainer:
     gives history user towers each batch's context.
 
     The model, the objective and the training pairs live on ``config.run.device`` (``ctx.device`` on
-    several ranks) until :meth:`to_cpu`. :meth:`step` never reads the device back, on any device:
-    the loss and the NaN/inf guard are read by :meth:`flush`, outside the step, every
-    :data:`SYNC_EVERY` steps on every device, at the end of each epoch and before every checkpoint
-    (a non-finite step stops the run at the next read, naming the step where it first appeared).
+    several ranks) until :meth:`to_cpu`. :meth:`step` never reads the device back: :meth:`flush` reads
+    the loss and the NaN/inf guard every :data:`SYNC_EVERY` steps, after each epoch and before every
+    checkpoint (a non-finite step stops the run there, naming the step where it first appeared).
     ``config.training.precision`` ``bf16`` runs the towers under autocast. On several ranks
     ``config.sampler.batch_size`` is the global batch, of which this rank reads its share, and only rank 0
     shows progress and prints: the single-process run, up to float summation order.
