@@ -53,9 +53,8 @@ class Trainer:
     several ranks) until :meth:`to_cpu`. :meth:`step` never reads the device back: :meth:`flush` reads
     the loss and the NaN/inf guard every :data:`SYNC_EVERY` steps, after each epoch and before every
     checkpoint (a non-finite step stops the run there, naming the step where it first appeared).
-    ``config.training.precision`` ``bf16`` runs the towers under autocast. On several ranks
-    ``config.sampler.batch_size`` is the global batch, of which this rank reads its share, and only rank 0
-    shows progress and prints: the single-process run, up to float summation order.
+    ``bf16`` precision runs the towers under autocast. On several ranks ``config.sampler.batch_size`` is the
+    global batch, of which this rank reads its share; only rank 0 shows progress and prints.
     """
 
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower, objective: nn.Module,
