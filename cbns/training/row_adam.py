@@ -45,12 +45,11 @@ gives a data-dependent row count, a read): each entry gets its row's summed grad
 ``searchsorted`` name the row's first copy, an ``index_add_`` sums onto it), every copy computes
 the same update, and the writes of the copies are the same values. A table with no more rows
 than entries (MovieLens-100k's users at a batch of 2048) is cheaper stepped whole: its gradient
-is summed into a table-sized one and every row is kept current at every step, the rows without
-a gradient by the catch-up's own missed step (the same numbers as catching them up later, in
-place, without gathers). The step count is a host integer (``state["step"]``), so the bias
-corrections and ``a_t`` are host scalars, as in ``torch.optim.Adam``'s default. ``F`` grows by
-doubling at host-known steps (1024, 2048, ...): between those its shape, like every other, is
-fixed.
+is summed into a table-sized one, every row computes its update, and a ``where`` keeps the rows
+without a gradient as they were (the same numbers as the per-entry step, stale rows included).
+The step count is a host integer (``state["step"]``), so the bias corrections and ``a_t`` are
+host scalars, as in ``torch.optim.Adam``'s default. ``F`` grows by doubling at host-known steps
+(1024, 2048, ...): between those its shape, like every other, is fixed.
 
 ``lr`` is the group's current value, so a learning-rate schedule applies as it does to Adam. A
 dense gradient (a table used through ``W[ids]`` by a custom tower) is taken whole: the rows whose
@@ -84,10 +83,9 @@ class RowAdam(Optimizer):
 
     State per table: ``exp_avg`` and ``exp_avg_sq`` (shaped like the table); with ``catch_up``
     ``step`` (the table's step count, a Python int), ``last_step`` (``[R]`` int64, the step each
-    row is current at), ``moves`` (``[capacity]``, ``F`` of the module docstring, float32 or
-    the table's dtype if wider) and ``all_current`` (a host bool: no row behind the step, so a
-    whole-table step needs no catch-up first); without it ``row_steps`` (``[R]`` int64, each
-    row's update count). The tensors on the table's device; all in :meth:`state_dict`.
+    row is current at) and ``moves`` (``[capacity]``, ``F`` of the module docstring, float32 or
+    the table's dtype if wider); without it ``row_steps`` (``[R]`` int64, each row's update
+    count). The tensors on the table's device; all in :meth:`state_dict`.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -154,21 +152,17 @@ class RowAdam(Optimizer):
         counts = state["last_step" if self.catch_up else "row_steps"]
         step = self._catch_up_step if self.catch_up else self._lazy_step
         rows, grad, touched = gradient_entries(p.grad)
-        if rows is None and self.catch_up:
-            if not state.get("all_current"):  # a step per entry (a short batch) left rows behind
-                self._settle_table(p, state, group)
-            self._catch_up_whole(state, p, grad, touched, group)
-            state["all_current"] = True
-            return
         if rows is None:  # every row at once, those without a gradient kept as they are
             targets = (p, state["exp_avg"], state["exp_avg_sq"])
             new = step(state, *targets, counts, grad, group)
             keep = touched.view((-1,) + (1,) * (p.dim() - 1))
             for target, value in zip(targets, new):
                 torch.where(keep, value, target, out=target)
-            counts.add_(touched)
+            if self.catch_up:
+                counts.masked_fill_(touched, state["step"])
+            else:
+                counts.add_(touched)
             return
-        state["all_current"] = False
         new = step(state, p.index_select(0, rows), state["exp_avg"].index_select(0, rows),
                    state["exp_avg_sq"].index_select(0, rows), counts.index_select(0, rows), grad, group)
         for target, value in zip((p, state["exp_avg"], state["exp_avg_sq"]), new):
@@ -215,32 +209,6 @@ class RowAdam(Optimizer):
         self._add_momentum_moves(state["moves"], t, step_size, group["betas"])
         return weights, m, v
 
-    def _catch_up_whole(self, state: dict, p: torch.Tensor, grad: torch.Tensor, touched: torch.Tensor,
-                        group: dict) -> None:
-        """Step ``t`` of every row of ``p`` in place, ``grad [R, ...]`` zero on the rows not
-        ``touched [R]``: each row is kept current at every step (``last_step = t``), the rows
-        without a gradient by the catch-up's own missed step (``a_t m / sqrt(v)`` with their
-        moments decayed: no ``eps``, no weight decay), the others by Adam's step. The same numbers
-        as catching them up later, without a gather, a where or a power per row."""
-        beta1, beta2 = group["betas"]
-        t = state["step"] = state["step"] + 1
-        if t >= len(state["moves"]):
-            state["moves"] = torch.cat([state["moves"], torch.zeros_like(state["moves"])])
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        shape = (-1,) + (1,) * (p.dim() - 1)
-        weight = touched.to(p.dtype).view(shape)  # 1 on the touched rows, 0 elsewhere
-        if group["weight_decay"]:
-            grad = grad.addcmul(p, weight, value=group["weight_decay"])
-        m.mul_(beta1).add_(grad, alpha=1 - beta1)
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        correction1, root2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
-        step_size = group["lr"] * root2 / correction1  # a_t
-        # eps on the touched rows; tiny elsewhere, so that a row never touched (m = v = 0) stays
-        floor = weight.mul(group["eps"] * root2).add_(torch.finfo(p.dtype).tiny)
-        p.addcdiv_(m, v.sqrt().add_(floor), value=-step_size)
-        state["last_step"].fill_(t)
-        self._add_momentum_moves(state["moves"], t, step_size, group["betas"])
-
     def _add_momentum_moves(self, moves: torch.Tensor, t: int, step_size: float, betas) -> None:
         """``moves[s] += a_t rho^(t-s)`` for the ``K`` steps ``s`` before ``t`` (fewer at the start)."""
         key = (tuple(betas), moves.dtype, moves.device)
@@ -279,7 +247,6 @@ class RowAdam(Optimizer):
             m.mul_(torch.pow(beta1, gap))
             v.mul_(torch.pow(beta2, gap))
             last.fill_(t)
-        state["all_current"] = True
 
 
 def missed_moves(weights, m, v, last: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:

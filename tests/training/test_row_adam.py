@@ -444,11 +444,11 @@ def test_the_meta_test_can_fail():
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 def test_the_whole_table_step_is_the_per_entry_step(weight_decay):
-    """A table named by more entries than it has rows is stepped whole (every row kept current,
-    the untouched ones by the catch-up's missed step), except at the short steps (every 7th);
-    the same table inside a larger one, whose extra rows are never touched, is stepped per entry
-    and caught up lazily. With Adam's eps and weight decay, the two agree to float64 rounding
-    after settling, also midway."""
+    """A table named by more entries than it has rows is stepped whole (the untouched rows kept
+    by a where), except at the short steps (every 7th); the same table inside a larger one, whose
+    extra rows are never touched, is stepped per entry. With Adam's eps and weight decay the two
+    hold the same weights and state at every step (stale rows included: what a forward pass
+    reads), to float64 rounding, and after settling."""
     table, steps = skewed_steps(13, rows=10, per_step=16, steps=300, short_every=7)
     lrs = [0.03 * (0.5 + 0.5 * math.cos(math.pi * k / 300)) for k in range(300)]
     small = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
@@ -459,10 +459,13 @@ def test_the_whole_table_step_is_the_per_entry_step(weight_decay):
             opt.param_groups[0]["lr"] = lr
             p.grad = sparse_grad(ids, grads, p.shape)
             opt.step()
+        assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12), n
+        assert torch.equal(optimizers[0].state[small]["last_step"], optimizers[1].state[large]["last_step"][:10])
         if n == 150:
-            optimizers[1].settle()
-            assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12)
-    optimizers[1].settle()
+            for opt in optimizers:
+                opt.settle()
+    for opt in optimizers:
+        opt.settle()
     assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12)
     assert torch.equal(large.detach()[10:], torch.zeros(30, 3, dtype=torch.float64))
     for key in ("exp_avg", "exp_avg_sq"):
