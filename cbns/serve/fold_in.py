@@ -25,8 +25,8 @@ import numpy as np
 from cbns.serve.query_kinds import cannot_answer
 
 #: Gradient steps and step size of :func:`fold_in` unless given (chosen on validation users).
-DEFAULT_STEPS = 20
-DEFAULT_LR = 0.05
+DEFAULT_STEPS = 50
+DEFAULT_LR = 0.1
 #: Queries folded in together (bounds the ``[chunk, I]`` score matrix).
 CHUNK = 256
 
