@@ -58,10 +58,12 @@ class UserHistories:
         return self.window(self.indptr[:-1], self.indptr[1:], max_len)
 
     def window(self, starts: torch.Tensor, ends: torch.Tensor, max_len: int) -> dict[str, torch.Tensor]:
-        """Rows ``items[max(start, end - max_len):end]``, right-padded to the longest row (>= 1)."""
+        """Rows ``items[max(start, end - max_len):end]``, right-padded to ``max_len``: the width is the
+        same for every batch, so a step's shapes do not depend on its users (a captured or
+        compiled step sees one shape)."""
         starts = torch.maximum(starts, ends - max_len)
         lengths = ends - starts
-        width = max(1, int(lengths.max())) if len(lengths) else 1
+        width = max(1, max_len)
         offsets = starts[:, None] + torch.arange(width)
         real = torch.arange(width) < lengths[:, None]
         last = max(len(self.items) - 1, 0)

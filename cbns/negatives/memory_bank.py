@@ -16,8 +16,9 @@ class MemoryBank(NegativeSource):
     ``state_dict()`` saves it, ``load_state_dict`` restores it exactly, and ``.to(device)`` moves
     it. Reads are pure; :meth:`enqueue` (:meth:`observe` after each training step) is the only
     write. Any batch size works: a batch wraps around the end of the ring, and one larger than
-    ``M`` keeps only its last ``M`` rows. The fill count is also kept as a Python int (refreshed on
-    load), so reading the bank never waits for the device.
+    ``M`` keeps only its last ``M`` rows. The fill count and the write pointer are also kept as
+    Python ints (refreshed on load), so neither reading nor writing the bank waits for the device:
+    a write is one slice copy per buffer (two where it wraps) at the host's pointer.
 
     As a source it yields nothing during the first ``warmup_steps`` steps (the bank fills during
     them) and while empty; then its rows, detached (``mode="stale"``, as in the paper), or its ids
@@ -46,11 +47,11 @@ class MemoryBank(NegativeSource):
         self.register_buffer("logq", torch.zeros(size))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
-        self._filled = 0
+        self._filled = self._ptr = 0
         self.register_load_state_dict_post_hook(lambda module, _: module._read_filled())
 
     def _read_filled(self) -> None:
-        self._filled = int(self.filled)
+        self._filled, self._ptr = int(self.filled), int(self.ptr)
 
     def __len__(self) -> int:
         return self._filled
@@ -80,7 +81,7 @@ class MemoryBank(NegativeSource):
         self.ptr.zero_()
         self.filled.zero_()
         self.ids.fill_(-1)
-        self._filled = 0
+        self._filled = self._ptr = 0
 
     @torch.no_grad()
     def enqueue(self, emb: torch.Tensor, ids: torch.Tensor, logq: torch.Tensor) -> None:
@@ -90,13 +91,16 @@ class MemoryBank(NegativeSource):
         n = ids.shape[0]
         if n > self.size:
             emb, ids, logq, n = emb[-self.size:], ids[-self.size:], logq[-self.size:], self.size
-        slots = (self.ptr + torch.arange(n, device=self.ids.device)) % self.size
-        self.emb[slots] = emb.detach().to(self.emb.dtype)
-        self.ids[slots] = ids
-        self.logq[slots] = logq.to(self.logq.dtype)
-        self.ptr.copy_((self.ptr + n) % self.size)
-        self.filled.copy_(torch.clamp(self.filled + n, max=self.size))
+        start = self._ptr
+        head = min(n, self.size - start)                    # rows up to the ring's end, the rest from 0
+        for buffer, rows in ((self.emb, emb.detach()), (self.ids, ids), (self.logq, logq)):
+            buffer[start:start + head].copy_(rows[:head])
+            if head < n:
+                buffer[:n - head].copy_(rows[head:])
+        self._ptr = (start + n) % self.size
         self._filled = min(self._filled + n, self.size)
+        self.ptr.fill_(self._ptr)
+        self.filled.fill_(self._filled)
 
     def candidates(self) -> Candidates:
         """The filled part of the bank as detached candidates (ring order, not age order).
@@ -116,4 +120,4 @@ class MemoryBank(NegativeSource):
         n = self._filled
         if n < self.size:
             return self.ids[:n].clone()
-        return torch.roll(self.ids, -int(self.ptr))
+        return torch.roll(self.ids, -self._ptr)

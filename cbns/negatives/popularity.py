@@ -27,10 +27,15 @@ class PopularitySource(DrawnSource):
         self.num_negatives = num_negatives
         weights = np.maximum(np.asarray(item_counts, dtype=np.float64), 1.0) ** alpha
         self.register_buffer("probs", torch.tensor(weights / weights.sum(), dtype=torch.float32))
+        # What the draws invert (derived from the counts, so not saved): float64 sums, normalised so
+        # that the last entry is exactly 1.
+        cumulative = np.cumsum(weights)
+        self.register_buffer("cdf", torch.tensor(cumulative / cumulative[-1], dtype=torch.float32),
+                             persistent=False)
 
     def positive_logq(self, ids, stream_logq):
         return torch.log(self.probs[ids])
 
     def negatives(self, batch: StepBatch) -> list[Candidates]:
-        ids = self.draw(self.probs, self.num_negatives)
+        ids = self.draw_cdf(self.cdf, self.num_negatives)
         return [Candidates(batch.encode_items(ids), ids, torch.log(self.probs[ids]), source="popularity")]

@@ -30,5 +30,7 @@ class UniformSource(DrawnSource):
         return torch.full(ids.shape, -math.log(self.num_items), device=ids.device)
 
     def negatives(self, batch: StepBatch) -> list[Candidates]:
-        ids = self.draw(self.uniform, self.num_negatives)
-        return [Candidates(batch.encode_items(ids), ids, torch.log(self.uniform[ids]), source="uniform")]
+        ids = self.draw_uniform(self.num_items, self.num_negatives, self.uniform.device)
+        logq = torch.full((self.num_negatives,), -math.log(self.num_items), dtype=self.uniform.dtype,
+                          device=self.uniform.device)
+        return [Candidates(batch.encode_items(ids), ids, logq, source="uniform")]

@@ -81,8 +81,8 @@ class CrossBatchSoftmaxLoss(SampledSoftmaxObjective):
             every rank (gathered with the exact gradient) and enqueue the global batch, so that W
             ranks equal one process with the global batch. A no-op in one process.
         process_group: the group to gather over (default: the default group).
-        check_inputs: also check values (ids in range, finite vectors); one device sync a step.
-            Shapes are always checked.
+        check_inputs: also check values (ids in range, finite vectors) on the first call that has
+            rows (a few device reads there, none after). Shapes are always checked.
         bank_dtype: the bank's storage type (bfloat16 halves its memory; it is scored in float32
             or the autocast dtype like the batch's items).
         precision: ``fp32``, or ``bf16``: the score and gradient products in bfloat16, the softmax,

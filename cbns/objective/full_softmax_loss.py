@@ -57,10 +57,7 @@ class FullSoftmaxLoss(nn.Module):
             bias = (item_bias(catalogue) if callable(item_bias) else item_bias) / self.temperature
         if not len(item_ids):  # a rank without rows: zero, on the graph of every parameter
             return zero_on_graph(user_emb, item_emb, [], item_bias) + 0.0 * every.sum()
-        if user_emb.is_cuda or self.precision != "fp32":  # the device-resident way: no hit to mask
-            loss = fused_sampled_softmax(user_emb, every, None, bias, None, None, item_ids, self.temperature, False,
-                                         dense_ids=(item_ids, catalogue), compute_dtype=compute_dtype(self.precision))
-        else:
-            none = item_ids[:0]
-            loss = fused_sampled_softmax(user_emb, every, None, bias, none, none, item_ids, self.temperature, False)
+        # Each item is one column (its own positive's too): no accidental hit to mask.
+        loss = fused_sampled_softmax(user_emb, every, None, bias, None, None, item_ids, self.temperature, False,
+                                     compute_dtype=compute_dtype(self.precision))
         return loss + 0.0 * item_emb.sum()  # item_emb on the graph (DDP expects every output used)

@@ -13,7 +13,7 @@ prepended as column 0. :func:`sampled_softmax_logits` returns the logits and the
 every row.
 
 The steps are fused for speed (the temperature is folded into the user vectors, the correction
-into the matrix product as a bias, the mask written in place at the few hit positions); the tests
+into the matrix product as a bias, the mask an equality of ids written in place); the tests
 check the result against a plain step-by-step reference written in the test.
 """
 from __future__ import annotations
@@ -27,23 +27,6 @@ from cbns.negatives.candidates import Candidates
 #: What masked logits are set to: finite, so a row whose candidates are all masked still has a
 #: well-defined softmax (all mass on the positive) instead of NaN.
 MASKED = -1e9
-
-
-def hit_positions(positive_ids: torch.Tensor, candidate_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(rows, cols)`` of every pair with ``candidate_ids[col] == positive_ids[row]``.
-
-    O((B + N) log B) through a sort and a binary search, with no ``[B, N]`` comparison matrix.
-    """
-    sorted_ids, order = torch.sort(positive_ids)
-    lo = torch.searchsorted(sorted_ids, candidate_ids, side="left")
-    hi = torch.searchsorted(sorted_ids, candidate_ids, side="right")
-    counts = hi - lo
-    cols = torch.repeat_interleave(torch.arange(len(candidate_ids), device=counts.device), counts)
-    starts = torch.repeat_interleave(lo, counts)
-    group_start = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    offsets = torch.arange(len(cols), device=counts.device) - group_start
-    rows = order[starts + offsets]
-    return rows, cols
 
 
 def sampled_softmax_logits(
@@ -72,25 +55,25 @@ def sampled_softmax_logits(
     inbatch_first = bool(sources) and sources[0].holds_positives
     scaled = users / temperature
     logits = _corrected_scores(scaled, sources, logq_correction)
-    hit_rows, hit_cols = hit_positions(positive_ids, torch.cat([s.ids for s in sources]) if sources
-                                       else positive_ids[:0])
+    ids = torch.cat([s.ids for s in sources]) if len(sources) > 1 else (sources[0].ids if sources
+                                                                         else positive_ids[:0])
+    hits = positive_ids[:, None] == ids[None, :]                     # [B, N], an equality mask: no read
     if inbatch_first:
         # Row i's positive is column o + i of the in-batch block; every other copy of its id is a
         # hit (rows that share a positive id see each other's copies masked, across ranks too).
         offset = sources[0].positive_offset
         target = torch.arange(offset, offset + users.shape[0], device=users.device)
-        keep = hit_cols != target[hit_rows]
-        hit_rows, hit_cols = hit_rows[keep], hit_cols[keep]
+        hits &= torch.arange(ids.shape[0], device=users.device)[None, :] != target[:, None]
     else:
         positive = (scaled * positives).sum(-1, keepdim=True)
         if logq_correction:
             positive = positive - positive_logq[:, None]
         logits = torch.cat([positive, logits], dim=1)
-        hit_cols = hit_cols + 1
+        hits = torch.cat([hits.new_zeros(hits.shape[0], 1), hits], dim=1)
         target = torch.zeros(users.shape[0], dtype=torch.long, device=users.device)
-    # In place is safe: the matrix product that made ``logits`` does not need its output for
-    # its backward pass.
-    logits.index_put_((hit_rows, hit_cols), torch.tensor(MASKED, dtype=logits.dtype, device=logits.device))
+    # In place is safe: the matrix product (or the concatenation) that made ``logits`` does not
+    # need its output for its backward pass.
+    logits.masked_fill_(hits, MASKED)
     return logits, target
 
 

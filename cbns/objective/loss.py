@@ -11,7 +11,7 @@ from cbns.config.choices import ITEM_SIDES, PRECISIONS
 from cbns.negatives.candidates import Candidates
 from cbns.objective.fused_softmax import fused_sampled_softmax
 from cbns.objective.input_checks import positive_number
-from cbns.objective.logits import hit_positions, sampled_softmax_logits
+from cbns.objective.logits import sampled_softmax_logits
 from cbns.objective.precision import compute_dtype
 
 
@@ -32,15 +32,15 @@ class SampledSoftmaxLoss:
             collapse when bank rows take softmax mass; see BENCHMARKS.md).
         precision: ``fp32``, or ``bf16`` for the fused path's matrix products in bfloat16 (the
             softmax, log q and loss stay in float32; :mod:`cbns.objective.precision`).
-        device_resident: run the fused path without reading the device back (the hits as a
-            mask per block; :mod:`cbns.objective.fused_softmax`). None: on a GPU, or for bf16.
+
+    Every way through it runs without reading the device back (the accidental hits are equality
+    masks, never index lists), the same on every device.
     """
 
     temperature: float = 0.1
     logq_correction: bool = True
     item_side: str = "split"
     precision: str = "fp32"
-    device_resident: bool | None = None
 
     def __post_init__(self):
         positive_number("temperature", self.temperature)
@@ -109,18 +109,8 @@ class SampledSoftmaxLoss:
         offset = sources[0].positive_offset
         target = torch.arange(offset, offset + users.shape[0], device=users.device)
         fresh_emb, frozen_emb = _cat([s.emb for s in fresh]), _cat([s.emb for s in frozen]) if frozen else None
-        split = self.item_side == "split"
-        resident = self.device_resident
-        if resident is None:
-            resident = users.is_cuda or self.precision != "fp32"
-        if resident:
-            return fused_sampled_softmax(users, fresh_emb, frozen_emb, bias, None, None, target, self.temperature,
-                                         split, dense_ids=(positive_ids, ids),
-                                         compute_dtype=compute_dtype(self.precision))
-        rows, cols = hit_positions(positive_ids, ids)
-        keep = cols != target[rows]
-        return fused_sampled_softmax(users, fresh_emb, frozen_emb, bias, rows[keep], cols[keep], target,
-                                     self.temperature, split)
+        return fused_sampled_softmax(users, fresh_emb, frozen_emb, bias, positive_ids, ids, target, self.temperature,
+                                     self.item_side == "split", compute_dtype=compute_dtype(self.precision))
 
     def _cross_entropy(self, users, positives, positive_ids, positive_logq, sources, biased) -> torch.Tensor:
         logits, target = sampled_softmax_logits(users, positives, positive_ids, positive_logq, sources,

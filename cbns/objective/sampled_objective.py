@@ -57,8 +57,9 @@ class SampledSoftmaxObjective(nn.Module):
             every rank (gathered with the exact gradient) and let the sources observe the global
             batch, so that W ranks equal one process with the global batch. A no-op in one process.
         process_group: the group to gather over (default: the default group).
-        check_inputs: also check values (ids in range, finite vectors); one device read a step.
-            Shapes are always checked.
+        check_inputs: also check values (ids in range, finite vectors) on the first call that has
+            rows: a few device reads there, none after (a step on a GPU never waits for them).
+            Shapes and types are always checked (they are known on the host).
     """
 
     def __init__(self, sources: Sequence[NegativeSource], loss: SampledSoftmaxLoss | None = None, *,
@@ -97,6 +98,7 @@ class SampledSoftmaxObjective(nn.Module):
         self._warned_eval = False
         self.gather_across_ranks, self.process_group = gather_across_ranks, process_group
         self.check_inputs = check_inputs
+        self._values_checked = False
 
     @classmethod
     def from_config(cls, config, item_counts: np.ndarray, sources: Sequence[NegativeSource],
@@ -132,8 +134,9 @@ class SampledSoftmaxObjective(nn.Module):
             rank_rows: with ``gather_across_ranks``, every rank's B when the caller knows them
                 (saves asking the other ranks).
         """
-        check_inputs(user_emb, item_emb, item_ids, enqueue_mask, self.dim, self.num_items, self.check_inputs,
-                     item_bias)
+        values = self.check_inputs and not self._values_checked
+        check_inputs(user_emb, item_emb, item_ids, enqueue_mask, self.dim, self.num_items, values, item_bias)
+        self._values_checked = self._values_checked or (values and len(item_ids) > 0)
         updating = self.training and torch.is_grad_enabled()
         if not self.training and not self._warned_eval and torch.is_grad_enabled() and (
                 user_emb.requires_grad or item_emb.requires_grad):

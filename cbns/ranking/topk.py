@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from cbns.machine import block_rows
-from cbns.ranking.row_membership import coordinates
+from cbns.ranking.row_membership import RowKeys, coordinates
 
 #: Columns per group: with K = 50 the candidates are 1,600 entries a row.
 GROUP = 32
@@ -129,18 +129,18 @@ def _operand(items: torch.Tensor, bias: torch.Tensor | None, start: int, stop: i
 
 
 def _query_rows(queries: torch.Tensor, batch: np.ndarray, biased: bool) -> torch.Tensor:
-    q = queries[torch.from_numpy(batch).to(queries.device)]
+    q = queries[torch.from_numpy(batch).to(queries.device, non_blocking=True)]
     return torch.cat([q, q.new_ones(len(q), 1)], 1) if biased else q
 
 
-def _masked_scores(queries, batch, padded, biased, num_items, exclude, out):
-    """Scores of the queries ``batch`` against one padded item block, written into ``out``: the
-    padding columns at ``-inf``, the excluded items at :data:`EXCLUDED`."""
+def _masked_scores(queries, batch, padded, biased, num_items, excluded: RowKeys | None, start: int, out):
+    """Scores of the queries ``batch`` (rows ``start..`` of the ranking) against one padded item
+    block, written into ``out``: the padding columns at ``-inf``, the excluded items at
+    :data:`EXCLUDED` (a fill by flat index on the device, :meth:`RowKeys.fill`)."""
     score = torch.mm(_query_rows(queries, batch, biased), padded.T, out=out)
     score[:, num_items:] = -torch.inf
-    if exclude is not None:
-        local, cols = coordinates(exclude, batch)
-        score[torch.from_numpy(local).to(score.device), torch.from_numpy(cols).to(score.device)] = EXCLUDED
+    if excluded is not None:
+        excluded.fill(score, start, EXCLUDED)
     return score
 
 
@@ -150,9 +150,11 @@ def _one_block(queries, items, k, exclude, rows, chunk_size, bias):
     width = padded.shape[0]
     chunk = chunk_size or default_chunk(width)
     block = queries.new_empty(max(min(chunk, len(rows)), 1), width)
+    excluded = RowKeys(exclude, rows, width, queries.device) if exclude is not None else None
     for start in range(0, len(rows), chunk):
         batch = rows[start:start + chunk]
-        score = _masked_scores(queries, batch, padded, bias is not None, num_items, exclude, block[:len(batch)])
+        score = _masked_scores(queries, batch, padded, bias is not None, num_items, excluded, start,
+                               block[:len(batch)])
         top = grouped_topk(score, k, num_items)
         yield batch, score.gather(1, top), top
 
@@ -180,9 +182,10 @@ def iter_top_k_columns(queries: torch.Tensor, items: torch.Tensor, k: int, colum
     chunk = chunk_size or max(1, default_chunk(width) // 2)  # two score buffers in the memory of one
     size = max(min(chunk, len(rows)), 1)
     base_buf, shifted_buf = queries.new_empty(size, width), queries.new_empty(size, width)
+    excluded = RowKeys(exclude, rows, width, queries.device) if exclude is not None else None
     for start in range(0, len(rows), chunk):
         batch = rows[start:start + chunk]
-        base = _masked_scores(queries, batch, padded, item_bias is not None, num_items, exclude,
+        base = _masked_scores(queries, batch, padded, item_bias is not None, num_items, excluded, start,
                               base_buf[:len(batch)])
         tops = []
         for column in extra:  # EXCLUDED + a finite column stays the lowest finite float; -inf stays -inf
@@ -208,11 +211,12 @@ def _item_blocks(queries, items, k, exclude, rows, chunk_size, bias, block):
             score = buffer[:len(batch) * operand.shape[0]].view(len(batch), operand.shape[0])
             torch.mm(_query_rows(queries, batch, bias is not None), operand.T, out=score)
             score[:, last - first:] = -torch.inf
-            if excluded is not None:
+            if excluded is not None:  # chosen on the host, filled by flat index on the device
                 local, cols = excluded[c]
                 inside = (cols >= first) & (cols < last)
-                score[torch.from_numpy(local[inside]).to(score.device),
-                      torch.from_numpy(cols[inside] - first).to(score.device)] = EXCLUDED
+                flat = torch.from_numpy(local[inside] * score.shape[1] + cols[inside] - first)
+                if len(flat):
+                    score.view(-1).index_fill_(0, flat.to(score.device, non_blocking=True), EXCLUDED)
             top = grouped_topk(score, min(k, last - first), last - first)
             window = slice(start, start + len(batch))
             values = torch.cat([best[window], score.gather(1, top)], 1)
@@ -243,10 +247,11 @@ def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None,
     if device is not None:
         queries, items = queries.to(device), items.to(device)
     k = max(1, min(k, items.shape[0]))
-    scores = np.empty((queries.shape[0], k), dtype=np.float32)
-    found = np.empty((queries.shape[0], k), dtype=np.int64)
-    for batch, best, top in iter_top_k(queries, items, k, exclude):
-        scores[batch], found[batch] = best.cpu().numpy(), top.cpu().numpy()
+    scores = queries.new_empty(queries.shape[0], k)
+    found = torch.empty(queries.shape[0], k, dtype=torch.long, device=queries.device)
+    for batch, best, top in iter_top_k(queries, items, k, exclude):  # blocks in row order
+        scores[batch[0]:batch[0] + len(batch)], found[batch[0]:batch[0] + len(batch)] = best, top
+    scores, found = scores.cpu().numpy(), found.cpu().numpy()  # the one read back
     padding = scores <= EXCLUDED
     scores[padding], found[padding] = -np.inf, -1
     return scores, found

@@ -94,18 +94,18 @@ class FeatureVocabulary:
                 raise CbnsError(f"features query {q}: expected attribute names and values, got {type(row).__name__}")
             for name, value in row.items():
                 if name not in where:
-                    raise CbnsError(f"attribute {name!r}: not an attribute of this run's user tower; it reads "
-                                    f"{', '.join(map(repr, self.names))}")
+                    raise CbnsError(f"features query {q}: attribute {name!r}: not an attribute of this run's user "
+                                    f"tower; it reads {', '.join(map(repr, self.names))}")
                 k = where[name]
                 col = self.columns[k]
                 values = [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
                 if len(values) > 1 and not col["multi"]:
-                    raise CbnsError(f"attribute {name!r}: takes one value, got {len(values)}")
+                    raise CbnsError(f"features query {q}: attribute {name!r}: takes one value, got {len(values)}")
                 for text in dict.fromkeys(_text(v) for v in values):
                     code = self._codes[k].get(text)
                     if code is None:
-                        raise UnknownIdError(f"attribute {name!r} value {text!r}: no training row had it "
-                                             f"({len(col['values']):,} known values, {self.source})")
+                        raise UnknownIdError(f"features query {q}: attribute {name!r} value {text!r}: no training "
+                                             f"row had it ({len(col['values']):,} known values, {self.source})")
                     found[k][q].append(code)
         out = []
         for col, lists in zip(self.columns, found):  # padded with 0, which the tower skips

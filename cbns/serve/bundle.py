@@ -40,6 +40,17 @@ ONNX_FILE = "user_tower.onnx"
 CHUNK = 4096
 
 
+def require(module: str):
+    """The module ``module`` (onnx, onnxruntime, onnxscript); :class:`CbnsError` saying how to get it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise CbnsError(f"{module} is not installed here; an exported bundle's user tower needs it: "
+                        f"pip install 'cbns[serve]'") from None
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -142,7 +153,7 @@ class OnnxUserEncoder:
     """
 
     def __init__(self, path: Path, spec: dict, bundle: Path, threads: int = 0):
-        import onnxruntime
+        onnxruntime = require("onnxruntime")
 
         options = onnxruntime.SessionOptions()
         if threads:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cbns.errors import CbnsError, FlagsOnly, Opt
-from cbns.serve.bundle import FORMAT, KIND, MANIFEST, ONNX_FILE, OnnxUserEncoder, sha256_file
+from cbns.serve.bundle import FORMAT, KIND, MANIFEST, ONNX_FILE, OnnxUserEncoder, require, sha256_file
 
 #: The largest difference between the ONNX graph's and the torch tower's user vectors an export accepts.
 MAX_ONNX_ERROR = 1e-5
@@ -71,6 +71,7 @@ def export_bundle(run: str | Path, to: str | Path, overwrite: bool = False, chec
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.cbns-export-"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the bundle gets a directory's usual mode
         for name, matrix in (("user_embeddings.npy", users), ("item_embeddings.npy", items)):
             with open(tmp / name, "wb") as fh:
                 np.save(fh, matrix)
@@ -157,6 +158,8 @@ def _export_onnx(graph, path: Path) -> None:
     """``torch.onnx.export`` (the dynamo exporter) with every input's batch and width dynamic."""
     import torch
 
+    for module in ("onnx", "onnxscript"):  # what torch.onnx.export needs
+        require(module)
     example = []
     for name in graph.input_names:
         if name == "history":
@@ -265,6 +268,12 @@ def _publish(tmp: Path, to: Path) -> None:
     fsync_dir(to.parent)
     if old is not None:
         remove_tree(old)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: Path) -> None:

@@ -32,12 +32,15 @@ CHUNK = 256
 
 
 def fold_in(items: np.ndarray, histories: list[np.ndarray], temperature: float, normalize: bool = True,
-            extra_column: bool = False, steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR) -> np.ndarray:
+            extra_column: bool = False, steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR,
+            start: np.ndarray | None = None) -> np.ndarray:
     """``[Q, D']`` float32 user vectors for ``Q`` histories (``[n_q]`` int item rows, n_q >= 1;
     repeats count as often as they occur) against ``items [I, D']`` (see the module docstring).
 
     With ``extra_column`` the last column of ``items`` is the ranking term ``b`` and the returned
-    vectors end in a column of ones, as a run's stored user rows do.
+    vectors end in a column of ones, as a run's stored user rows do. ``start`` (``[Q, D']``, as
+    returned) continues from earlier vectors instead of the history's mean, so ``steps`` more
+    steps after ``n`` give what ``n + steps`` steps give (a sweep over ``steps`` walks once).
     """
     if steps < 0 or lr < 0 or temperature <= 0:
         raise ValueError(f"fold_in: steps and lr must be >= 0 and temperature > 0, got {steps}, {lr}, {temperature}")
@@ -45,10 +48,13 @@ def fold_in(items: np.ndarray, histories: list[np.ndarray], temperature: float, 
     vectors = items[:, :-1] if extra_column else items
     bias = items[:, -1] if extra_column else np.zeros(len(items), dtype=np.float32)
     out = np.empty((len(histories), vectors.shape[1]), dtype=np.float32)
-    for start in range(0, len(histories), CHUNK):
-        chunk = [np.asarray(h, dtype=np.int64) for h in histories[start:start + CHUNK]]
+    for begin in range(0, len(histories), CHUNK):
+        chunk = [np.asarray(h, dtype=np.int64) for h in histories[begin:begin + CHUNK]]
         target = np.stack([vectors[h].mean(0) for h in chunk]) if chunk else np.zeros((0, vectors.shape[1]))
-        users = _unit(target) if normalize else target.copy()
+        if start is not None:
+            users = np.array(start[begin:begin + len(chunk), :vectors.shape[1]], dtype=np.float32)
+        else:
+            users = _unit(target) if normalize else target.copy()
         for _ in range(steps):
             logits = (users @ vectors.T + bias) / temperature                    # [q, I]
             logits -= logits.max(axis=1, keepdims=True)
@@ -57,7 +63,7 @@ def fold_in(items: np.ndarray, histories: list[np.ndarray], temperature: float, 
             users = users + lr * (target - p @ vectors) / temperature
             if normalize:
                 users = _unit(users)
-        out[start:start + len(chunk)] = users
+        out[begin:begin + len(chunk)] = users
     if extra_column:
         out = np.concatenate([out, np.ones((len(out), 1), dtype=np.float32)], axis=1)
     return out

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from cbns.errors import CbnsError
+from cbns.errors import CbnsError, UnknownIdError
 from cbns.ranking.filtered_search import index_top_k
 from cbns.ranking.item_index import INDEX_FILE, ItemIndex, faiss_available
 from cbns.ranking.numpy_topk import numpy_top_k
@@ -148,7 +148,12 @@ class Recommender:
         for q, ids in enumerate(lists):
             if not ids:
                 raise CbnsError(f"history {q}: empty; a history query needs at least one item id")
-        rows = [self.item_map.to_rows(ids, "item") for ids in lists]
+        rows = []
+        for q, ids in enumerate(lists):
+            try:
+                rows.append(self.item_map.to_rows(ids, "item"))
+            except UnknownIdError as exc:  # say which query, when several are asked at once
+                raise UnknownIdError(f"history {q}: {exc}") from None
         vectors = self.user_encoder.encode_history(rows)
         exclude = None
         if exclude_seen:

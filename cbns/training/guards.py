@@ -21,36 +21,53 @@ def check_finite(step: int, epoch: int, **tensors: torch.Tensor) -> None:
 
 
 class NonFiniteWatch:
-    """The guard of :func:`check_finite` without waiting for the device at every step.
+    """The guard of :func:`check_finite` without waiting for the device at any step.
 
-    :meth:`watch` records, on the device, the first step whose tensors held a NaN or an inf (and
-    which tensors they were); :meth:`check` reads it (one wait) and raises
-    :class:`NonFiniteError` naming that step. The steps in between are not stopped before their
-    update, so the weights may be bad by then: the checkpoint writer checks the weights itself
+    :meth:`watch` records, on the device, the first step since the last :meth:`check` whose
+    tensors held a NaN or an inf (and which tensors they were), with no host tensor and no read:
+    each tensor is summed (a NaN or an inf anywhere makes its sum non-finite), the steps are
+    counted by a device counter, and the host keeps only the step and epoch where the window
+    began. :meth:`check` reads the record (one wait), raises :class:`NonFiniteError` naming that
+    step, and opens the next window. The steps in between are not stopped before their update,
+    so the weights may be bad by then: the checkpoint writer checks the weights itself
     (:func:`check_module_finite`) and never saves bad ones.
     """
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.first = torch.full((3,), -1, dtype=torch.long, device=device)  # step, epoch, bad-tensor bits
+        self.first = torch.zeros(2, dtype=torch.long, device=device)  # [steps into the window, bad-tensor bits]
+        self.count = torch.zeros((), dtype=torch.long, device=device)   # steps watched in this window
+        self.start: tuple[int, int] | None = None                        # (step, epoch) the window began at
         self.names: tuple[str, ...] = ()
+        self._bit_values = torch.zeros(0, dtype=torch.long, device=device)
 
+    @torch.no_grad()
     def watch(self, step: int, epoch: int, **tensors: torch.Tensor) -> None:
-        self.names = tuple(tensors)
-        ok = torch.stack([torch.isfinite(t).all() for t in tensors.values()])
-        bits = (~ok).long() * (2 ** torch.arange(len(ok), device=self.device))
-        record = torch.stack([torch.tensor(step, device=self.device), torch.tensor(epoch, device=self.device),
-                              bits.sum()])
-        fresh = (self.first[0] < 0) & ~ok.all()
-        self.first = torch.where(fresh, record, self.first)
+        """Record step ``step`` of epoch ``epoch`` (host integers) if one of ``tensors`` is not finite."""
+        if self.start is None:
+            self.start = (step, epoch)
+        if tuple(tensors) != self.names:
+            self.names = tuple(tensors)
+            self._bit_values = 2 ** torch.arange(len(tensors), device=self.device)
+        sums = torch.stack([t.detach().sum(dtype=torch.float32) for t in tensors.values()])
+        bits = (~torch.isfinite(sums) * self._bit_values).sum()
+        fresh = (self.first[1] == 0) & (bits != 0)
+        self.first = torch.where(fresh, torch.stack([self.count, bits]), self.first)
+        self.count += 1
 
     def check(self) -> None:
-        step, epoch, bits = self.first.tolist()
-        if step < 0:
+        """Read the window's record (one wait for the device); raise if a step in it was not finite."""
+        if self.start is None:
+            return
+        offset, bits = self.first.tolist()
+        (step, epoch), self.start = self.start, None
+        self.first.zero_()
+        self.count.zero_()
+        if not bits:
             return
         bad = [name for k, name in enumerate(self.names) if bits >> k & 1]
-        raise NonFiniteError(f"step {step} (epoch {epoch}): non-finite values in {', '.join(bad)}; training "
-                             f"stopped at the next read of the device (try a lower ", Opt("lr"), " or ",
+        raise NonFiniteError(f"step {step + offset} (epoch {epoch}): non-finite values in {', '.join(bad)}; "
+                             f"training stopped at the next read of the device (try a lower ", Opt("lr"), " or ",
                              Opt("init_std"), ")")
 
 

@@ -1,8 +1,8 @@
 """Adam over the rows of embedding tables: a step costs the rows it touches, not the table.
 
 For a table ``W [R, ...]`` whose gradient names the rows a step touched (a sparse COO gradient,
-as ``nn.Embedding(sparse=True)`` and :func:`cbns.model.sparse_rows.gather_rows` give; copies of
-a row summed), two semantics:
+as ``nn.Embedding(sparse=True)`` and :func:`cbns.model.sparse_rows.gather_rows` give: one entry
+per lookup, copies of a row summed), two semantics:
 
 **Catch-up (the default, ``catch_up=True``): dense Adam, computed lazily.** Dense Adam moves a
 row at every step, also at the steps that give it no gradient: its moments decay
@@ -12,14 +12,18 @@ step ``s`` moves it by
 
     - a_s * rho^k * m0 / sqrt(v0),    a_s = lr_s * sqrt(1 - b2^s) / (1 - b1^s),  rho = b1 / sqrt(b2)
 
-So each table keeps the coefficient ``a_s`` of every step (8 bytes a step) and each row the step
-it is current at; when a row is touched again (or :meth:`RowAdam.settle` brings every row to the
-current step, before the tables are read whole) the steps it missed are applied at once and its
-moments decayed, then the step's own update is made as Adam makes it. The result is dense Adam's
-up to float rounding, except for ``eps`` in the missed steps (left out of their denominators:
-``sqrt(v)`` dwarfs it unless a row's momentum has long died) and for momentum older than ``K``
-steps (``rho^K < 1e-12``, dropped). Weight decay acts on the touched rows only. Requires
-``rho < 1`` (``b1 < sqrt(b2)``, true of Adam's defaults), so that the momentum dies.
+So a row last touched at step ``s`` has missed, by step ``t``, the moves
+``F[s] * m0 / sqrt(v0)`` with ``F[s] = sum_{u = s+1 .. min(t, s+K)} a_u rho^(u-s)``. Each table
+keeps ``F`` (``moves``, one value a step) and each row the step it is current at
+(``last_step``); every step adds its ``a_t rho^j`` to the ``K`` newest entries of ``F`` (one
+kernel of ``K`` elements, whatever the table's size). When a row is touched again (or
+:meth:`RowAdam.settle` brings every row to the current step, before the tables are read whole)
+its missed moves are one gather ``F[last_step]``, its moments decay by ``b^gap``, then the
+step's own update is made as Adam makes it. The result is dense Adam's up to float rounding,
+except for ``eps`` in the missed steps (left out of their denominators: ``sqrt(v)`` dwarfs it
+unless a row's momentum has long died) and for momentum older than ``K`` steps
+(``rho^K < 1e-12``, dropped). Weight decay acts on the touched rows only. Requires ``rho < 1``
+(``b1 < sqrt(b2)``, true of Adam's defaults), so that the momentum dies.
 
 **Lazy (``catch_up=False``).** Each touched row is updated as Adam would update it if the steps
 that touched it were the only steps:
@@ -34,9 +38,19 @@ a row is absent, and no momentum step either). Measured on Gowalla (BENCHMARKS.m
 far slower than dense Adam: a row touched once in ~15 steps loses the momentum moves dense Adam
 makes between its gradients, several times its own step.
 
+**On a device.** A step never reads the device back: every tensor it makes has a shape fixed by
+the gradient's entry count ``N`` (the lookups of the batch, the same every step), not by how many
+distinct rows they name. The copies of a row are not merged (merging gives a data-dependent
+row count, a read): each entry gets its row's summed gradient (a sort and ``searchsorted``
+name the row's first copy, an ``index_add_`` sums onto it), every copy computes the same
+update, and the writes of the copies are the same values. The step count is a host integer
+(``state["step"]``), so the bias corrections and ``a_t`` are host scalars, as in
+``torch.optim.Adam``'s default. ``F`` grows by doubling at host-known steps (1024, 2048, ...):
+between those its shape, like every other, is fixed.
+
 ``lr`` is the group's current value, so a learning-rate schedule applies as it does to Adam. A
-dense gradient (a table used through ``W[ids]`` by a custom tower) is taken row by row too: the
-rows whose gradient has a non-zero entry are the touched ones.
+dense gradient (a table used through ``W[ids]`` by a custom tower) is taken whole: the rows whose
+gradient has a non-zero entry are the touched ones, the others are kept by a ``where``.
 """
 from __future__ import annotations
 
@@ -47,8 +61,11 @@ from torch.optim import Optimizer
 
 #: Missed steps whose momentum is still applied: ``rho^k`` below this is dropped.
 NEGLIGIBLE = 1e-12
-#: State kept in its own dtype through a checkpoint (step counts, float64 coefficients).
-EXACT_STATE = ("last_step", "row_steps", "coef")
+#: State kept in its own dtype through a checkpoint (``Optimizer.load_state_dict`` would cast
+#: every floating tensor to the parameter's dtype).
+EXACT_STATE = ("last_step", "row_steps", "moves")
+#: The first capacity of ``moves`` (steps); it doubles when full.
+FIRST_CAPACITY = 1024
 
 
 class RowAdam(Optimizer):
@@ -62,9 +79,10 @@ class RowAdam(Optimizer):
         catch_up: dense Adam's trajectory computed lazily (True), or lazy moments (False).
 
     State per table: ``exp_avg`` and ``exp_avg_sq`` (shaped like the table); with ``catch_up``
-    ``step`` (the table's step count), ``last_step`` (``[R]`` int64, the step each row is current
-    at) and ``coef`` (float64, ``a_s`` of every step so far); without it ``row_steps`` (``[R]``
-    int64, each row's update count). All in :meth:`state_dict`.
+    ``step`` (the table's step count, a Python int), ``last_step`` (``[R]`` int64, the step each
+    row is current at) and ``moves`` (``[capacity]``, ``F`` of the module docstring, float32 or
+    the table's dtype if wider); without it ``row_steps`` (``[R]`` int64, each row's update
+    count). All on the table's device and in :meth:`state_dict`.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -79,17 +97,31 @@ class RowAdam(Optimizer):
         if not eps > 0 or weight_decay < 0:
             raise ValueError(f"eps must be > 0 and weight_decay >= 0, got {eps} and {weight_decay}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+        self._powers: dict = {}  # (betas, dtype, device) -> rho^K .. rho^1, made once
 
     def load_state_dict(self, state_dict: dict) -> None:
         """As ``Optimizer.load_state_dict``, which casts every floating state tensor to its
-        parameter's dtype; the step counts and the float64 coefficients are put back as saved."""
-        exact = {index: {k: v.clone() for k, v in saved.items() if k in EXACT_STATE}
+        parameter's dtype; the step counts and ``moves`` are put back in their own dtypes. A state
+        saved in the earlier layout (a tensor ``step`` and the per-step coefficients ``coef``) is
+        converted: ``moves`` is formed from ``coef`` (:func:`moves_from_coefficients`)."""
+        exact = {index: {k: v.clone() for k, v in saved.items() if k in EXACT_STATE + ("coef", "step")
+                         and isinstance(v, torch.Tensor)}
                  for index, saved in state_dict["state"].items()}
         super().load_state_dict(state_dict)
         params = [p for group in self.param_groups for p in group["params"]]
+        group_of = {id(p): group for group in self.param_groups for p in group["params"]}
         for index, saved in exact.items():
+            p = params[int(index)]
+            state = self.state[p]
+            if "step" in saved:  # the earlier layout: a 0-d CPU tensor
+                state["step"] = int(saved.pop("step"))
+            if "coef" in saved:
+                del state["coef"]
+                saved["moves"] = moves_from_coefficients(saved.pop("coef"), state["step"], group_of[id(p)]["betas"])
             for key, value in saved.items():
-                self.state[params[int(index)]][key] = value if key == "coef" else value.to(params[int(index)].device)
+                if key == "moves":
+                    value = value.to(moves_dtype(p))
+                state[key] = value.to(p.device)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -104,109 +136,93 @@ class RowAdam(Optimizer):
         return loss
 
     def _update(self, p: torch.Tensor, group: dict) -> None:
-        if self.catch_up:
-            self._update_catch_up(p, group)
-            return
-        rows, grad = touched_rows(p.grad)
-        if not len(rows):
-            return
         state = self.state[p]
         if not state:
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["row_steps"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
+            if self.catch_up:
+                state["step"] = 0
+                state["last_step"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
+                state["moves"] = torch.zeros(FIRST_CAPACITY, dtype=moves_dtype(p), device=p.device)
+            else:
+                state["row_steps"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
+        counts = state["last_step" if self.catch_up else "row_steps"]
+        step = self._catch_up_step if self.catch_up else self._lazy_step
+        rows, grad, touched = gradient_entries(p.grad)
+        if rows is None:  # every row at once, those without a gradient kept as they are
+            targets = (p, state["exp_avg"], state["exp_avg_sq"])
+            new = step(state, *targets, counts, grad, group)
+            keep = touched.view((-1,) + (1,) * (p.dim() - 1))
+            for target, value in zip(targets, new):
+                torch.where(keep, value, target, out=target)
+            if self.catch_up:
+                counts.masked_fill_(touched, state["step"])
+            else:
+                counts.add_(touched)
+            return
+        new = step(state, p.index_select(0, rows), state["exp_avg"].index_select(0, rows),
+                   state["exp_avg_sq"].index_select(0, rows), counts.index_select(0, rows), grad, group)
+        for target, value in zip((p, state["exp_avg"], state["exp_avg_sq"]), new):
+            target.index_copy_(0, rows, value)
+        if self.catch_up:
+            counts.index_fill_(0, rows, state["step"])
+        else:  # the copies of a row write the same count
+            counts.index_copy_(0, rows, counts.index_select(0, rows).add_(1))
+
+    def _lazy_step(self, state: dict, weights, m, v, count, grad, group: dict):
+        """The lazy update of rows ``weights, m, v [n, ...]`` updated ``count [n]`` times before,
+        with gradient ``grad [n, ...]``: their new weights and moments (new tensors)."""
         beta1, beta2 = group["betas"]
-        weights = p.index_select(0, rows)
         if group["weight_decay"]:
             grad = grad.add(weights, alpha=group["weight_decay"])
-        count = state["row_steps"].index_select(0, rows).add_(1)
-        state["row_steps"].index_copy_(0, rows, count)
-        m = state["exp_avg"].index_select(0, rows).lerp_(grad, 1 - beta1)
-        v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        state["exp_avg"].index_copy_(0, rows, m)
-        state["exp_avg_sq"].index_copy_(0, rows, v)
-        shape = (-1,) + (1,) * (p.dim() - 1)
-        power = count.to(p.dtype).view(shape)
+        m = m.lerp(grad, 1 - beta1)
+        v = (v * beta2).addcmul_(grad, grad, value=1 - beta2)
+        power = count.add(1).to(weights.dtype).view((-1,) + (1,) * (weights.dim() - 1))
         correction1 = 1 - torch.pow(beta1, power)
         correction2 = 1 - torch.pow(beta2, power)
         denom = (v / correction2).sqrt_().add_(group["eps"])
-        p.index_copy_(0, rows, weights.addcdiv_(m, denom * correction1, value=-group["lr"]))
+        return weights.addcdiv(m, denom * correction1, value=-group["lr"]), m, v
 
-
-    def _update_catch_up(self, p: torch.Tensor, group: dict) -> None:
-        state = self.state[p]
-        if not state:
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["last_step"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
-            state["step"] = torch.zeros((), dtype=torch.long)
-            state["coef"] = torch.zeros(1024, dtype=torch.float64)  # coef[s - 1] = a_s; doubles when full
+    def _catch_up_step(self, state: dict, weights, m, v, last, grad, group: dict):
+        """Step ``t``'s update of rows ``weights, m, v [n, ...]`` current at steps ``last [n]``
+        with gradient ``grad [n, ...]``: the moves they missed since ``last``, their moments
+        decayed, then Adam's own step (its bias corrections as host scalars). Adds ``a_t`` to
+        ``moves``. Returns the new weights and moments (new tensors)."""
         beta1, beta2 = group["betas"]
-        state["step"] += 1
-        t = int(state["step"])
-        correction1, correction2 = 1 - beta1 ** t, 1 - beta2 ** t
-        if t > len(state["coef"]):
-            state["coef"] = torch.cat([state["coef"], torch.zeros_like(state["coef"])])
-        state["coef"][t - 1] = group["lr"] * math.sqrt(correction2) / correction1
-        rows, grad = touched_rows(p.grad)
-        if not len(rows):
-            return
-        weights = p.index_select(0, rows)
-        m = state["exp_avg"].index_select(0, rows)
-        v = state["exp_avg_sq"].index_select(0, rows)
-        self._catch_up(weights, m, v, state["last_step"].index_select(0, rows), t - 1, state["coef"], group)
+        t = state["step"] = state["step"] + 1
+        if t >= len(state["moves"]):  # moves[t] must exist: rows touched now read it later
+            state["moves"] = torch.cat([state["moves"], torch.zeros_like(state["moves"])])
+        shape = (-1,) + (1,) * (weights.dim() - 1)
+        weights = missed_moves(weights, m, v, last, state["moves"])
         if group["weight_decay"]:
             grad = grad.add(weights, alpha=group["weight_decay"])
-        m.lerp_(grad, 1 - beta1)
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (v / correction2).sqrt_().add_(group["eps"])
-        weights.addcdiv_(m, denom, value=-group["lr"] / correction1)
-        p.index_copy_(0, rows, weights)
-        state["exp_avg"].index_copy_(0, rows, m)
-        state["exp_avg_sq"].index_copy_(0, rows, v)
-        state["last_step"].index_fill_(0, rows, t)
+        # the decays of the missed steps and of this one in one power: m b1^(t - last) + (1 - b1) g
+        gap = (t - last).to(weights.dtype).view(shape)
+        m = (m * torch.pow(beta1, gap)).add_(grad, alpha=1 - beta1)
+        v = (v * torch.pow(beta2, gap)).addcmul_(grad, grad, value=1 - beta2)
+        correction1, root2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
+        step_size = group["lr"] * root2 / correction1  # a_t
+        weights = weights.addcdiv_(m, v.sqrt().add_(group["eps"] * root2), value=-step_size)
+        self._add_momentum_moves(state["moves"], t, step_size, group["betas"])
+        return weights, m, v
 
-    @staticmethod
-    def _catch_up(weights, m, v, last: torch.Tensor, now: int, coef: torch.Tensor, group: dict) -> None:
-        """In place, for rows current at step ``last [n]``: dense Adam's zero-gradient steps
-        ``last + 1 .. now`` (the momentum's moves of the module docstring), then the moments
-        decayed by as many steps."""
-        beta1, beta2 = group["betas"]
-        rho = beta1 / math.sqrt(beta2)
-        window = max(1, math.ceil(math.log(NEGLIGIBLE) / math.log(rho))) if rho > 0 else 1
-        gap = (now - last).clamp_(min=0).cpu()
-        if not bool(gap.any()):
-            return
-        moves = torch.zeros(len(gap), dtype=torch.float64)  # rows with no missed step keep 0
-        near = (gap > 0) & (gap <= window)
-        if bool(near.any()):
-            # sum_{k=1..g} a_{now-g+k} rho^k = rho^g * H[g], H[g] = sum_{j<g} a_{now-j} rho^-j: one
-            # cumulative sum over the newest coefficients serves every row (rho^-window ~ 1e12, so
-            # float64 holds it)
-            depth = min(window, now)
-            j = torch.arange(depth, dtype=torch.float64)
-            newest = coef[:now].flip(0)[:depth]  # coef[s - 1] = a_s: a_now, a_(now-1), ...
-            prefix = torch.cat([coef.new_zeros(1), torch.cumsum(newest * torch.pow(rho, -j), 0)])
-            g = gap[near]
-            moves[near] = torch.pow(rho, g.double()) * prefix[g]
-        far = (gap > window).nonzero()[:, 0]
-        if len(far):  # the first `window` missed steps of a row long untouched, gathered one by one
-            k = torch.arange(1, window + 1)
-            steps = last.cpu()[far][:, None] + k[None, :]  # [n, K] 1-based like coef's count
-            a = coef[(steps - 1).clamp_(max=max(now - 1, 0))]
-            moves[far] = (a * torch.pow(rho, k.double())[None, :]).sum(1)
-        shape = (-1,) + (1,) * (weights.dim() - 1)
-        scale = torch.where(v > 0, m / v.sqrt(), torch.zeros_like(m))
-        weights.sub_(moves.to(weights.device, weights.dtype).view(shape) * scale)
-        decay = gap.to(weights.device, weights.dtype).view(shape)
-        m.mul_(torch.pow(beta1, decay))
-        v.mul_(torch.pow(beta2, decay))
+    def _add_momentum_moves(self, moves: torch.Tensor, t: int, step_size: float, betas) -> None:
+        """``moves[s] += a_t rho^(t-s)`` for the ``K`` steps ``s`` before ``t`` (fewer at the start)."""
+        key = (tuple(betas), moves.dtype, moves.device)
+        if key not in self._powers:
+            rho = betas[0] / math.sqrt(betas[1])
+            window = max(1, math.ceil(math.log(NEGLIGIBLE) / math.log(rho))) if rho > 0 else 1
+            exponents = torch.arange(window, 0, -1, dtype=torch.float64, device=moves.device)  # made there
+            self._powers[key] = torch.pow(rho, exponents).to(moves.dtype)
+        powers = self._powers[key]  # [K]: rho^K .. rho^1, for s = t-K .. t-1
+        start = max(0, t - len(powers))
+        moves[start:t].add_(powers if start else powers[len(powers) - t:], alpha=step_size)
 
     @torch.no_grad()
     def settle(self, block: int = 1 << 14) -> None:
         """Bring every row to the current step (catch-up mode; a no-op otherwise): the steps each
-        row missed since its last update, applied as dense Adam applies them. O(rows); called
-        before the tables are read whole (evaluation, export)."""
+        row missed since its last update, applied as dense Adam applies them. O(rows) in blocks
+        of ``block`` rows; called before the tables are read whole (evaluation, export)."""
         if not self.catch_up:
             return
         for group in self.param_groups:
@@ -214,17 +230,78 @@ class RowAdam(Optimizer):
                 state = self.state.get(p)
                 if not state:
                     continue
-                t = int(state["step"])
+                t, (beta1, beta2) = state["step"], group["betas"]
                 for s in range(0, p.shape[0], block):
                     rows = slice(s, min(s + block, p.shape[0]))
-                    self._catch_up(p.data[rows], state["exp_avg"][rows], state["exp_avg_sq"][rows],
-                                   state["last_step"][rows], t, state["coef"], group)
-                    state["last_step"][rows] = t
+                    weights, m, v, last = p[rows], state["exp_avg"][rows], state["exp_avg_sq"][rows], \
+                        state["last_step"][rows]
+                    weights.copy_(missed_moves(weights, m, v, last, state["moves"]))
+                    gap = (t - last).to(p.dtype).view((-1,) + (1,) * (p.dim() - 1))
+                    m.mul_(torch.pow(beta1, gap))
+                    v.mul_(torch.pow(beta2, gap))
+                    last.fill_(t)
+
+
+def missed_moves(weights, m, v, last: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+    """The weights ``[n, ...]`` of rows current at steps ``last [n]`` (moments ``m, v``) moved by
+    dense Adam's zero-gradient steps since (``moves[last] * m / sqrt(v)``), a new tensor; the
+    moments' decay is the caller's. Rows with ``v = 0`` (never touched) have ``m = 0`` and stay."""
+    tiny = torch.finfo(v.dtype).tiny  # 0 / (0 + tiny) = 0; beside sqrt(v) of any v > 0 it is nothing
+    move = moves.index_select(0, last).to(weights.dtype).view((-1,) + (1,) * (weights.dim() - 1))
+    return weights.addcdiv(m * move, v.sqrt().add_(tiny), value=-1)
+
+
+def moves_dtype(p: torch.Tensor) -> torch.dtype:
+    """The dtype of a table's ``moves``: float32, or the table's if wider (float64)."""
+    return torch.promote_types(p.dtype, torch.float32) if p.is_floating_point() else torch.float32
+
+
+def moves_from_coefficients(coef: torch.Tensor, step: int, betas) -> torch.Tensor:
+    """``moves`` (float64, the capacity of ``coef``) from the per-step coefficients of the earlier
+    state layout, ``coef[s - 1] = a_s`` for ``s = 1 .. step``: ``F[s] = sum_{j=1..K, s+j <= step}
+    a_(s+j) rho^j``."""
+    rho = betas[0] / math.sqrt(betas[1])
+    window = max(1, math.ceil(math.log(NEGLIGIBLE) / math.log(rho))) if rho > 0 else 1
+    a = coef.double()[:step]
+    moves = torch.zeros(max(len(coef), step + 1), dtype=torch.float64)
+    for j in range(1, min(window, step) + 1):  # F[s] += a_(s+j) rho^j for s = 0 .. step - j
+        moves[:step - j + 1] += a[j - 1:] * rho ** j
+    return moves
+
+
+def gradient_entries(grad: torch.Tensor):
+    """What a step updates, in shapes that do not depend on the values:
+
+    - ``(rows [N], grad [N, ...], None)`` for a sparse gradient with fewer entries ``N`` than table
+      rows ``R``: its entries in their order, each with its row's summed gradient
+      (:func:`row_totals`);
+    - ``(None, grad [R, ...], touched [R])`` otherwise: the whole table's gradient (a sparse one's
+      entries added into it) and the rows it touches (for a dense one, those with a non-zero
+      entry). A batch that names more entries than the table has rows is cheaper this way.
+    """
+    if grad.is_sparse:
+        rows, values = grad._indices()[0], grad._values()
+        if len(rows) < grad.shape[0]:
+            return rows, row_totals(rows, values), None
+        touched = torch.zeros(grad.shape[0], dtype=torch.bool, device=grad.device).index_fill_(0, rows, True)
+        return None, values.new_zeros(grad.shape).index_add_(0, rows, values), touched
+    return None, grad, grad.reshape(grad.shape[0], -1).ne(0).any(1)
+
+
+def row_totals(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``[N, ...]``: for each entry ``(rows[i], values[i])``, the sum of the values of every entry
+    of its row. Each entry's row is named by the position of the row's first copy among the
+    sorted rows, so the sum is an ``index_add_`` into ``N`` slots: the shapes are ``N``, whatever
+    the number of distinct rows."""
+    first = torch.searchsorted(torch.sort(rows).values, rows)
+    return torch.zeros_like(values).index_add_(0, first, values).index_select(0, first)
 
 
 def touched_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(rows [n], grad [n, ...])``: the distinct rows a gradient touches, ascending, and their
-    gradient (copies of a row summed). A dense gradient touches the rows with a non-zero entry."""
+    gradient (copies of a row summed). A dense gradient touches the rows with a non-zero entry.
+    The row count ``n`` depends on the values (a read on a device): for the data-parallel gather,
+    not for a step."""
     if grad.is_sparse:
         grad = grad.coalesce()
         return grad.indices()[0], grad.values()

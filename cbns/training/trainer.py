@@ -29,7 +29,7 @@ from cbns.model.two_tower import TwoTower
 from cbns.objective.precision import autocast_for
 from cbns.training.callbacks.base import Callback
 from cbns.training.fit_state import FitState
-from cbns.training.guards import NonFiniteWatch, check_finite
+from cbns.training.guards import NonFiniteWatch
 from cbns.training.lr_schedule import apply_lr
 from cbns.training.optimizer import build_optimizer
 from cbns.training.pair_encoder import PairEncoder
@@ -51,12 +51,13 @@ class Trainer:
     gives history user towers each batch's context.
 
     The model, the objective and the training pairs live on ``config.run.device`` (``ctx.device`` on
-    several ranks) until :meth:`to_cpu`. On a GPU the loss and the NaN/inf guard are read every
-    :data:`SYNC_EVERY` steps and before every checkpoint (the step never waits for the device; a
-    non-finite step stops the run at the next read, naming the step where it first appeared); on
-    the CPU, every step. ``config.training.precision`` ``bf16`` runs the towers under autocast. On several
-    ranks ``config.sampler.batch_size`` is the global batch, of which this rank reads its share, and only
-    rank 0 shows progress and prints: the single-process run, up to float summation order.
+    several ranks) until :meth:`to_cpu`. :meth:`step` never reads the device back, on any device:
+    the loss and the NaN/inf guard are read by :meth:`flush`, outside the step, every
+    :data:`SYNC_EVERY` steps on a GPU and after every step on the CPU, and before every checkpoint
+    (a non-finite step stops the run at the next read, naming the step where it first appeared).
+    ``config.training.precision`` ``bf16`` runs the towers under autocast. On several ranks
+    ``config.sampler.batch_size`` is the global batch, of which this rank reads its share, and only rank 0
+    shows progress and prints: the single-process run, up to float summation order.
     """
 
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower, objective: nn.Module,
@@ -164,11 +165,8 @@ class Trainer:
         objective = loss
         if ctx.distributed:  # DDP averages the ranks' gradients: weigh this rank by its rows
             objective = loss * (ctx.world_size * len(items) / sum(rank_rows))
-        step, epoch = self.global_step + 1, self.state.epoch + 1
-        if self.sync_every == 1:
-            check_finite(step, epoch, loss=loss, user_embeddings=user_emb, item_embeddings=item_emb)
-        else:
-            self._first_bad.watch(step, epoch, loss=loss, user_embeddings=user_emb, item_embeddings=item_emb)
+        self._first_bad.watch(self.global_step + 1, self.state.epoch + 1, loss=loss, user_embeddings=user_emb,
+                              item_embeddings=item_emb)
         self._update(objective)
         return loss.detach()
 

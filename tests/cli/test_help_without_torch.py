@@ -21,7 +21,7 @@ def help_and_imports(*argv: str) -> tuple[str, set[str]]:
     return proc.stdout, modules
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["export", "--help"]])
 def test_help_imports_no_torch(argv):
     text, modules = help_and_imports(*argv)
     assert "cbns.cli.commands" in modules  # the import log is read

@@ -1,6 +1,7 @@
 """On a GPU: CPU/GPU agreement of the loss and its gradients, every buffer on the device, exact
-resume on the device, and a one-process NCCL group through the distributed path. Skipped cleanly
-where CUDA is not available."""
+resume on the device, and a one-process NCCL group through the distributed path (the data-parallel
+steps of tests/sparse_data_parallel.py, which tests/distributed runs in two gloo processes).
+Skipped cleanly where CUDA is not available."""
 import os
 import socket
 
@@ -16,7 +17,7 @@ from cbns.training.trainer import Trainer
 from cbns.training.training_state import load_training_state, training_state
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-CUDA = torch.device("cuda")
+CUDA = torch.device("cuda", 0)  # a process group's device_id needs the index
 
 
 def toy_data(num_users=60, num_items=40, seed=0) -> Interactions:
@@ -116,21 +117,18 @@ def test_one_process_nccl_group_through_the_distributed_path(tmp_path):
         tensor = torch.ones(3, device=CUDA)
         dist.all_reduce(tensor)
         assert tensor.tolist() == [1.0, 1.0, 1.0]
-        # the towers behind DDP (NCCL bucket all-reduce in backward), as the trainer wraps them
-        from torch.nn.parallel import DistributedDataParallel
+        # The towers as the trainer wraps them: DDP (NCCL bucket all-reduce in backward) for the
+        # dense MLP only; the tables' row-sparse gradients, which NCCL cannot all-reduce, averaged
+        # by all-gather. The same steps on the CPU: tests/distributed/test_sparse_data_parallel.py.
+        from sparse_data_parallel import GLOBAL_BATCHES, train_steps
 
-        from cbns.training.pair_encoder import PairEncoder
+        from cbns.distributed.context import DistContext
 
-        data = toy_data()
-        config = cbns.TrainConfig(data="toy", dim=16, device="cuda").validate()
-        model, _ = assemble(config, data)
-        model.to(CUDA)
-        encoder = DistributedDataParallel(PairEncoder(model), device_ids=[0])
-        pairs = torch.from_numpy(data.train[:32]).to(CUDA)
-        u, v, b = encoder(pairs[:, 0], pairs[:, 1])
-        loss = cbns.CrossBatchSoftmaxLoss(16, 64, item_counts=data.item_counts(), gather_across_ranks=True).to(CUDA)(
-            u, v, pairs[:, 1], item_bias=b)
-        loss.backward()
-        assert all(p.grad is not None for p in model.parameters())
+        ctx = DistContext(rank=0, world_size=1, device=CUDA, group=dist.group.WORLD)
+        on_gpu, gpu_losses = train_steps(ctx, CUDA, GLOBAL_BATCHES)
+        on_cpu, cpu_losses = train_steps(DistContext(), torch.device("cpu"), GLOBAL_BATCHES)
+        assert np.allclose(gpu_losses, cpu_losses, rtol=1e-4, atol=1e-6)
+        for name, value in on_cpu.items():
+            assert torch.allclose(on_gpu[name], value, rtol=1e-4, atol=1e-5), name
     finally:
         dist.destroy_process_group()

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cbns.negatives import Candidates
-from cbns.objective.logits import MASKED, hit_positions, sampled_softmax_logits
+from cbns.objective.logits import MASKED, sampled_softmax_logits
 
 
 def reference(users, positives, pos_ids, pos_logq, sources, T):
@@ -40,16 +40,6 @@ def test_fused_logits_equal_reference(batch, extra, num_ids, inbatch_first, seed
     else:
         assert torch.equal(target, torch.zeros(batch, dtype=torch.long))
         assert torch.allclose(got, want, atol=1e-5)
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(0, 5), min_size=1, max_size=15), st.lists(st.integers(0, 5), max_size=15))
-def test_hit_positions_equal_brute_force(pos, cand):
-    pos_t, cand_t = torch.tensor(pos), torch.tensor(cand, dtype=torch.long)
-    rows, cols = hit_positions(pos_t, cand_t)
-    got = sorted(zip(rows.tolist(), cols.tolist()))
-    want = sorted((i, j) for i, p in enumerate(pos) for j, c in enumerate(cand) if p == c)
-    assert got == want
 
 
 def test_masked_value_is_finite_so_an_all_masked_row_has_a_softmax():

@@ -15,8 +15,13 @@ D, NUM_ITEMS, T = 3, 9, 0.5
 
 
 def draws(probs, n, seed):
-    """The ids a source seeded ``seed`` draws first: an independent generator with that seed."""
-    return torch.multinomial(probs, n, replacement=True, generator=torch.Generator().manual_seed(seed))
+    """The ids a source seeded ``seed`` draws first, from an independent generator with that seed:
+    uniform numbers mapped through the inverse of the cumulative distribution, worked out here
+    (the first id whose cumulative probability exceeds each number)."""
+    u = torch.rand(n, generator=torch.Generator().manual_seed(seed))
+    cdf = np.cumsum(probs.double().numpy())
+    cdf = cdf / cdf[-1]
+    return torch.tensor([int(np.argmax(cdf > float(x))) for x in u])
 
 
 def row_loss(u, pos, pos_logq, pos_id, cands):
@@ -38,7 +43,7 @@ def test_uniform_objective_equals_the_definition():
     users, table, ids = setup()
     objective = SampledSoftmaxObjective([UniformSource(NUM_ITEMS, 6, seed=5)], SampledSoftmaxLoss(T), item_counts=np.ones(NUM_ITEMS))
     got = objective.double()(users, table[ids], ids, encode_items=lambda i: table[i])
-    drawn = draws(torch.full((NUM_ITEMS,), 1.0 / NUM_ITEMS), 6, 5)
+    drawn = torch.randint(0, NUM_ITEMS, (6,), generator=torch.Generator().manual_seed(5))
     lq = math.log(1.0 / NUM_ITEMS)  # the positive too is corrected with the uniform q
     cands = [(table[j], lq, int(j)) for j in drawn]
     want = np.mean([row_loss(users[r], table[ids[r]], lq, int(ids[r]), cands) for r in range(len(ids))])
@@ -67,7 +72,7 @@ def test_mixed_objective_equals_the_definition_and_counts_its_steps():
                                         item_counts=counts).double()
     got = objective(users, table[ids], ids, encode_items=lambda i: table[i])
     unigram = np.log(counts / counts.sum())
-    drawn = draws(torch.full((NUM_ITEMS,), 1.0 / NUM_ITEMS), 4, 8)
+    drawn = torch.randint(0, NUM_ITEMS, (4,), generator=torch.Generator().manual_seed(8))
     want = []
     for r in range(len(ids)):
         # the batch's other rows (every copy of the positive id masked, the row's own is the positive)

@@ -123,6 +123,9 @@ def test_the_manifest_lists_every_file_with_its_checksum(run_and_bundle):
     assert set(manifest["versions"]) >= {"cbns", "torch", "onnx", "onnxruntime", "numpy"}
     np.testing.assert_array_equal(np.load(bundle / "item_embeddings.npy"), np.load(run / "item_embeddings.npy"))
     assert not [p for p in bundle.parent.iterdir() if ".cbns-" in p.name]  # no temporary directory left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert bundle.stat().st_mode & 0o777 == 0o777 & ~umask  # not the 0700 of a temporary directory
 
 
 @pytest.fixture

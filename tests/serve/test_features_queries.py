@@ -76,14 +76,14 @@ def test_attribute_inputs_are_checked(features_run):
     from cbns.serve import Recommender
 
     rec = Recommender.from_run(features_run, use_index=False)
-    with pytest.raises(CbnsError, match=r"^attribute 'size': not an attribute of this run's user tower; it reads "
+    with pytest.raises(CbnsError, match=r"^features query 0: attribute 'size': not an attribute of this run's user tower; it reads "
                                         r"'user:colour', 'user:tags'$"):
         rec.recommend_features([{"size": 3}])
-    with pytest.raises(UnknownIdError, match=r"^attribute 'colour' value 'purple': no training row had it \(3 known "
+    with pytest.raises(UnknownIdError, match=r"^features query 0: attribute 'colour' value 'purple': no training row had it \(3 known "
                                              r"values, .*user_features.json\)$"):
         rec.recommend_features([{"colour": "purple"}])
-    with pytest.raises(CbnsError, match=r"^attribute 'colour': takes one value, got 2$"):
-        rec.recommend_features([{"colour": ["red", "blue"]}])
+    with pytest.raises(CbnsError, match=r"^features query 1: attribute 'colour': takes one value, got 2$"):
+        rec.recommend_features([{}, {"colour": ["red", "blue"]}])
     with pytest.raises(CbnsError, match=r"^this run cannot answer a history query; it answers: user, features$"):
         rec.recommend_history([[1, 2]])
 

@@ -92,7 +92,7 @@ def test_history_query_inputs_are_checked(history_run):
     rec = Recommender.from_run(run, use_index=False)
     with pytest.raises(CbnsError, match=r"^history 1: empty; a history query needs at least one item id$"):
         rec.recommend_history([[1], []])
-    with pytest.raises(UnknownIdError, match=r"^item 30: not in this run \(30 known"):
+    with pytest.raises(UnknownIdError, match=r"^history 0: item 30: not in this run \(30 known"):
         rec.recommend_history([[1, 30]])
     with pytest.raises(CbnsError, match=r"^this run cannot answer a features query; it answers: user, history$"):
         rec.recommend_features([{"age": 3}])
@@ -127,3 +127,27 @@ def test_an_encoder_is_read_once_and_leaves_torch_threads_alone(history_run):
     tower = rec.user_encoder.tower
     rec.recommend_history([[2, 3]])
     assert rec.user_encoder.tower is tower and torch.get_num_threads() == threads
+
+
+def test_a_pooled_tower_with_attributes_reads_them_as_missing_in_a_history_query(tmp_path):
+    """A history query carries no attributes: each column's part of the MLP input is zeros (code 0,
+    what training gave a user without the attribute)."""
+    from cbns.api import train
+    from cbns.config import TrainConfig
+    from cbns.runs.model_file import read_model_file
+    from cbns.serve import Recommender
+
+    root = write_tiny_lightgcn(tmp_path, seed=9)
+    (root / "users.csv").write_text("user,job\n" + "".join(f"{u},{['cook', 'pilot'][u % 2]}\n" for u in range(40)))
+    train(TrainConfig(data=str(root), user_tower="pooled", user_features=str(root / "users.csv"), dim=4,
+                      hidden_dim=6, batch_size=32, epochs=1, threads=1), root / "run", progress=False, verbose=False)
+    rec = Recommender.from_run(root / "run", use_index=False)
+    w = {k.removeprefix("user_tower."): v.double().numpy() for k, v in read_model_file(root / "run")["model"].items()
+         if k.startswith("user_tower.")}
+    history = [4, 9, 17]
+    x = np.concatenate([w["items.weight"][history].mean(0), np.zeros(4)])
+    out = w["mlp.3.weight"] @ np.maximum(w["mlp.0.weight"] @ x + w["mlp.0.bias"], 0) + w["mlp.3.bias"]
+    expected = np.append(out / np.linalg.norm(out), 1.0)
+    np.testing.assert_allclose(rec.user_encoder.encode_history([np.array(history)])[0], expected, atol=1e-6)
+    # the query's codes were in place for the call only: the placeholder table (one row) is back
+    assert rec.user_encoder.tower.features.codes_0.shape == (1, 1)

@@ -289,7 +289,8 @@ def test_catch_up_state_survives_a_checkpoint_in_its_own_dtypes():
     copy = RowAdam([q], lr=0.01)
     copy.load_state_dict(deepcopy(opt.state_dict()))  # as through a checkpoint file
     state = copy.state[q]
-    assert state["last_step"].dtype == torch.long and state["coef"].dtype == torch.float64
+    assert state["last_step"].dtype == torch.long and state["moves"].dtype == torch.float32
+    assert state["step"] == 20 and isinstance(state["step"], int)
     for ids, grads in steps[20:]:
         for param, o in ((p, opt), (q, copy)):
             param.grad = sparse_grad(ids, grads, param.shape).float()
@@ -302,3 +303,137 @@ def test_catch_up_state_survives_a_checkpoint_in_its_own_dtypes():
 def test_catch_up_refuses_a_momentum_that_does_not_die():
     with pytest.raises(ValueError, match="catch-up needs betas"):
         RowAdam([torch.nn.Parameter(torch.zeros(3))], betas=(0.99, 0.9))
+
+
+def skewed_steps(seed, rows, per_step, steps, width=3):
+    """Steps naming ``per_step`` rows each, drawn with probabilities falling 2x a row, so the last
+    rows are touched rarely (long gaps) while a step names more entries than the table has rows."""
+    rng = np.random.default_rng(seed)
+    weights = 0.5 ** np.arange(rows)
+    out = []
+    for _ in range(steps):
+        ids = rng.choice(rows, per_step, p=weights / weights.sum()).tolist()
+        out.append((ids, rng.normal(size=(per_step, width)).tolist()))
+    return rng.normal(size=(rows, width)), out
+
+
+@pytest.mark.parametrize("per_step", [3, 16])
+def test_catch_up_is_dense_adam_whether_a_step_names_fewer_or_more_entries_than_rows(per_step):
+    """Entries fewer than rows take the per-entry path, more the whole-table path: both give
+    dense Adam's trajectory (float64, eps made negligible), gaps of up to hundreds of steps."""
+    table, steps = skewed_steps(11, rows=10, per_step=per_step, steps=400)
+    lrs = [0.03 * (0.5 + 0.5 * math.cos(math.pi * k / 400)) for k in range(400)]
+    got, want, rows, dense = dense_adam_with_sparse_gradients(table, steps, lrs, settle_at=(50, 51, 300), eps=1e-12)
+    assert torch.allclose(got, want, rtol=0, atol=1e-9)
+    state = rows.state[rows.param_groups[0]["params"][0]]
+    reference = dense.state[dense.param_groups[0]["params"][0]]
+    assert torch.allclose(state["exp_avg_sq"], reference["exp_avg_sq"], rtol=1e-9, atol=1e-15)
+    last_touch = {r: max(t for t, (ids, _) in enumerate(steps) if r in ids) for r in range(10)}
+    assert max(400 - 1 - t for t in last_touch.values()) > 50  # some row missed many steps at the end
+
+
+@pytest.mark.parametrize("per_step", [3, 16])
+def test_lazy_mode_whether_a_step_names_fewer_or_more_entries_than_rows(per_step):
+    table, steps = skewed_steps(12, rows=6, per_step=per_step, steps=12)
+    p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    opt = RowAdam([p], lr=0.1, weight_decay=0.05, catch_up=False)
+    for ids, grads in steps:
+        p.grad = sparse_grad(ids, grads, p.shape)
+        opt.step()
+    w, m, v, count = reference_lazy_adam(table, steps, [0.1] * len(steps), weight_decay=0.05)
+    assert torch.allclose(p.detach(), torch.tensor(w, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert torch.allclose(opt.state[p]["exp_avg_sq"], torch.tensor(v, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert opt.state[p]["row_steps"].tolist() == count
+
+
+def earlier_layout(state: dict, lrs, betas=(0.9, 0.999)) -> dict:
+    """A catch-up table state in the layout of the checkpoints written before ``moves``: a 0-d
+    CPU ``step`` and ``coef[s - 1] = a_s = lr_s sqrt(1 - b2^s) / (1 - b1^s)`` (float64, 1024 long),
+    the coefficients computed here from the learning rates."""
+    b1, b2 = betas
+    coef = torch.zeros(1024, dtype=torch.float64)
+    for s, lr in enumerate(lrs, 1):
+        coef[s - 1] = lr * math.sqrt(1 - b2 ** s) / (1 - b1 ** s)
+    return {"exp_avg": state["exp_avg"].clone(), "exp_avg_sq": state["exp_avg_sq"].clone(),
+            "last_step": state["last_step"].clone(), "step": torch.tensor(len(lrs)), "coef": coef}
+
+
+@pytest.mark.parametrize("saved_at", [5, 300])
+def test_a_checkpoint_in_the_earlier_layout_loads_and_continues_as_dense_adam(saved_at):
+    """An optimizer state saved with per-step coefficients (before ``moves``) is converted on
+    load: the run continued from it ends where dense Adam (float64) ends, as the run never saved
+    does. Saved before and after the momentum window (264 steps)."""
+    table, steps = random_steps(9, rows=8, width=3, steps=saved_at + 60, per_step=2)
+    lrs = [0.02 * (1 - k / (2 * len(steps))) for k in range(len(steps))]
+    straight, want, _, _ = dense_adam_with_sparse_gradients(table, steps, lrs, eps=1e-12)
+    p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    first = RowAdam([p], lr=lrs[0], eps=1e-12)
+    for (ids, grads), lr in zip(steps[:saved_at], lrs):
+        first.param_groups[0]["lr"] = lr
+        p.grad = sparse_grad(ids, grads, p.shape)
+        first.step()
+    saved = first.state_dict()
+    saved["state"][0] = earlier_layout(first.state[p], lrs[:saved_at])
+    q = torch.nn.Parameter(p.detach().clone())
+    second = RowAdam([q], lr=lrs[0], eps=1e-12)
+    second.load_state_dict(deepcopy(saved))
+    state = second.state[q]
+    assert set(state) == {"exp_avg", "exp_avg_sq", "last_step", "step", "moves"} and state["step"] == saved_at
+    assert state["moves"].dtype == torch.float64
+    assert torch.allclose(state["moves"][:saved_at + 1], first.state[p]["moves"][:saved_at + 1], rtol=1e-12, atol=0)
+    for (ids, grads), lr in zip(steps[saved_at:], lrs[saved_at:]):
+        second.param_groups[0]["lr"] = lr
+        q.grad = sparse_grad(ids, grads, q.shape)
+        second.step()
+    second.settle()
+    assert torch.allclose(q.detach(), want, rtol=0, atol=1e-9)
+    assert torch.allclose(q.detach(), straight, rtol=0, atol=1e-12)
+
+
+def meta_tables():
+    """A 2-d table touched by fewer entries than rows, one by more, and a 1-d bias (a sparse
+    gradient each), and a table with a dense gradient: every path of a step, on ``meta``."""
+    shapes, entries = [(50, 8), (6, 4), (40,)], [12, 20, 30]
+    params = [torch.nn.Parameter(torch.empty(s, device="meta")) for s in shapes]
+    dense = torch.nn.Parameter(torch.empty(7, 3, device="meta"))
+
+    def gradients():
+        for p, n in zip(params, entries):
+            ids = torch.empty(n, dtype=torch.long, device="meta")
+            p.grad = torch.sparse_coo_tensor(ids[None], torch.empty(n, *p.shape[1:], device="meta"), p.shape,
+                                             check_invariants=False)
+        dense.grad = torch.empty(7, 3, device="meta")
+
+    return params + [dense], gradients
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_a_step_and_settle_on_meta_tensors_read_nothing_back(catch_up):
+    """Tables, gradients and state on the ``meta`` device, where no value exists: a value read
+    back (``.item()``, a data-dependent shape such as ``nonzero`` or ``coalesce``), or a tensor
+    made on the CPU and mixed in, fails. A dispatch counter around the steps and ``settle``
+    counts no op that would make a GPU wait."""
+    from cbns.training.dispatch_count import DispatchCounter
+
+    params, gradients = meta_tables()
+    opt = RowAdam(params, lr=0.01, weight_decay=0.01, catch_up=catch_up)
+    counter = DispatchCounter(raise_on_read=True)
+    with counter:
+        for _ in range(3):
+            gradients()
+            opt.step()
+        opt.settle()
+    assert counter.reads == 0 and counter.ops > 50
+    for p in params:
+        assert all(v.device.type == "meta" for v in opt.state[p].values() if isinstance(v, torch.Tensor))
+    assert not catch_up or opt.state[params[0]]["step"] == 3
+
+
+def test_the_meta_test_can_fail():
+    """Merging the copies of a row (``coalesce``, as :func:`touched_rows` does for the
+    data-parallel gather) gives a row count that depends on the values: it cannot run on
+    ``meta``, so a step that did it would fail the test above."""
+    ids = torch.empty(3, dtype=torch.long, device="meta")
+    grad = torch.sparse_coo_tensor(ids[None], torch.empty(3, 2, device="meta"), (5, 2), check_invariants=False)
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        touched_rows(grad)

@@ -5,7 +5,6 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from cbns.model.towers.base import Tower
 from cbns.model.towers.history_input import history_input
@@ -16,8 +15,10 @@ from cbns.registry import USER_TOWERS
 class GruTower(Tower):
     """``f(u, H) = W h_n + b`` with ``h_n`` the last GRU state over ``E[h_1], ..., E[h_n]``.
 
-    The history (oldest first, :mod:`cbns.data.history`) is packed by length, so padded entries
-    are never read and cost nothing. An empty history leaves the zero initial state; an empty
+    The GRU runs over the whole padded width of the history (oldest first, right-padded,
+    :mod:`cbns.data.history`) and the state is taken after each row's last real item, so the
+    padding after it changes nothing and the lengths never leave the device (packing by length
+    would read them back each step). An empty history leaves the zero initial state; an empty
     batch gives ``[0, D]`` still on the graph of every parameter (DDP waits for each). ``E`` is a
     ``[num_items, D]`` table of the tower's own; dropout applies to the inputs and the last state.
     """
@@ -42,10 +43,9 @@ class GruTower(Tower):
     def forward(self, ids: torch.Tensor, context: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         history, length = history_input(context, type(self).__name__)
         inputs = self.dropout(self.items(history))
-        if len(length):
-            packed = pack_padded_sequence(inputs, length.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-            _, last = self.gru(packed)                               # [1, B, hidden]
-        else:  # no rows (a rank's share of a distributed step): packing refuses empty batches
-            _, last = self.gru(inputs)
-        state = last[0] * (length > 0)[:, None].to(last.dtype)
+        outputs, _ = self.gru(inputs)                                # [B, L, hidden]
+        # The state after each row's last real item: the GRU reads left to right, so the padding
+        # after it has not touched it. Gathered on the device: the lengths never go to the host.
+        at = (length - 1).clamp(min=0)[:, None, None].expand(-1, 1, outputs.shape[2])
+        state = outputs.gather(1, at)[:, 0] * (length > 0)[:, None].to(outputs.dtype)
         return self.out(self.dropout(state))

@@ -51,7 +51,7 @@ class PooledHistoryTower(Tower):
         positions = torch.arange(history.shape[1], device=history.device)
         real = positions < length[:, None]
         age = (length[:, None] - 1 - positions).clamp(min=0)        # 0 for the newest item
-        weight = real * torch.pow(torch.tensor(self.decay, device=history.device), age)
+        weight = real * torch.pow(self.decay, age)                   # a Python base: no host tensor
         pooled = (weight[..., None] * self.items(history)).sum(1) / weight.sum(1, keepdim=True).clamp(min=1e-12)
         parts = [pooled] if self.features is None else [pooled, self.features(ids)]
         return self.mlp(torch.cat(parts, dim=-1))
