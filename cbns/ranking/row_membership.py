@@ -5,9 +5,13 @@ Not to be confused with :mod:`cbns.model.sparse_rows`, the row-sparse gradient o
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
-import torch
+
+if TYPE_CHECKING:  # RowKeys imports torch when built: serving a bundle reads contains() without torch
+    import torch
 
 
 def coordinates(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +60,8 @@ class RowKeys:
     """
 
     def __init__(self, matrix: sp.csr_matrix, rows: np.ndarray, width: int, device: torch.device):
+        import torch
+
         if width < matrix.shape[1]:
             raise ValueError(f"width {width} is below the matrix's {matrix.shape[1]} columns")
         sub = matrix[np.asarray(rows, dtype=np.int64)]
@@ -85,6 +91,8 @@ class RowKeys:
         """``[n, K]`` bool on the device: is ``top[r, j]`` a non-zero column of row ``rows[a + r]``?
         ``top``: ``[n, K]`` int64 columns (negative ones, padding, never match). One
         ``searchsorted`` of the block's queries into its sorted keys."""
+        import torch
+
         keys = self.block(a, a + top.shape[0])
         if not len(keys):
             return torch.zeros(top.shape, dtype=torch.bool, device=top.device)

@@ -245,3 +245,14 @@ def test_a_bundle_serves_with_torch_blocked(run_and_bundle, tmp_path):
         assert got["history"] == rec.recommend_history([[1, 2, 3], [5]], k=5).rows.tolist()
     if "features" in rec.query_kinds:
         assert got["features"] == rec.recommend_features([{attribute_names(bundle)[0]: "odd"}], k=5).rows.tolist()
+
+
+def test_the_serving_modules_import_without_torch():
+    """The modules a bundle is served with, imported where torch cannot be (fast, no run needed)."""
+    modules = ["cbns.serve", "cbns.serve.bundle", "cbns.serve.recommender", "cbns.serve.fold_in",
+               "cbns.ranking.filtered_search", "cbns.ranking.numpy_topk", "cbns.ranking.item_index",
+               "cbns.runs.seen_items_file", "cbns.runs.feature_vocabulary", "cbns.machine"]
+    script = BLOCKED.split("from cbns.serve.bundle")[0] + "".join(f"import {m}\n" for m in modules)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
