@@ -245,6 +245,22 @@ def python_api(rec, queries: list[tuple[str, object]], k: int, batch: int, secon
             f"batches_of_{batch}_cpu_ms": round(bcpu / done * 1e3, 3)}
 
 
+def batch_agreement(rec, count: int, k: int, batch: int, seed: int) -> dict:
+    """How far a user's top ``k`` scored alone agrees with the same user scored in a batch of
+    ``batch`` random users (what micro-batching does): the share of identical lists, and the mean
+    share of the alone-list found in the batched one. Through an index that excludes seen items
+    they can differ, because the index is searched for ``k`` + the most seen items of any user in
+    the batch, and a wider search can find items a narrower one missed."""
+    rng = np.random.default_rng(seed)
+    users = rec.user_map.to_ids(rng.choice(rec.user_map.size, size=count, replace=False)).tolist()
+    alone = np.concatenate([rec.recommend([u], k=k).rows for u in users])
+    together = np.concatenate([rec.recommend(users[at:at + batch], k=k).rows for at in range(0, count, batch)])
+    same = float(np.mean([(a == b).all() for a, b in zip(alone, together)]))
+    found = float(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / max((a >= 0).sum(), 1)
+                           for a, b in zip(alone, together)]))
+    return {"users": count, "identical_lists": round(same, 4), "alone_items_found": round(found, 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a run directory (cbns train --out)")
@@ -259,6 +275,9 @@ def main() -> None:
     parser.add_argument("--batching", default="micro,single", help="micro, single or both")
     parser.add_argument("--api-seconds", type=float, default=10.0, help="Python API: time for one-per-call")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agreement-users", type=int, default=300,
+                        help="users scored alone and in batches of --clients (0: skip)")
+    parser.add_argument("--agreement-only", action="store_true", help="only the batch agreement, no load")
     args = parser.parse_args()
 
     import torch
@@ -280,6 +299,14 @@ def main() -> None:
         if used != mix:
             print("# this run answers no history queries: history left out of the mix", file=sys.stderr)
         queries = make_queries(rec, used, 50_000, args.k, args.seed)
+        agreement = (batch_agreement(rec, min(args.agreement_users, rec.user_map.size), args.k, args.clients, args.seed)
+                     if args.agreement_users else None)
+        scoring_name = rec.index.spec.describe() if rec.index is not None else "exact"
+        print(f"# {scoring_name}: users alone against in batches of {args.clients}: {agreement}", file=sys.stderr,
+              flush=True)
+        if args.agreement_only:
+            results.append({"scoring": scoring_name, "batch_agreement": agreement})
+            continue
         for batching in args.batching.split(","):
             flags = (["--exact"] if scoring == "exact" else []) + (["--max-batch", "1"] if batching == "single" else [])
             service = Service(args.run, flags, args.threads)
@@ -295,6 +322,7 @@ def main() -> None:
             batches = after["batches"] - before["batches"]
             scored = after["requests"] - before["requests"]
             entry = {"scoring": service.health["scoring"], "batching": batching, "flags": flags,
+                     "batch_agreement": agreement,
                      "http": http_stack(), **summary,
                      "mean_batch": round(scored / max(batches, 1), 2),
                      "service_cpu_ms_per_request": round(cpu / max(len(record), 1) * 1e3, 3),
