@@ -83,8 +83,8 @@ ITEM_BLOCK = 1 << 17
 @torch.no_grad()
 def iter_top_k(queries: torch.Tensor, items: torch.Tensor, k: int, exclude: sp.csr_matrix | None = None,
                rows: np.ndarray | None = None, chunk_size: int | None = None,
-               item_bias: torch.Tensor | None = None, item_block: int | None = None
-               ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+               item_bias: torch.Tensor | None = None, item_block: int | None = None,
+               padded: torch.Tensor | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
     """Exact top-``k`` items by dot product (plus ``item_bias``), one block of queries at a time.
 
     Args:
@@ -101,6 +101,9 @@ def iter_top_k(queries: torch.Tensor, items: torch.Tensor, k: int, exclude: sp.c
             :meth:`~cbns.model.two_tower.TwoTower.ranking_vectors` folds it, but one item block
             at a time, so the catalog is never copied whole.
         item_block: items scored at once (default :data:`ITEM_BLOCK`).
+        padded: :func:`padded_items` of ``items``, made once by a caller that ranks many query
+            batches against the same items (a server); used when there is no ``item_bias`` and
+            the catalog is one item block.
 
     Yields ``(block_rows [n], scores [n, k], top [n, k])``: the query rows of the block, and their
     best scores and item indices, best first. Up to ``item_block`` items, one padded copy of the
@@ -113,7 +116,8 @@ def iter_top_k(queries: torch.Tensor, items: torch.Tensor, k: int, exclude: sp.c
     rows = np.arange(queries.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     block = item_block or ITEM_BLOCK
     if items.shape[0] <= block:
-        yield from _one_block(queries, items, k, exclude, rows, chunk_size, item_bias)
+        yield from _one_block(queries, items, k, exclude, rows, chunk_size, item_bias,
+                              padded if item_bias is None else None)
     else:
         yield from _item_blocks(queries, items, k, exclude, rows, chunk_size, item_bias, block)
 
@@ -145,9 +149,16 @@ def _masked_scores(queries, batch, padded, biased, num_items, excluded: RowKeys 
     return score
 
 
-def _one_block(queries, items, k, exclude, rows, chunk_size, bias):
+def padded_items(items: torch.Tensor) -> torch.Tensor:
+    """``[padded_width(I), D]``: ``items`` with zero rows up to whole groups of :func:`grouped_topk`,
+    the operand exact ranking scores; see :func:`iter_top_k`'s ``padded``."""
+    return _operand(items, None, 0, items.shape[0])
+
+
+def _one_block(queries, items, k, exclude, rows, chunk_size, bias, padded=None):
     num_items = items.shape[0]
-    padded = _operand(items, bias, 0, num_items)
+    if padded is None:
+        padded = _operand(items, bias, 0, num_items)
     width = padded.shape[0]
     chunk = chunk_size or default_chunk(width)
     block = queries.new_empty(max(min(chunk, len(rows)), 1), width)
@@ -230,7 +241,8 @@ def _item_blocks(queries, items, k, exclude, rows, chunk_size, bias, block):
 
 
 def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None,
-                device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+                device: torch.device | None = None, padded: torch.Tensor | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best items for each query by dot product; excluded items are never returned.
 
     Args:
@@ -238,6 +250,7 @@ def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None,
         k: list length; clipped to ``I``.
         exclude: ``[Q, I]`` CSR whose non-zeros in row q are items never returned for query q.
         device: where to score (default: where the tensors are; the CPU for numpy arrays).
+        padded: :func:`padded_items` of ``items`` on that device, kept by a caller that asks often.
 
     Returns:
         ``scores [Q, k]`` float32 best first and ``rows [Q, k]`` int64 item rows (numpy). Where
@@ -250,7 +263,7 @@ def exact_top_k(queries, items, k: int, exclude: sp.csr_matrix | None = None,
     k = max(1, min(k, items.shape[0]))
     scores = queries.new_empty(queries.shape[0], k)
     found = torch.empty(queries.shape[0], k, dtype=torch.long, device=queries.device)
-    for batch, best, top in iter_top_k(queries, items, k, exclude):  # blocks in row order
+    for batch, best, top in iter_top_k(queries, items, k, exclude, padded=padded):  # blocks in row order
         scores[batch[0]:batch[0] + len(batch)], found[batch[0]:batch[0] + len(batch)] = best, top
     scores, found = scores.cpu().numpy(), found.cpu().numpy()  # the one read back
     padding = scores <= EXCLUDED

@@ -52,7 +52,7 @@ class Recommender:
 
             device = resolve_device(device)
         self.device = device
-        self._items_on_device = None
+        self._items_on_device = self._padded_items = None
         self.prior_column = prior_column
         self.user_map, self.item_map = user_map, item_map
         self.index = index
@@ -203,11 +203,13 @@ class Recommender:
         if self.index is None:
             import torch
 
-            from cbns.ranking.topk import exact_top_k
+            from cbns.ranking.topk import exact_top_k, padded_items
 
-            if self._items_on_device is None:
+            if self._items_on_device is None:  # laid out once: a query of one user must not copy the catalog
                 self._items_on_device = torch.from_numpy(np.ascontiguousarray(self.items)).to(self.device)
-            return exact_top_k(queries, self._items_on_device, k, exclude, device=self.device)
+                self._padded_items = padded_items(self._items_on_device)
+            return exact_top_k(queries, self._items_on_device, k, exclude, device=self.device,
+                               padded=self._padded_items)
         return index_top_k(self.index, queries, self.items, k, exclude)
 
     def _ranked(self, queries: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> Ranked:
