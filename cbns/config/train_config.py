@@ -155,6 +155,8 @@ class TrainingConfig:
     patience: int = option(3, "stop after P validations without improvement", metavar="P", minimum=0)
     precision: str = option("fp32", "fp32, or bf16: towers and score matrix products in bfloat16 under autocast, "
                             "softmax, log q and the loss in float32", choices=PRECISIONS)
+    compile: bool = option(False, "run each step's towers and loss through torch.compile (needs "
+                           "`sparse_updates` false)")
 
 
 @dataclass
@@ -290,6 +292,8 @@ class TrainConfig:
         if self.sampler.item_frequency == "streaming" and self.sampler.name == "popularity":
             raise OptionError("item_frequency", "streaming: the popularity sampler draws from known counts; "
                               "use static, or the inbatch, uniform, mns or cbns sampler")
+        if self.training.compile and self.training.sparse_updates:
+            raise OptionError("compile", "true: the compiled step runs dense updates; add --sparse-updates false")
         return self
 
     def to_dict(self) -> dict[str, Any]:

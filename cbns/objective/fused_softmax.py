@@ -122,7 +122,7 @@ class _FusedSampledSoftmax(torch.autograd.Function):
         want_g = want_users or want_bias or (want_fresh and not split)
         # One [rows, N] buffer: the logits, overwritten by the probabilities, then by P - Y. The rows
         # are those of two buffers' worth (the size the blocks were measured at).
-        rows = min(batch, block_rows(2 * num * 4, block_bytes(users.device), MIN_BLOCK_ROWS, users.device))
+        rows = min(batch, _block_rows(2 * num * 4, users.device))
         buffer = users.new_empty(rows, num)
         for s in range(0, batch, rows):
             e = min(s + rows, batch)
@@ -184,6 +184,14 @@ class _FusedSampledSoftmax(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         return (*_scaled_gradients(ctx, grad), None, None, None, None, None, None)
+
+
+def _block_rows(row_bytes: int, device: torch.device) -> int:
+    """Rows per block (:func:`cbns.machine.block_rows`). Under ``torch.compile`` the free memory
+    is not asked for (reading it is host I/O, which a graph cannot hold): the cap alone."""
+    if torch.compiler.is_compiling():
+        return max(MIN_BLOCK_ROWS, block_bytes(device) // max(row_bytes, 1))
+    return block_rows(row_bytes, block_bytes(device), MIN_BLOCK_ROWS, device)
 
 
 def _minus_one_hot(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

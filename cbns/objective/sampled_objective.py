@@ -89,6 +89,7 @@ class SampledSoftmaxObjective(nn.Module):
             self.frequency = None
             self.register_buffer("log_q", log_unigram(counts))
         self.sources = list(sources)
+        self._longest_warmup = max([getattr(s, "warmup_steps", 0) for s in self.sources] + [0])
         for source in self.sources:
             name, k = source.name, 1
             while hasattr(self, name):
@@ -146,7 +147,7 @@ class SampledSoftmaxObjective(nn.Module):
                           f"training steps", stacklevel=4)  # the caller of loss(...), past Module.__call__
         pool = gather_batch(item_emb, item_ids, self.gather_across_ranks, self.process_group, rank_rows)
         logq = self._logq(pool.ids, updating)
-        batch = StepBatch(pool.emb, pool.ids, logq, pool.offset, self._steps, encode_items)
+        batch = StepBatch(pool.emb, pool.ids, logq, pool.offset, self._step_seen(), encode_items)
         # Scoring only: a drawing source's generator is put back, so that validation draws do not
         # shift the negatives of the training steps that follow.
         drawn = [] if updating else [(s, s.get_extra_state()) for s in self.sources if isinstance(s, DrawnSource)]
@@ -164,6 +165,14 @@ class SampledSoftmaxObjective(nn.Module):
         if updating:
             self._observe(pool, logq, enqueue_mask)
         return loss
+
+    def _step_seen(self) -> int:
+        """The step count the sources see: exact, or under ``torch.compile`` capped at the longest
+        warm-up (past it every source decides alike), so that the compiled graph does not depend
+        on, and is not rebuilt for, each value of the counter."""
+        if not torch.compiler.is_compiling():
+            return self._steps
+        return min(self._steps, self._longest_warmup)
 
     @torch.no_grad()
     def _observe(self, pool, logq: torch.Tensor, enqueue_mask: torch.Tensor | None) -> None:

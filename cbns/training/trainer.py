@@ -86,6 +86,8 @@ class Trainer:
         self._pending_steps = 0
         self._first_bad = NonFiniteWatch(self.device)
         self._unit = torch.ones((), device=self.device)  # the backward's seed, made once
+        # ``training.compile``: the towers and the loss as compiled graphs (dense updates only).
+        self._compiled = torch.compile(self._encode_and_score) if config.training.compile else None
 
     @property
     def rank(self) -> int:
@@ -95,12 +97,16 @@ class Trainer:
     def epoch_batches(self) -> list[torch.Tensor]:
         """Index tensors into the training pairs, one per step: a seeded permutation (drawn on the CPU,
         the same everywhere; pinned on a GPU, so the host never waits) cut into global batches, of
-        which this rank takes its share (all of each in one process)."""
+        which this rank takes its share (all of each in one process). With ``training.compile`` a
+        last batch shorter than the rest is left out, so that every step has the same shapes."""
         order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
         if self.device.type == "cuda":
             order = order.pin_memory()
-        batches = shard_batches(order, self.config.sampler.batch_size, self.ctx.rank, self.ctx.world_size)
-        self._global_rows = [len(b) for b in torch.split(order, self.config.sampler.batch_size)]
+        size = self.config.sampler.batch_size
+        if self._compiled is not None and len(order) > size:  # static shapes: the last short batch is dropped
+            order = order[:len(order) - len(order) % size]
+        batches = shard_batches(order, size, self.ctx.rank, self.ctx.world_size)
+        self._global_rows = [len(b) for b in torch.split(order, size)]
         self._epoch_rows = sum(len(b) for b in batches)
         return batches
 
@@ -155,11 +161,16 @@ class Trainer:
         if ctx.distributed:
             total = global_rows if global_rows is not None else sum(row_counts(len(items), ctx.group, self.device))
             rank_rows = split_sizes(total, ctx.world_size)
-        with timer("encode"), self.autocast():
-            user_emb, item_emb, item_bias = self.encoder(users, items, context)
-        with timer("loss"):
-            loss = self.objective(user_emb, item_emb, items, item_bias=item_bias,
-                                  encode_items=self._encode_items, **({"rank_rows": rank_rows} if rank_rows else {}))
+        if self._compiled is None:
+            with timer("encode"), self.autocast():
+                user_emb, item_emb, item_bias = self.encoder(users, items, context)
+            with timer("loss"):
+                loss = self._score(user_emb, item_emb, items, item_bias, rank_rows)
+        else:  # one compiled graph for both (timed as the loss)
+            # The objective's host counters (its step count, the bank's pointer) as dynamic integers,
+            # so that their changing values do not rebuild the graph (for this call only).
+            with timer("loss"), torch._dynamo.config.patch(allow_unspec_int_on_nn_module=True):
+                loss, user_emb, item_emb = self._compiled(users, items, context, rank_rows)
         objective = loss
         if ctx.distributed:  # DDP averages the ranks' gradients: weigh this rank by its rows
             objective = loss * (ctx.world_size * len(items) / sum(rank_rows))
@@ -167,6 +178,18 @@ class Trainer:
                               item_embeddings=item_emb)
         self._update(objective)
         return loss.detach()
+
+    def _score(self, user_emb, item_emb, items, item_bias, rank_rows) -> torch.Tensor:
+        """The objective's loss (it updates its own state, the CBNS bank)."""
+        return self.objective(user_emb, item_emb, items, item_bias=item_bias, encode_items=self._encode_items,
+                              **({"rank_rows": rank_rows} if rank_rows else {}))
+
+    def _encode_and_score(self, users: torch.Tensor, items: torch.Tensor, context, rank_rows):
+        """``(loss, user vectors, item vectors)``: the towers, then :meth:`_score`; what
+        ``training.compile`` runs through ``torch.compile``."""
+        with self.autocast():
+            user_emb, item_emb, item_bias = self.encoder(users, items, context)
+        return self._score(user_emb, item_emb, items, item_bias, rank_rows), user_emb, item_emb
 
     def _encode_items(self, ids: torch.Tensor) -> torch.Tensor:
         """The item tower for the objective's own encodings (sampled items, a refreshed bank)."""

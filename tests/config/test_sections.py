@@ -15,7 +15,7 @@ from cbns.config import (
 )
 from cbns.errors import CbnsError
 
-#: The flat option names a run directory's config.yaml holds (as written by cbns 0.2.0).
+#: The flat option names a run directory's config.yaml holds (as written by cbns 0.2.0, plus `compile`).
 FLAT_NAMES = {
     "data", "min_rating", "user_column", "item_column", "rating_column", "time_column", "sampler", "batch_size",
     "memory_size", "warmup_steps", "bank_mode", "item_side", "num_negatives", "popularity_alpha", "dim", "normalize",
@@ -24,7 +24,7 @@ FLAT_NAMES = {
     "test_users", "eval_index", "ks", "threads", "device", "precision", "checkpoint_every", "drift_every",
     "drift_sample", "drift_deltas", "split", "user_tower", "item_tower", "max_history", "pool_decay", "hidden_dim",
     "dropout", "item_frequency", "frequency_slots", "frequency_alpha", "user_features", "user_feature_columns",
-    "item_features", "item_feature_columns"}
+    "item_features", "item_feature_columns", "compile"}
 
 
 def test_flat_names_land_in_their_sections():
