@@ -15,9 +15,8 @@ the fused kernel has a meta implementation, admits it. Under ``bf16`` the CPU's 
 for meta's (which does not exist), so the towers stay float32 there; the fused softmax's bfloat16
 products run as on a GPU.
 
-The sparse-update configurations (row-wise Adam for the tables, the default) are expected to fail
-until row-wise Adam keeps its bookkeeping on the device: ``xfail(strict=True)``, so that the day
-they pass the marker must go.
+The sparse-update configurations (row-wise Adam for the tables, the default) run the same way: the
+optimizer's bookkeeping stays on the device too (:mod:`cbns.training.row_adam`).
 """
 import importlib.util
 from pathlib import Path
@@ -89,9 +88,7 @@ def test_one_real_step_stays_on_the_device_and_never_reads_it(name, data, on_met
     run_on_meta(name, data)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, raises=(HostReadError, RuntimeError, NotImplementedError),
-    reason="RowAdam host reads (training/row_adam.py: coalesce, row counts read back)")) for n in SPARSE])
+@pytest.mark.parametrize("name", SPARSE)
 def test_one_real_step_with_sparse_updates_stays_on_the_device(name, data, on_meta):
     run_on_meta(name, data)
 

@@ -124,3 +124,19 @@ def test_features_tower_uses_attributes_and_gets_gradient():
         tower.embedding.weight[2] = tower.embedding.weight[1]
     out = tower(ids)
     assert not torch.allclose(out[0], out[1])
+
+
+def test_feature_encoder_sparse_gradient_skips_the_padding_row_and_equals_the_dense_one():
+    table = item_table()
+    dense, sparse = FeatureEncoder(table, DIM), FeatureEncoder(table, DIM)
+    sparse.load_state_dict(dense.state_dict())
+    for bag in sparse.bags:
+        bag.sparse = True
+    ids = torch.arange(NUM_ITEMS)
+    weights = torch.randn(NUM_ITEMS, 2 * DIM)
+    (dense(ids) * weights).sum().backward()
+    (sparse(ids) * weights).sum().backward()
+    for d, s in zip(dense.bags, sparse.bags):
+        grad = s.weight.grad.to_dense()
+        assert torch.allclose(grad, d.weight.grad, atol=1e-6)
+        assert grad[0].abs().sum() == 0  # code 0 (missing, padding) learns nothing
