@@ -1,10 +1,6 @@
 """The training loop: shuffled epochs of optimizer steps, validation after an epoch, callbacks.
-
-One step (:meth:`Trainer.step`, the same code on one process and on W ranks): encode the batch
-(DDP on several ranks); the objective scores this rank's rows against the global batch and its
-negatives and updates its own state (the CBNS bank); the loss is scaled by ``W n_r / b`` so that
-DDP's average of the ranks' gradients is the global mean's; backward; one optimizer step.
-docs/architecture.md, "One step", names each part's module.
+:meth:`Trainer.step` is the same code on one process and on W ranks; docs/architecture.md, "One
+step", names each part's module.
 """
 from __future__ import annotations
 
@@ -27,6 +23,7 @@ from cbns.machine import resolve_device
 from cbns.model.two_tower import TwoTower
 from cbns.objective.precision import autocast_for
 from cbns.training.callbacks.base import Callback
+from cbns.training.compiled_step import CompiledForward
 from cbns.training.fit_state import FitState
 from cbns.training.guards import NonFiniteWatch
 from cbns.training.lr_schedule import apply_lr
@@ -49,12 +46,10 @@ class Trainer:
     loss and keeps its own state (the CBNS bank); ``contexts`` (a :class:`cbns.data.history.HistoryContext`)
     gives history user towers each batch's context.
 
-    The model, the objective and the training pairs live on ``config.run.device`` (``ctx.device`` on
-    several ranks) until :meth:`to_cpu`. :meth:`step` never reads the device back: :meth:`flush` reads
-    the loss and the NaN/inf guard every :data:`SYNC_EVERY` steps, after each epoch and before every
-    checkpoint (a non-finite step stops the run there, naming the step where it first appeared).
-    ``bf16`` precision runs the towers under autocast. On several ranks ``config.sampler.batch_size`` is the
-    global batch, of which this rank reads its share; only rank 0 shows progress and prints.
+    Everything lives on ``config.run.device`` until :meth:`to_cpu`. :meth:`step` never reads the device
+    back: :meth:`flush` reads the loss and the NaN/inf guard every :data:`SYNC_EVERY` steps, after each
+    epoch and before a checkpoint (naming the step where a non-finite value first appeared). On several
+    ranks ``config.sampler.batch_size`` is the global batch; only rank 0 shows progress and prints.
     """
 
     def __init__(self, config: TrainConfig, data: Interactions, model: TwoTower, objective: nn.Module,
@@ -86,8 +81,7 @@ class Trainer:
         self._pending_steps = 0
         self._first_bad = NonFiniteWatch(self.device)
         self._unit = torch.ones((), device=self.device)  # the backward's seed, made once
-        # ``training.compile``: the towers and the loss as compiled graphs (dense updates only).
-        self._compiled = torch.compile(self._encode_and_score) if config.training.compile else None
+        self._compiled = CompiledForward(self) if config.training.compile else None  # dense updates only
 
     @property
     def rank(self) -> int:
@@ -95,10 +89,8 @@ class Trainer:
         return self.ctx.rank
 
     def epoch_batches(self) -> list[torch.Tensor]:
-        """Index tensors into the training pairs, one per step: a seeded permutation (drawn on the CPU,
-        the same everywhere; pinned on a GPU, so the host never waits) cut into global batches, of
-        which this rank takes its share (all of each in one process). With ``training.compile`` a
-        last batch shorter than the rest is left out, so that every step has the same shapes."""
+        """Index tensors into the training pairs, one per step: a seeded CPU permutation (pinned on a GPU)
+        cut into global batches, this rank's share of each; ``training.compile`` drops a short last one."""
         order = torch.randperm(len(self.train_pairs), generator=self.shuffle)
         if self.device.type == "cuda":
             order = order.pin_memory()
@@ -150,10 +142,9 @@ class Trainer:
 
     def step(self, batch: torch.Tensor, context: dict[str, torch.Tensor] | None = None,
              global_rows: int | None = None) -> torch.Tensor:
-        """One optimizer step on this rank's rows ``batch [n, 2]`` (user, item); ``context`` goes
-        to the user tower; ``global_rows`` is the step's global batch size (asked of the other
-        ranks when not given). Returns this rank's mean loss over its rows (0 with none), a
-        detached 0-dim tensor on the device (reading it waits for the device)."""
+        """One optimizer step on this rank's rows ``batch [n, 2]`` (user, item); ``context`` goes to the
+        user tower; ``global_rows``: the global batch size (asked of the other ranks when not given).
+        Returns this rank's mean loss, a detached 0-dim tensor left on the device."""
         ctx, timer = self.ctx, self.timer
         batch = batch.to(self.device, non_blocking=True)
         users, items = batch[:, 0], batch[:, 1]
@@ -167,9 +158,7 @@ class Trainer:
             with timer("loss"):
                 loss = self._score(user_emb, item_emb, items, item_bias, rank_rows)
         else:  # one compiled graph for both (timed as the loss)
-            # The objective's host counters (its step count, the bank's pointer) as dynamic integers,
-            # so that their changing values do not rebuild the graph (for this call only).
-            with timer("loss"), torch._dynamo.config.patch(allow_unspec_int_on_nn_module=True):
+            with timer("loss"):
                 loss, user_emb, item_emb = self._compiled(users, items, context, rank_rows)
         objective = loss
         if ctx.distributed:  # DDP averages the ranks' gradients: weigh this rank by its rows
@@ -184,13 +173,6 @@ class Trainer:
         return self.objective(user_emb, item_emb, items, item_bias=item_bias, encode_items=self._encode_items,
                               **({"rank_rows": rank_rows} if rank_rows else {}))
 
-    def _encode_and_score(self, users: torch.Tensor, items: torch.Tensor, context, rank_rows):
-        """``(loss, user vectors, item vectors)``: the towers, then :meth:`_score`; what
-        ``training.compile`` runs through ``torch.compile``."""
-        with self.autocast():
-            user_emb, item_emb, item_bias = self.encoder(users, items, context)
-        return self._score(user_emb, item_emb, items, item_bias, rank_rows), user_emb, item_emb
-
     def _encode_items(self, ids: torch.Tensor) -> torch.Tensor:
         """The item tower for the objective's own encodings (sampled items, a refreshed bank)."""
         with self.autocast():
@@ -201,15 +183,11 @@ class Trainer:
         first on a GPU, so that the copy does not make the host wait)."""
         if self.contexts is None:
             return None
-        context = self.contexts.for_pairs(index)
-        if self.device.type == "cpu":
-            return context
-        pin = self.device.type == "cuda"
+        context, pin = self.contexts.for_pairs(index), self.device.type == "cuda"
         return {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=True) for k, v in context.items()}
 
     def flush(self) -> None:
-        """Read what the steps since the last read left on the device: add their loss to the
-        epoch's sum, and raise :class:`cbns.errors.NonFiniteError` if one of them was not finite."""
+        """Read the steps' pending loss into the epoch's sum; :class:`NonFiniteError` if one was not finite."""
         if self._pending_steps:
             self.state.loss_sum += float(self._pending_loss)
             self._pending_loss.zero_()
@@ -232,8 +210,7 @@ class Trainer:
         self.global_step += 1
 
     def settle(self) -> None:
-        """Bring the tables' rows up to the current step before they are read whole (evaluation, the best
-        weights, export): :meth:`cbns.training.row_adam.RowAdam.settle`; a no-op for dense Adam."""
+        """Bring every table row to the current step before a whole read (:meth:`RowAdam.settle`)."""
         getattr(self.optimizer, "settle", lambda: None)()
 
     def fit(self, evaluator: Evaluator | None = None) -> FitState:
