@@ -507,9 +507,9 @@ def part_bf16(device, args) -> dict:
         for dtype in (torch.float32, torch.bfloat16):
             u = users.float().to(device).requires_grad_()
             f = fresh.float().to(device).requires_grad_()
-            loss = fused_sampled_softmax(u, f, frozen.float().to(device), bias.float().to(device), None, None,
-                                         target.to(device), T, split,
-                                         dense_ids=(positive.to(device), candidates.to(device)), compute_dtype=dtype)
+            loss = fused_sampled_softmax(u, f, frozen.float().to(device), bias.float().to(device),
+                                         positive.to(device), candidates.to(device), target.to(device), T, split,
+                                         compute_dtype=dtype)
             loss.backward()
             got = (loss.detach().double().cpu(), u.grad.double().cpu(), f.grad.double().cpu())
             out["results"][f"{'split' if split else 'joint'}-{str(dtype).removeprefix('torch.')}"] = {
