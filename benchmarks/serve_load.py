@@ -271,14 +271,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="the service's torch and faiss threads")
     parser.add_argument("--mix", default="user=0.5,history=0.2,similar=0.2,bad=0.1",
                         help="shares of user, history, similar and bad requests")
-    parser.add_argument("--scoring", default="index,exact", help="index, exact or both (comma-separated)")
-    parser.add_argument("--batching", default="micro,single", help="micro, single or both")
+    parser.add_argument("--scoring", default="index,exact", help="index, exact, or both comma-separated")
+    parser.add_argument("--batching", default="micro,single", help="micro, single, or both comma-separated")
     parser.add_argument("--api-seconds", type=float, default=10.0, help="Python API: time for one-per-call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agreement-users", type=int, default=300,
                         help="users scored alone and in batches of --clients (0: skip)")
     parser.add_argument("--agreement-only", action="store_true", help="only the batch agreement, no load")
     args = parser.parse_args()
+    for option, given, allowed in (("--scoring", args.scoring, {"index", "exact"}),
+                                   ("--batching", args.batching, {"micro", "single"})):
+        if not set(given.split(",")) <= allowed:
+            parser.error(f"{option}: a comma-separated list of {' and '.join(sorted(allowed))}, got {given!r}")
 
     import torch
 
