@@ -63,32 +63,6 @@ PARTS = {"cuda_tests": (90, 300), "sync_debug": (80, 300), "timing": (80, 300), 
 #: parts with nothing to run without CUDA
 CUDA_ONLY = {"cuda_tests": "tests/cuda skips every test without a CUDA device"}
 
-#: The configurations of ``sync_debug``: options over the default recipe (name -> options).
-CONFIGS = {
-    "cbns-stale": {},
-    "cbns-stale-dense": {"sparse_updates": False},
-    "cbns-stale-bf16": {"precision": "bf16"},
-    "cbns-stale-bf16-dense": {"precision": "bf16", "sparse_updates": False},
-    "cbns-refresh": {"bank_mode": "refresh"},
-    "cbns-refresh-dense": {"bank_mode": "refresh", "sparse_updates": False},
-    "inbatch": {"sampler": "inbatch"},
-    "inbatch-dense": {"sampler": "inbatch", "sparse_updates": False},
-    "uniform": {"sampler": "uniform"},
-    "uniform-dense": {"sampler": "uniform", "sparse_updates": False},
-    "popularity": {"sampler": "popularity"},
-    "popularity-dense": {"sampler": "popularity", "sparse_updates": False},
-    "mns": {"sampler": "mns"},
-    "mns-dense": {"sampler": "mns", "sparse_updates": False},
-    "full": {"sampler": "full"},
-    "full-dense": {"sampler": "full", "sparse_updates": False},
-    "pooled": {"user_tower": "pooled"},
-    "pooled-dense": {"user_tower": "pooled", "sparse_updates": False},
-    "gru": {"user_tower": "gru"},
-    "gru-dense": {"user_tower": "gru", "sparse_updates": False},
-    "features": {"user_tower": "features"},
-    "features-dense": {"user_tower": "features", "sparse_updates": False},
-}
-
 #: Small shapes of ``--quick``: every code path, a bank that fills in a few steps.
 QUICK_SHAPES = {"batch_size": 64, "memory_size": 128, "num_negatives": 32, "dim": 16, "hidden_dim": 16,
                 "max_history": 8}
@@ -309,6 +283,8 @@ def part_sync_debug(device, args) -> dict:
     data = synthetic_data(300, 200, 5000) if args.quick else synthetic_data(20000, 5000, 300_000)
     shapes = QUICK_SHAPES if args.quick else {}
     configs = {}
+    from gpu_readiness import CONFIGS  # the configurations the CPU count covers, one list
+
     for name, options in CONFIGS.items():
         entry = {}
         try:
