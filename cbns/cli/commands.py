@@ -17,9 +17,9 @@ COMMANDS = {
     "train": ("cbns.cli.train_cmd", "train a model and write a run directory"),
     "evaluate": ("cbns.cli.evaluate_cmd", "recompute the metrics of a run directory"),
     "index": ("cbns.cli.index_cmd", "build an approximate-nearest-neighbour item index"),
-    "recommend": ("cbns.cli.recommend_cmd", "top-K items for users of a run directory"),
+    "recommend": ("cbns.cli.recommend_cmd", "top-K items for users, histories or attributes, and similar items"),
     "export": ("cbns.cli.export_cmd", "write a run's serving bundle (ONNX user tower, served without torch)"),
-    "serve": ("cbns.cli.serve_cmd", "serve a run over HTTP (recommend, similar items)"),
+    "serve": ("cbns.cli.serve_cmd", "serve a run or an exported bundle over HTTP"),
     "study": ("cbns.cli.study_cmd", "run a grid of trainings and write a report"),
 }
 
