@@ -25,31 +25,25 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's cbns, not an installed one
 ML100K = REPO.parent / "shared" / "data" / "ml-100k"
 
-#: name -> options over the defaults. The default recipe is ``cbns-stale``.
-CONFIGS = {
+#: Each recipe's options over the defaults (sparse updates, the default); the default recipe is
+#: ``cbns-stale``.
+RECIPES = {
     "cbns-stale": {},
-    "cbns-stale-dense": {"sparse_updates": False},
     "cbns-stale-bf16": {"precision": "bf16"},
-    "cbns-stale-bf16-dense": {"precision": "bf16", "sparse_updates": False},
     "cbns-refresh": {"bank_mode": "refresh"},
-    "cbns-refresh-dense": {"bank_mode": "refresh", "sparse_updates": False},
     "inbatch": {"sampler": "inbatch"},
-    "inbatch-dense": {"sampler": "inbatch", "sparse_updates": False},
     "uniform": {"sampler": "uniform"},
-    "uniform-dense": {"sampler": "uniform", "sparse_updates": False},
     "popularity": {"sampler": "popularity"},
-    "popularity-dense": {"sampler": "popularity", "sparse_updates": False},
     "mns": {"sampler": "mns"},
-    "mns-dense": {"sampler": "mns", "sparse_updates": False},
     "full": {"sampler": "full"},
-    "full-dense": {"sampler": "full", "sparse_updates": False},
     "pooled": {"user_tower": "pooled"},
-    "pooled-dense": {"user_tower": "pooled", "sparse_updates": False},
     "gru": {"user_tower": "gru"},
-    "gru-dense": {"user_tower": "gru", "sparse_updates": False},
     "features": {"user_tower": "features"},
-    "features-dense": {"user_tower": "features", "sparse_updates": False},
 }
+
+#: name -> options: each recipe, then the same with dense updates (``NAME-dense``).
+CONFIGS = {name: options for recipe, base in RECIPES.items()
+           for name, options in ((recipe, base), (f"{recipe}-dense", {**base, "sparse_updates": False}))}
 
 #: The small shapes of ``--tiny`` (the CI run): every code path, a bank that fills in 3 steps.
 TINY = {"batch_size": 64, "memory_size": 128, "num_negatives": 32, "dim": 16, "hidden_dim": 16, "max_history": 8}
