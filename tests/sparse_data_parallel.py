@@ -61,7 +61,7 @@ def train_steps(ctx: DistContext, device: torch.device, batches) -> tuple[dict, 
     tables = model.sparse_parameters()
     assert tables and any(id(p) not in {id(t) for t in tables} for p in model.parameters())  # both kinds
     encoder = data_parallel(PairEncoder(model), tables, ctx) if dist.is_initialized() else PairEncoder(model)
-    optimizer = build_optimizer(model, config.training.lr)
+    optimizer = build_optimizer(model, config.training.lr, whole_rows=config.sampler.batch_size)  # as the trainer
     contexts = HistoryContext(data, config.model.max_history)
     pairs = torch.from_numpy(data.train)
     losses = []

@@ -60,11 +60,14 @@ class SplitOptimizer:
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, sparse: bool = True,
-                    sparse_lr: float | None = None, catch_up: bool = True):
+                    sparse_lr: float | None = None, catch_up: bool = True,
+                    whole_rows: int | None = None):
     """The optimizer of a run (see the module docstring): Adam at ``lr`` for the dense parameters,
     RowAdam at ``sparse_lr`` (default ``lr``) for the tables. ``model`` must already hold its
     tables in sparse mode when ``sparse`` (:class:`cbns.model.two_tower.TwoTower` built with
-    ``sparse_updates``). Each group keeps its starting rate as ``base_lr``, which a schedule scales."""
+    ``sparse_updates``); ``whole_rows`` is RowAdam's (the trainer passes the batch size: a table
+    no larger than a batch is stepped whole, as dense Adam). Each group keeps its starting rate
+    as ``base_lr``, which a schedule scales."""
     if not sparse:
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     else:
@@ -73,7 +76,8 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, spar
         dense = [p for p in model.parameters() if id(p) not in ids]
         opt = SplitOptimizer(
             torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay, fused=True) if dense else None,
-            RowAdam(tables, lr=sparse_lr or lr, weight_decay=weight_decay, catch_up=catch_up) if tables else None)
+            RowAdam(tables, lr=sparse_lr or lr, weight_decay=weight_decay, catch_up=catch_up, whole_rows=whole_rows)
+            if tables else None)
     for group in opt.param_groups:
         group["base_lr"] = group["lr"]
     return opt

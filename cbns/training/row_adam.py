@@ -44,9 +44,13 @@ not by how many distinct rows the entries name. The copies of a row are not merg
 gives a data-dependent row count, a read): each entry gets its row's summed gradient (a sort and
 ``searchsorted`` name the row's first copy, an ``index_add_`` sums onto it), every copy computes
 the same update, and the writes of the copies are the same values. A table with no more rows
-than entries (MovieLens-100k's users at a batch of 2048) is cheaper stepped whole: its gradient
-is summed into a table-sized one, every row computes its update, and a ``where`` keeps the rows
-without a gradient as they were (the same numbers as the per-entry step, stale rows included).
+than entries (MovieLens-100k's users and items at a batch of 2048) is cheaper stepped whole, and
+then the lazy catch-up has nothing to save: its gradient is summed into a table-sized one and
+the table takes dense Adam's step, every row moving (those without a gradient as at a zero
+gradient, Adam's ``eps`` included), so its rows stay current. The tables stepped whole share
+each stage of that step, one ``torch._foreach_*`` op for all of them (a few kernels on a GPU
+instead of one per table). Rows a per-entry step left behind (a short last batch) are caught
+up before the next whole step.
 The step count is a host integer (``state["step"]``), so the bias corrections and ``a_t`` are
 host scalars, as in ``torch.optim.Adam``'s default. ``F`` grows by doubling at host-known steps
 (1024, 2048, ...): between those its shape, like every other, is fixed.
@@ -80,17 +84,22 @@ class RowAdam(Optimizer):
         weight_decay: L2 added to the gradient of the touched rows (Adam's ``weight_decay``,
             on those rows only).
         catch_up: dense Adam's trajectory computed lazily (True), or lazy moments (False).
+        whole_rows: tables of at most this many rows are stepped whole at every step, larger ones
+            per entry; None: a table is stepped whole at the steps that name at least as many
+            entries as it has rows. A fixed bound makes the choice independent of how the entries
+            arrive (one process, or the gathered entries of several ranks).
 
     State per table: ``exp_avg`` and ``exp_avg_sq`` (shaped like the table); with ``catch_up``
     ``step`` (the table's step count, a Python int), ``last_step`` (``[R]`` int64, the step each
-    row is current at) and ``moves`` (``[capacity]``, ``F`` of the module docstring, float32 or
-    the table's dtype if wider); without it ``row_steps`` (``[R]`` int64, each row's update
+    row is current at), ``current`` (a Python bool: every row is current at ``step``) and
+    ``moves`` (``[capacity]``, ``F`` of the module docstring, float32 or the table's dtype if
+    wider); without it ``row_steps`` (``[R]`` int64, each row's update
     count). The tensors on the table's device; all in :meth:`state_dict`.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, catch_up: bool = True):
-        self.catch_up = catch_up
+                 weight_decay: float = 0.0, catch_up: bool = True, whole_rows: int | None = None):
+        self.catch_up, self.whole_rows = catch_up, whole_rows
         if catch_up and not betas[0] < math.sqrt(betas[1]):
             raise ValueError(f"catch-up needs betas[0] < sqrt(betas[1]) (a dying momentum), got {betas}")
         if not lr > 0:
@@ -118,6 +127,8 @@ class RowAdam(Optimizer):
             state = self.state[p]
             if "step" in saved:  # the earlier layout: a 0-d CPU tensor
                 state["step"] = int(saved.pop("step"))
+            if self.catch_up:
+                state.setdefault("current", False)  # not saved: the next whole step settles first
             if "coef" in saved:
                 del state["coef"]
                 saved["moves"] = moves_from_coefficients(saved.pop("coef"), state["step"], group_of[id(p)]["betas"])
@@ -133,12 +144,28 @@ class RowAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            by_step: dict[int, list] = {}  # step -> the (table, state, gradient, touched) stepped whole
             for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group)
+                if p.grad is None:
+                    continue
+                state = self._state_of(p)
+                whole = None if self.whole_rows is None else p.shape[0] <= self.whole_rows
+                if not self.catch_up:
+                    self._update(p, state, group, *gradient_entries(p.grad, whole=whole))
+                    continue
+                rows, grad, touched = gradient_entries(p.grad, touched=bool(group["weight_decay"]), whole=whole)
+                if rows is not None:
+                    self._update(p, state, group, rows, grad, touched)
+                    continue
+                if not state["current"]:  # rows a per-entry step left behind: brought up first
+                    self._settle_table(p, state, group)
+                by_step.setdefault(state["step"], []).append((p, state, grad, touched))
+            for tables in by_step.values():
+                self._dense_step(tables, group)
         return loss
 
-    def _update(self, p: torch.Tensor, group: dict) -> None:
+    def _state_of(self, p: torch.Tensor) -> dict:
+        """``p``'s state, made at its first step."""
         state = self.state[p]
         if not state:
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -147,21 +174,23 @@ class RowAdam(Optimizer):
                 state["step"] = 0
                 state["last_step"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
                 state["moves"] = torch.zeros(FIRST_CAPACITY, dtype=moves_dtype(p), device=p.device)
+                state["current"] = True
             else:
                 state["row_steps"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
+        return state
+
+    def _update(self, p: torch.Tensor, state: dict, group: dict, rows, grad, touched) -> None:
+        """One table's step on its entries ``rows, grad`` (``rows`` None: the whole table's
+        gradient, the rows ``touched`` updated and the others kept as they are)."""
         counts = state["last_step" if self.catch_up else "row_steps"]
         step = self._catch_up_step if self.catch_up else self._lazy_step
-        rows, grad, touched = gradient_entries(p.grad)
-        if rows is None:  # every row at once, those without a gradient kept as they are
+        if rows is None:
             targets = (p, state["exp_avg"], state["exp_avg_sq"])
             new = step(state, *targets, counts, grad, group)
             keep = touched.view((-1,) + (1,) * (p.dim() - 1))
             for target, value in zip(targets, new):
                 torch.where(keep, value, target, out=target)
-            if self.catch_up:
-                counts.masked_fill_(touched, state["step"])
-            else:
-                counts.add_(touched)
+            counts.add_(touched)  # lazy mode only: a catch-up table is stepped whole by _dense_step
             return
         new = step(state, p.index_select(0, rows), state["exp_avg"].index_select(0, rows),
                    state["exp_avg_sq"].index_select(0, rows), counts.index_select(0, rows), grad, group)
@@ -169,8 +198,41 @@ class RowAdam(Optimizer):
             target.index_copy_(0, rows, value)
         if self.catch_up:
             counts.index_fill_(0, rows, state["step"])
+            state["current"] = False
         else:  # the copies of a row write the same count
             counts.index_copy_(0, rows, counts.index_select(0, rows).add_(1))
+
+    def _dense_step(self, tables: list, group: dict) -> None:
+        """Dense Adam's step for ``tables`` (``(table, state, gradient, touched)``, every row
+        current at the same step): every row moves, those without a gradient as dense Adam moves
+        them at a zero gradient, so every row stays current. One ``_foreach`` op per stage for all
+        the tables; weight decay on the ``touched`` rows only."""
+        beta1, beta2 = group["betas"]
+        weights, m, v, grads = [], [], [], []
+        for p, state, grad, touched in tables:
+            if group["weight_decay"]:
+                keep = touched.view((-1,) + (1,) * (p.dim() - 1))
+                grad = grad.add(torch.where(keep, p, 0), alpha=group["weight_decay"])
+            weights.append(p)
+            m.append(state["exp_avg"])
+            v.append(state["exp_avg_sq"])
+            grads.append(grad)
+        states = [state for _, state, _, _ in tables]
+        t = states[0]["step"] + 1
+        for state in states:
+            state["step"] = t
+            if t >= len(state["moves"]):
+                state["moves"] = torch.cat([state["moves"], torch.zeros_like(state["moves"])])
+        correction1, root2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
+        step_size = group["lr"] * root2 / correction1
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, group["eps"] * root2)
+        torch._foreach_addcdiv_(weights, m, denom, value=-step_size)
+        torch._foreach_add_([state["last_step"] for state in states], 1)
+        self._add_momentum_moves([state["moves"] for state in states], t, step_size, group["betas"])
 
     def _lazy_step(self, state: dict, weights, m, v, count, grad, group: dict):
         """The lazy update of rows ``weights, m, v [n, ...]`` updated ``count [n]`` times before,
@@ -206,20 +268,22 @@ class RowAdam(Optimizer):
         correction1, root2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
         step_size = group["lr"] * root2 / correction1  # a_t
         weights = weights.addcdiv_(m, v.sqrt().add_(group["eps"] * root2), value=-step_size)
-        self._add_momentum_moves(state["moves"], t, step_size, group["betas"])
+        self._add_momentum_moves([state["moves"]], t, step_size, group["betas"])
         return weights, m, v
 
-    def _add_momentum_moves(self, moves: torch.Tensor, t: int, step_size: float, betas) -> None:
-        """``moves[s] += a_t rho^(t-s)`` for the ``K`` steps ``s`` before ``t`` (fewer at the start)."""
-        key = (tuple(betas), moves.dtype, moves.device)
+    def _add_momentum_moves(self, moves: list[torch.Tensor], t: int, step_size: float, betas) -> None:
+        """``F[s] += a_t rho^(t-s)`` for the ``K`` steps ``s`` before ``t`` (fewer at the start), in
+        each of the tables' ``moves`` (one dtype and device)."""
+        key = (tuple(betas), moves[0].dtype, moves[0].device)
         if key not in self._powers:
             rho = betas[0] / math.sqrt(betas[1])
             window = max(1, math.ceil(math.log(NEGLIGIBLE) / math.log(rho))) if rho > 0 else 1
-            exponents = torch.arange(window, 0, -1, dtype=torch.float64, device=moves.device)  # made there
-            self._powers[key] = torch.pow(rho, exponents).to(moves.dtype)
+            exponents = torch.arange(window, 0, -1, dtype=torch.float64, device=moves[0].device)  # made there
+            self._powers[key] = torch.pow(rho, exponents).to(moves[0].dtype)
         powers = self._powers[key]  # [K]: rho^K .. rho^1, for s = t-K .. t-1
         start = max(0, t - len(powers))
-        moves[start:t].add_(powers if start else powers[len(powers) - t:], alpha=step_size)
+        powers = powers if start else powers[len(powers) - t:]
+        torch._foreach_add_([f[start:t] for f in moves], [powers] * len(moves), alpha=step_size)
 
     @torch.no_grad()
     def settle(self, block: int = 1 << 14) -> None:
@@ -247,6 +311,7 @@ class RowAdam(Optimizer):
             m.mul_(torch.pow(beta1, gap))
             v.mul_(torch.pow(beta2, gap))
             last.fill_(t)
+        state["current"] = True
 
 
 def missed_moves(weights, m, v, last: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
@@ -276,23 +341,25 @@ def moves_from_coefficients(coef: torch.Tensor, step: int, betas) -> torch.Tenso
     return moves
 
 
-def gradient_entries(grad: torch.Tensor):
+def gradient_entries(grad: torch.Tensor, touched: bool = True, whole: bool | None = None):
     """What a step updates, in shapes that do not depend on the values:
 
-    - ``(rows [N], grad [N, ...], None)`` for a sparse gradient with fewer entries ``N`` than table
-      rows ``R``: its entries in their order, each with its row's summed gradient
-      (:func:`row_totals`);
+    - ``(rows [N], grad [N, ...], None)`` for a sparse gradient not taken ``whole`` (None: one with
+      fewer entries ``N`` than table rows ``R``): its entries in their order, each with its row's
+      summed gradient (:func:`row_totals`);
     - ``(None, grad [R, ...], touched [R])`` otherwise: the whole table's gradient (a sparse one's
       entries added into it) and the rows it touches (for a dense one, those with a non-zero
-      entry). A table with no more rows than entries is cheaper stepped whole.
+      entry; None when ``touched`` is False). A dense gradient is always taken whole.
     """
     if grad.is_sparse:
         rows, values = grad._indices()[0], grad._values()
-        if len(rows) < grad.shape[0]:  # shapes only: the same choice every full batch
+        if (len(rows) < grad.shape[0]) if whole is None else not whole:  # shapes only, no read
             return rows, row_totals(rows, values), None
-        touched = torch.zeros(grad.shape[0], dtype=torch.bool, device=grad.device).index_fill_(0, rows, True)
-        return None, values.new_zeros(grad.shape).index_add_(0, rows, values), touched
-    return None, grad, grad.reshape(grad.shape[0], -1).ne(0).any(1)
+        table = values.new_zeros(grad.shape).index_add_(0, rows, values)
+        if not touched:
+            return None, table, None
+        return None, table, torch.zeros(grad.shape[0], dtype=torch.bool, device=grad.device).index_fill_(0, rows, True)
+    return None, grad, grad.reshape(grad.shape[0], -1).ne(0).any(1) if touched else None
 
 
 def row_totals(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,8 @@ class Trainer:
         self.progress, self.verbose = progress and ctx.is_main, verbose and ctx.is_main
         self.callbacks = list(callbacks)
         self.global_step = 0
-        train = config.training
-        self.optimizer = build_optimizer(model, train.lr, train.weight_decay, train.sparse_updates)
+        train, batch = config.training, config.sampler.batch_size
+        self.optimizer = build_optimizer(model, train.lr, train.weight_decay, train.sparse_updates, whole_rows=batch)
         self.sparse_parameters = model.sparse_parameters()
         self.encoder = PairEncoder(model)
         if ctx.distributed:

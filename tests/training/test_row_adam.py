@@ -381,7 +381,8 @@ def test_a_checkpoint_in_the_earlier_layout_loads_and_continues_as_dense_adam(sa
     second = RowAdam([q], lr=lrs[0], eps=1e-12)
     second.load_state_dict(deepcopy(saved))
     state = second.state[q]
-    assert set(state) == {"exp_avg", "exp_avg_sq", "last_step", "step", "moves"} and state["step"] == saved_at
+    assert set(state) == {"exp_avg", "exp_avg_sq", "last_step", "step", "moves", "current"}
+    assert state["step"] == saved_at and state["current"] is False  # not known: a whole step would settle first
     assert state["moves"].dtype == torch.float64
     assert torch.allclose(state["moves"][:saved_at + 1], first.state[p]["moves"][:saved_at + 1], rtol=1e-12, atol=0)
     for (ids, grads), lr in zip(steps[saved_at:], lrs[saved_at:]):
@@ -443,32 +444,72 @@ def test_the_meta_test_can_fail():
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
-def test_the_whole_table_step_is_the_per_entry_step(weight_decay):
-    """A table named by more entries than it has rows is stepped whole (the untouched rows kept
-    by a where), except at the short steps (every 7th); the same table inside a larger one, whose
-    extra rows are never touched, is stepped per entry. With Adam's eps and weight decay the two
-    hold the same weights and state at every step (stale rows included: what a forward pass
-    reads), to float64 rounding, and after settling."""
-    table, steps = skewed_steps(13, rows=10, per_step=16, steps=300, short_every=7)
+def test_the_whole_table_step_is_dense_adam_at_every_step_every_row_included(weight_decay):
+    """A table named by more entries than it has rows is stepped whole: every row moves at every
+    step as dense Adam moves it (Adam's eps included, the rows without a gradient at a zero
+    gradient), so no row is ever left behind. The reference is torch's dense Adam in float64 with
+    the weight decay added by hand to the touched rows' gradient (RowAdam's decay acts on those
+    only). Checked at every step, the moments too."""
+    table, steps = skewed_steps(13, rows=10, per_step=16, steps=300)
     lrs = [0.03 * (0.5 + 0.5 * math.cos(math.pi * k / 300)) for k in range(300)]
-    small = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
-    large = torch.nn.Parameter(torch.cat([small.detach(), torch.zeros(30, 3, dtype=torch.float64)]))
-    optimizers = [RowAdam([small], weight_decay=weight_decay), RowAdam([large], weight_decay=weight_decay)]
+    a = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    rows = RowAdam([a], weight_decay=weight_decay)
+    dense = torch.optim.Adam([b], foreach=False)
     for n, ((ids, grads), lr) in enumerate(zip(steps, lrs)):
-        for p, opt in zip((small, large), optimizers):
+        a.grad = sparse_grad(ids, grads, a.shape)
+        touched = torch.zeros(10, 1, dtype=torch.float64).index_fill_(0, torch.tensor(ids), 1.0)
+        b.grad = a.grad.to_dense() + weight_decay * b.detach() * touched
+        for opt in (rows, dense):
             opt.param_groups[0]["lr"] = lr
-            p.grad = sparse_grad(ids, grads, p.shape)
             opt.step()
-        assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12), n
-        assert torch.equal(optimizers[0].state[small]["last_step"], optimizers[1].state[large]["last_step"][:10])
-        if n == 150:
-            for opt in optimizers:
-                opt.settle()
-    for opt in optimizers:
-        opt.settle()
-    assert torch.allclose(small.detach(), large.detach()[:10], rtol=0, atol=1e-12)
-    assert torch.equal(large.detach()[10:], torch.zeros(30, 3, dtype=torch.float64))
+        assert torch.allclose(a.detach(), b.detach(), rtol=0, atol=1e-12), n
+        assert torch.equal(rows.state[a]["last_step"], torch.full((10,), n + 1)), n
     for key in ("exp_avg", "exp_avg_sq"):
-        a, b = optimizers[0].state[small][key], optimizers[1].state[large][key][:10]
-        assert torch.allclose(a, b, rtol=1e-10, atol=1e-18), key
-    assert (small.detach() - torch.tensor(table)).abs().max() > 0.1
+        assert torch.allclose(rows.state[a][key], dense.state[b][key], rtol=1e-10, atol=1e-18), key
+    assert (a.detach() - torch.tensor(table)).abs().max() > 0.1
+    untouched = set(range(10)) - {r for ids, _ in steps[-20:] for r in ids}
+    assert untouched  # rows without a gradient for 20 steps moved all the same, as dense Adam's do
+
+
+def test_a_whole_table_step_after_a_per_entry_step_brings_every_row_to_the_step():
+    """A short step (fewer entries than rows) leaves the rows it does not name behind; the next
+    whole-table step catches them up first, so after it every row is current and the table is
+    dense Adam's (eps made negligible: the catch-up leaves it out of the missed steps)."""
+    table, steps = skewed_steps(14, rows=10, per_step=16, steps=113, short_every=7)  # a short one, then a full one
+    _, want, _, _ = dense_adam_with_sparse_gradients(table, steps, [0.03] * 113, eps=1e-12)
+    a = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    opt = RowAdam([a], lr=0.03, eps=1e-12)
+    for n, (ids, grads) in enumerate(steps):
+        a.grad = sparse_grad(ids, grads, a.shape)
+        opt.step()
+        assert opt.state[a]["current"] == (len(ids) == 16), n
+        if len(ids) == 16:
+            assert torch.equal(opt.state[a]["last_step"], torch.full((10,), n + 1)), n
+    assert len(steps[-1][0]) == 16 and len(steps[-2][0]) == 3  # compared unsettled, after a catch-up
+    assert torch.allclose(a.detach(), want, rtol=0, atol=1e-9)
+
+
+def test_whole_rows_fixes_the_choice_whatever_the_entry_count():
+    """With ``whole_rows`` a table's step is chosen by its size alone: one no larger is stepped
+    whole even at a step of few entries (every row current after it), a larger one per entry
+    even at a step of more entries than rows (the rows it does not name left behind). The
+    trainer passes its batch size, so one process and the gathered entries of several ranks
+    take the same step."""
+    table, steps = skewed_steps(15, rows=10, per_step=3, steps=5)
+    p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    opt = RowAdam([p], whole_rows=10)
+    for n, (ids, grads) in enumerate(steps):
+        p.grad = sparse_grad(ids, grads, p.shape)
+        opt.step()
+        assert opt.state[p]["current"] and torch.equal(opt.state[p]["last_step"], torch.full((10,), n + 1))
+    table, steps = skewed_steps(16, rows=10, per_step=16, steps=5)
+    q = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    opt = RowAdam([q], whole_rows=9)
+    for n, (ids, grads) in enumerate(steps):
+        q.grad = sparse_grad(ids, grads, q.shape)
+        opt.step()
+        assert not opt.state[q]["current"]
+        named = torch.zeros(10, dtype=torch.bool).index_fill_(0, torch.tensor(ids), True)
+        assert torch.equal(opt.state[q]["last_step"][named], torch.full((int(named.sum()),), n + 1))
+    assert (opt.state[q]["last_step"] < 5).any()  # the rarest rows were left behind
