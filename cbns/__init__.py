@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 _PUBLIC = {
     "train": "cbns.api",
