@@ -180,8 +180,8 @@ class RowAdam(Optimizer):
         return state
 
     def _update(self, p: torch.Tensor, state: dict, group: dict, rows, grad, touched) -> None:
-        """One table's step on its entries ``rows, grad`` (``rows`` None: the whole table's
-        gradient, the rows ``touched`` updated and the others kept as they are)."""
+        """One table's step on its entries ``rows, grad``; in lazy mode ``rows`` may be None: the
+        whole table's gradient, the rows ``touched`` updated and the others kept as they are."""
         counts = state["last_step" if self.catch_up else "row_steps"]
         step = self._catch_up_step if self.catch_up else self._lazy_step
         if rows is None:
