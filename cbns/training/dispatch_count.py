@@ -22,6 +22,7 @@ _READS = {
     _aten.nonzero.default, _aten.masked_select.default,
     _aten.unique_consecutive.default, _aten._unique2.default, _aten.unique_dim.default,
     _aten.equal.default, _aten.is_nonzero.default,
+    _aten._coalesce.default,             # sparse coalesce: as many rows as distinct indices
 }
 
 #: Ops that make a tensor from host memory (``torch.tensor(...)`` inside the step).

@@ -1,5 +1,6 @@
 """benchmarks/gpu_readiness.py on tiny shapes: it prints one JSON line with an entry per
-configuration, and the configurations with dense updates dispatch no op that would make a GPU wait."""
+configuration, and no configuration, sparse or dense updates, dispatches an op that would make a
+GPU wait."""
 import importlib.util
 import json
 from pathlib import Path
@@ -14,15 +15,15 @@ readiness = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(readiness)
 
 
-def test_readiness_prints_every_configuration_and_no_dense_step_reads_the_device(capsys):
+def test_readiness_prints_every_configuration_and_no_step_reads_the_device(capsys):
     assert readiness.main(["--tiny", "--steps", "2"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     configs = result["configs"]
     assert set(configs) == set(readiness.CONFIGS)
     for name, entry in configs.items():
         assert entry["ops_per_step"] > 0 and entry["launches_per_step"] <= entry["ops_per_step"]
-        if not entry["sparse_updates"]:
-            assert entry["syncs_per_step"] == 0, (name, entry["sync_kinds"])
+        assert entry["syncs_per_step"] == 0, (name, entry["sync_kinds"])
+    assert {entry["sparse_updates"] for entry in configs.values()} == {True, False}
 
 
 def test_the_counter_sees_each_kind_of_read():
@@ -35,7 +36,8 @@ def test_the_counter_sees_each_kind_of_read():
         x[x > 0]                                         # a boolean-mask index
         torch.repeat_interleave(ids, repeats)             # no output_size
         torch.tensor(3.0)                                # a tensor from host memory
-    assert counter.reads == 5, counter.read_kinds
+        torch.sparse_coo_tensor(ids[None], x[:2], (3,)).coalesce()  # distinct rows: a data-dependent size
+    assert counter.reads == 6, counter.read_kinds
     with DispatchCounter() as quiet:
         x[ids]                                           # an index by positions: no read
         torch.repeat_interleave(ids, repeats, output_size=3)
