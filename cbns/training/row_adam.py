@@ -49,8 +49,9 @@ then the lazy catch-up has nothing to save: its gradient is summed into a table-
 the table takes dense Adam's step, every row moving (those without a gradient as at a zero
 gradient, Adam's ``eps`` included), so its rows stay current. The tables stepped whole share
 each stage of that step, one ``torch._foreach_*`` op for all of them (a few kernels on a GPU
-instead of one per table). Rows a per-entry step left behind (a short last batch) are caught
-up before the next whole step.
+instead of one per table); the tables stepped per entry share the stages whose operands have
+one shape per table the same way. Rows a per-entry step left behind (a short last batch, when
+the choice is by entry count) are caught up before the next whole step.
 The step count is a host integer (``state["step"]``), so the bias corrections and ``a_t`` are
 host scalars, as in ``torch.optim.Adam``'s default. ``F`` grows by doubling at host-known steps
 (1024, 2048, ...): between those its shape, like every other, is fixed.
@@ -144,24 +145,26 @@ class RowAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            by_step: dict[int, list] = {}  # step -> the (table, state, gradient, touched) stepped whole
+            # step -> the (table, state, rows, gradient, touched) stepped whole, and per entry
+            by_step: dict[int, tuple[list, list]] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 state = self._state_of(p)
                 whole = None if self.whole_rows is None else p.shape[0] <= self.whole_rows
                 if not self.catch_up:
-                    self._update(p, state, group, *gradient_entries(p.grad, whole=whole))
+                    self._lazy_update(p, state, group, *gradient_entries(p.grad, whole=whole))
                     continue
                 rows, grad, touched = gradient_entries(p.grad, touched=bool(group["weight_decay"]), whole=whole)
-                if rows is not None:
-                    self._update(p, state, group, rows, grad, touched)
-                    continue
-                if not state["current"]:  # rows a per-entry step left behind: brought up first
+                if rows is None and not state["current"]:  # rows a per-entry step left behind: brought up first
                     self._settle_table(p, state, group)
-                by_step.setdefault(state["step"], []).append((p, state, grad, touched))
-            for tables in by_step.values():
-                self._dense_step(tables, group)
+                whole_tables, entry_tables = by_step.setdefault(state["step"], ([], []))
+                (whole_tables if rows is None else entry_tables).append((p, state, rows, grad, touched))
+            for whole_tables, entry_tables in by_step.values():
+                if whole_tables:
+                    self._dense_step(whole_tables, group)
+                if entry_tables:
+                    self._entry_step(entry_tables, group)
         return loss
 
     def _state_of(self, p: torch.Tensor) -> dict:
@@ -179,37 +182,32 @@ class RowAdam(Optimizer):
                 state["row_steps"] = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
         return state
 
-    def _update(self, p: torch.Tensor, state: dict, group: dict, rows, grad, touched) -> None:
-        """One table's step on its entries ``rows, grad``; in lazy mode ``rows`` may be None: the
+    def _lazy_update(self, p: torch.Tensor, state: dict, group: dict, rows, grad, touched) -> None:
+        """Lazy mode: one table's step on its entries ``rows, grad``, or (``rows`` None) on the
         whole table's gradient, the rows ``touched`` updated and the others kept as they are."""
-        counts = state["last_step" if self.catch_up else "row_steps"]
-        step = self._catch_up_step if self.catch_up else self._lazy_step
+        counts = state["row_steps"]
         if rows is None:
             targets = (p, state["exp_avg"], state["exp_avg_sq"])
-            new = step(state, *targets, counts, grad, group)
+            new = self._lazy_step(*targets, counts, grad, group)
             keep = touched.view((-1,) + (1,) * (p.dim() - 1))
             for target, value in zip(targets, new):
                 torch.where(keep, value, target, out=target)
-            counts.add_(touched)  # lazy mode only: a catch-up table is stepped whole by _dense_step
+            counts.add_(touched)
             return
-        new = step(state, p.index_select(0, rows), state["exp_avg"].index_select(0, rows),
-                   state["exp_avg_sq"].index_select(0, rows), counts.index_select(0, rows), grad, group)
+        new = self._lazy_step(p.index_select(0, rows), state["exp_avg"].index_select(0, rows),
+                              state["exp_avg_sq"].index_select(0, rows), counts.index_select(0, rows), grad, group)
         for target, value in zip((p, state["exp_avg"], state["exp_avg_sq"]), new):
             target.index_copy_(0, rows, value)
-        if self.catch_up:
-            counts.index_fill_(0, rows, state["step"])
-            state["current"] = False
-        else:  # the copies of a row write the same count
-            counts.index_copy_(0, rows, counts.index_select(0, rows).add_(1))
+        counts.index_copy_(0, rows, counts.index_select(0, rows).add_(1))  # the copies of a row write one count
 
     def _dense_step(self, tables: list, group: dict) -> None:
-        """Dense Adam's step for ``tables`` (``(table, state, gradient, touched)``, every row
-        current at the same step): every row moves, those without a gradient as dense Adam moves
-        them at a zero gradient, so every row stays current. One ``_foreach`` op per stage for all
-        the tables; weight decay on the ``touched`` rows only."""
+        """Dense Adam's step for ``tables`` (``(table, state, None, gradient, touched)``, every
+        row current at the same step): every row moves, those without a gradient as dense Adam
+        moves them at a zero gradient, so every row stays current. One ``_foreach`` op per stage
+        for all the tables; weight decay on the ``touched`` rows only."""
         beta1, beta2 = group["betas"]
         weights, m, v, grads = [], [], [], []
-        for p, state, grad, touched in tables:
+        for p, state, _, grad, touched in tables:
             if group["weight_decay"]:
                 keep = touched.view((-1,) + (1,) * (p.dim() - 1))
                 grad = grad.add(torch.where(keep, p, 0), alpha=group["weight_decay"])
@@ -217,14 +215,8 @@ class RowAdam(Optimizer):
             m.append(state["exp_avg"])
             v.append(state["exp_avg_sq"])
             grads.append(grad)
-        states = [state for _, state, _, _ in tables]
-        t = states[0]["step"] + 1
-        for state in states:
-            state["step"] = t
-            if t >= len(state["moves"]):
-                state["moves"] = torch.cat([state["moves"], torch.zeros_like(state["moves"])])
-        correction1, root2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
-        step_size = group["lr"] * root2 / correction1
+        states = [state for _, state, _, _, _ in tables]
+        t, step_size, root2 = self._next_step(states, group)
         torch._foreach_lerp_(m, grads, 1 - beta1)
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
@@ -234,7 +226,7 @@ class RowAdam(Optimizer):
         torch._foreach_add_([state["last_step"] for state in states], 1)
         self._add_momentum_moves([state["moves"] for state in states], t, step_size, group["betas"])
 
-    def _lazy_step(self, state: dict, weights, m, v, count, grad, group: dict):
+    def _lazy_step(self, weights, m, v, count, grad, group: dict):
         """The lazy update of rows ``weights, m, v [n, ...]`` updated ``count [n]`` times before,
         with gradient ``grad [n, ...]``: their new weights and moments (new tensors)."""
         beta1, beta2 = group["betas"]
@@ -248,28 +240,62 @@ class RowAdam(Optimizer):
         denom = (v / correction2).sqrt_().add_(group["eps"])
         return weights.addcdiv(m, denom * correction1, value=-group["lr"]), m, v
 
-    def _catch_up_step(self, state: dict, weights, m, v, last, grad, group: dict):
-        """Step ``t``'s update of rows ``weights, m, v [n, ...]`` current at steps ``last [n]``
-        with gradient ``grad [n, ...]``: the moves they missed since ``last``, their moments
-        decayed, then Adam's own step (its bias corrections as host scalars). Adds ``a_t`` to
-        ``moves``. Returns the new weights and moments (new tensors)."""
+    def _entry_step(self, tables: list, group: dict) -> None:
+        """Step ``t``'s update of the ``tables`` stepped per entry (``(table, state, rows [n],
+        gradient [n, ...], None)``, their states at the same step): each entry's row is brought
+        from the step it is current at (``last``) to ``t`` (the moves it missed, its moments
+        decayed), then takes Adam's own step (the bias corrections host scalars), and is written
+        back. The per-row factors (missed moves, decays) are a few ops a table; the stages whose
+        operands have one shape per table are one ``_foreach`` op for all the tables."""
         beta1, beta2 = group["betas"]
-        t = state["step"] = state["step"] + 1
-        if t >= len(state["moves"]):  # moves[t] must exist: rows touched now read it later
-            state["moves"] = torch.cat([state["moves"], torch.zeros_like(state["moves"])])
-        shape = (-1,) + (1,) * (weights.dim() - 1)
-        weights = missed_moves(weights, m, v, last, state["moves"])
+        states = [state for _, state, _, _, _ in tables]
+        t, step_size, root2 = self._next_step(states, group)
+        weights, m, v, grads, moved, decay1, decay2 = [], [], [], [], [], [], []
+        for p, state, rows, grad, _ in tables:
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            last = state["last_step"].index_select(0, rows)
+            mi = state["exp_avg"].index_select(0, rows)
+            weights.append(p.index_select(0, rows))
+            m.append(mi)
+            v.append(state["exp_avg_sq"].index_select(0, rows))
+            grads.append(grad)
+            moved.append(mi * state["moves"].index_select(0, last).to(p.dtype).view(shape))  # m F[last]
+            gap = (t - last).to(p.dtype).view(shape)  # the missed steps' decays and this one's, in one power
+            decay1.append(torch.pow(beta1, gap))
+            decay2.append(torch.pow(beta2, gap))
+        # the missed moves (missed_moves): w - m F[last] / sqrt(v); v = 0 has m = 0 and stays
+        root_v = torch._foreach_sqrt(v)
+        torch._foreach_add_(root_v, max(torch.finfo(x.dtype).tiny for x in v))
+        torch._foreach_addcdiv_(weights, moved, root_v, value=-1)
         if group["weight_decay"]:
-            grad = grad.add(weights, alpha=group["weight_decay"])
-        # the decays of the missed steps and of this one in one power: m b1^(t - last) + (1 - b1) g
-        gap = (t - last).to(weights.dtype).view(shape)
-        m = (m * torch.pow(beta1, gap)).add_(grad, alpha=1 - beta1)
-        v = (v * torch.pow(beta2, gap)).addcmul_(grad, grad, value=1 - beta2)
-        correction1, root2 = 1 - beta1 ** t, math.sqrt(1 - beta2 ** t)
-        step_size = group["lr"] * root2 / correction1  # a_t
-        weights = weights.addcdiv_(m, v.sqrt().add_(group["eps"] * root2), value=-step_size)
-        self._add_momentum_moves([state["moves"]], t, step_size, group["betas"])
-        return weights, m, v
+            grads = torch._foreach_add(grads, weights, alpha=group["weight_decay"])
+        for mi, vi, d1, d2 in zip(m, v, decay1, decay2):
+            mi.mul_(d1)
+            vi.mul_(d2)
+        torch._foreach_add_(m, grads, alpha=1 - beta1)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, group["eps"] * root2)
+        torch._foreach_addcdiv_(weights, m, denom, value=-step_size)
+        for (p, state, rows, _, _), *new in zip(tables, weights, m, v):
+            for target, value in zip((p, state["exp_avg"], state["exp_avg_sq"]), new):
+                target.index_copy_(0, rows, value)
+            state["last_step"].index_fill_(0, rows, t)
+            state["current"] = False
+        self._add_momentum_moves([state["moves"] for state in states], t, step_size, group["betas"])
+
+    @staticmethod
+    def _next_step(states: list[dict], group: dict) -> tuple[int, float, float]:
+        """Advance the states (at one step) to ``t``, growing their ``moves`` where full; returns
+        ``(t, a_t, sqrt(1 - b2^t))``."""
+        beta1, beta2 = group["betas"]
+        t = states[0]["step"] + 1
+        for state in states:
+            state["step"] = t
+            if t >= len(state["moves"]):  # moves[t] must exist: rows touched now read it later
+                state["moves"] = torch.cat([state["moves"], torch.zeros_like(state["moves"])])
+        root2 = math.sqrt(1 - beta2 ** t)
+        return t, group["lr"] * root2 / (1 - beta1 ** t), root2
 
     def _add_momentum_moves(self, moves: list[torch.Tensor], t: int, step_size: float, betas) -> None:
         """``F[s] += a_t rho^(t-s)`` for the ``K`` steps ``s`` before ``t`` (fewer at the start), in
