@@ -513,3 +513,29 @@ def test_whole_rows_fixes_the_choice_whatever_the_entry_count():
         named = torch.zeros(10, dtype=torch.bool).index_fill_(0, torch.tensor(ids), True)
         assert torch.equal(opt.state[q]["last_step"][named], torch.full((int(named.sum()),), n + 1))
     assert (opt.state[q]["last_step"] < 5).any()  # the rarest rows were left behind
+
+
+def test_a_state_saved_without_current_settles_its_whole_tables_first():
+    """A state saved before ``current`` existed (``moves`` and ``last_step``, rows possibly left
+    behind) loads with ``current`` False: the next whole-table step settles the table first, so
+    the run continues as dense Adam (eps made negligible), never moving a stale row as if current."""
+    table, steps = skewed_steps(17, rows=10, per_step=3, steps=40)  # per entry: rows left behind
+    lrs = [0.03] * 80
+    more = skewed_steps(18, rows=10, per_step=16, steps=40)[1]  # then whole-table steps
+    _, want, _, _ = dense_adam_with_sparse_gradients(table, steps + more, lrs, eps=1e-12)
+    p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
+    first = RowAdam([p], lr=0.03, eps=1e-12, whole_rows=None)
+    for ids, grads in steps:
+        p.grad = sparse_grad(ids, grads, p.shape)
+        first.step()
+    saved = first.state_dict()
+    assert saved["state"][0].pop("current") is False
+    q = torch.nn.Parameter(p.detach().clone())
+    second = RowAdam([q], lr=0.03, eps=1e-12)
+    second.load_state_dict(deepcopy(saved))
+    assert second.state[q]["current"] is False
+    for ids, grads in more:
+        q.grad = sparse_grad(ids, grads, q.shape)
+        second.step()
+    assert second.state[q]["current"]
+    assert torch.allclose(q.detach(), want, rtol=0, atol=1e-9)
