@@ -216,15 +216,16 @@ class RowAdam(Optimizer):
             v.append(state["exp_avg_sq"])
             grads.append(grad)
         states = [state for _, state, _, _, _ in tables]
-        t, step_size, root2 = self._next_step(states, group)
+        _, step_size, root2 = self._next_step(states, group)
         torch._foreach_lerp_(m, grads, 1 - beta1)
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
         denom = torch._foreach_sqrt(v)
         torch._foreach_add_(denom, group["eps"] * root2)
         torch._foreach_addcdiv_(weights, m, denom, value=-step_size)
+        # every row is now current at t: no row will read moves[s] for s < t, so this step adds
+        # nothing to them (moves[t] and later fill as later per-entry steps are taken)
         torch._foreach_add_([state["last_step"] for state in states], 1)
-        self._add_momentum_moves([state["moves"] for state in states], t, step_size, group["betas"])
 
     def _lazy_step(self, weights, m, v, count, grad, group: dict):
         """The lazy update of rows ``weights, m, v [n, ...]`` updated ``count [n]`` times before,
