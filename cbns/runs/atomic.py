@@ -45,7 +45,7 @@ def write_temp_with(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         raise CbnsError(f"{path}: cannot write ({exc.strerror or exc})") from None
     fh = None
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as raw:
             fh = _ErrorRecorder(raw, path)
             write(fh)
@@ -147,7 +147,8 @@ def remove_all_leftovers(directory: Path) -> list[Path]:
     return found
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's file-mode creation mask (read by setting and restoring it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

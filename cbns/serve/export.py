@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cbns.errors import CbnsError, FlagsOnly, Opt
+from cbns.runs.atomic import current_umask
 from cbns.serve.bundle import FORMAT, KIND, MANIFEST, ONNX_FILE, OnnxUserEncoder, require, sha256_file
 
 #: The largest difference between the ONNX graph's and the torch tower's user vectors an export accepts.
@@ -71,7 +72,7 @@ def export_bundle(run: str | Path, to: str | Path, overwrite: bool = False, chec
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.cbns-export-"))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the bundle gets a directory's usual mode
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; the bundle gets a directory's usual mode
         for name, matrix in (("user_embeddings.npy", users), ("item_embeddings.npy", items)):
             with open(tmp / name, "wb") as fh:
                 np.save(fh, matrix)
@@ -268,12 +269,6 @@ def _publish(tmp: Path, to: Path) -> None:
     fsync_dir(to.parent)
     if old is not None:
         remove_tree(old)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _remove(path: Path) -> None:
