@@ -69,6 +69,18 @@ def write_tiny_lightgcn(root: Path, seed: int = 2) -> Path:
     return root
 
 
+def train_features_run(root: Path, users_csv: str, epochs: int = 1) -> Path:
+    """A small feature-tower run on the LightGCN files in ``root`` with ``users_csv`` (the text of
+    a users.csv written beside them); returns its run directory."""
+    from cbns.api import train
+    from cbns.config import TrainConfig
+
+    (root / "users.csv").write_text(users_csv)
+    train(TrainConfig(data=str(root), user_tower="features", user_features=str(root / "users.csv"), dim=4,
+                      hidden_dim=6, batch_size=32, epochs=epochs, threads=1), root / "run", progress=False, verbose=False)
+    return root / "run"
+
+
 #: metrics.json keys that measure the machine (wall-clock times, peak memory), which no two runs share.
 TIMING = ("train_seconds", "seconds_per_epoch", "seconds", "phases", "phase_seconds_per_epoch", "peak_memory")
 

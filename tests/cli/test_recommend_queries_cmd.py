@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_tiny_lightgcn
+from conftest import train_features_run, write_tiny_lightgcn
 
 from cbns.cli import main
 
@@ -28,15 +28,9 @@ def pooled_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def features_run(tmp_path_factory):
-    from cbns.api import train
-    from cbns.config import TrainConfig
-
     root = write_tiny_lightgcn(tmp_path_factory.mktemp("features-cli"), seed=8)
-    (root / "users.csv").write_text("user,job,tags\n" + "".join(
+    return train_features_run(root, "user,job,tags\n" + "".join(
         f"{u},{['cook', 'pilot'][u % 2]},{'|'.join(f't{j}' for j in range(u % 3))}\n" for u in range(40)))
-    train(TrainConfig(data=str(root), user_tower="features", user_features=str(root / "users.csv"), dim=4,
-                      hidden_dim=6, batch_size=32, epochs=1, threads=1), root / "run", progress=False, verbose=False)
-    return root / "run"
 
 
 def seen_of(run, user):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_tiny_lightgcn
+from conftest import train_features_run, write_tiny_lightgcn
 
 from cbns.errors import CbnsError, UnknownIdError
 
@@ -21,15 +21,9 @@ def tags(u):
 
 @pytest.fixture(scope="module")
 def features_run(tmp_path_factory):
-    from cbns.api import train
-    from cbns.config import TrainConfig
-
     root = write_tiny_lightgcn(tmp_path_factory.mktemp("features-run"), seed=6)
-    (root / "users.csv").write_text("user,colour,tags\n" + "".join(
-        f"{u},{colour(u) or ''},{'|'.join(tags(u))}\n" for u in range(40)))
-    train(TrainConfig(data=str(root), user_tower="features", user_features=str(root / "users.csv"), dim=4,
-                      hidden_dim=6, batch_size=32, epochs=2, threads=1), root / "run", progress=False, verbose=False)
-    return root / "run"
+    return train_features_run(root, "user,colour,tags\n" + "".join(
+        f"{u},{colour(u) or ''},{'|'.join(tags(u))}\n" for u in range(40)), epochs=2)
 
 
 def reference_vector(state, row):
