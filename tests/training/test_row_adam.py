@@ -305,6 +305,15 @@ def test_catch_up_refuses_a_momentum_that_does_not_die():
         RowAdam([torch.nn.Parameter(torch.zeros(3))], betas=(0.99, 0.9))
 
 
+def take_steps(p, opt, steps):
+    """``opt`` steps ``p`` through ``steps`` (``(ids, grads)`` each, as sparse gradients),
+    yielding ``(n, ids)`` after each step."""
+    for n, (ids, grads) in enumerate(steps):
+        p.grad = sparse_grad(ids, grads, p.shape)
+        opt.step()
+        yield n, ids
+
+
 def skewed_steps(seed, rows, per_step, steps, width=3, short_every=0):
     """Steps naming ``per_step`` rows each (3 every ``short_every`` steps, as a short last batch),
     drawn with probabilities falling 2x a row, so the last rows are touched rarely (long gaps)
@@ -480,9 +489,7 @@ def test_a_whole_table_step_after_a_per_entry_step_brings_every_row_to_the_step(
     _, want, _, _ = dense_adam_with_sparse_gradients(table, steps, [0.03] * 113, eps=1e-12)
     a = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
     opt = RowAdam([a], lr=0.03, eps=1e-12)
-    for n, (ids, grads) in enumerate(steps):
-        a.grad = sparse_grad(ids, grads, a.shape)
-        opt.step()
+    for n, ids in take_steps(a, opt, steps):
         assert opt.state[a]["current"] == (len(ids) == 16), n
         if len(ids) == 16:
             assert torch.equal(opt.state[a]["last_step"], torch.full((10,), n + 1)), n
@@ -499,16 +506,12 @@ def test_whole_rows_fixes_the_choice_whatever_the_entry_count():
     table, steps = skewed_steps(15, rows=10, per_step=3, steps=5)
     p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
     opt = RowAdam([p], whole_rows=10)
-    for n, (ids, grads) in enumerate(steps):
-        p.grad = sparse_grad(ids, grads, p.shape)
-        opt.step()
+    for n, _ in take_steps(p, opt, steps):
         assert opt.state[p]["current"] and torch.equal(opt.state[p]["last_step"], torch.full((10,), n + 1))
     table, steps = skewed_steps(16, rows=10, per_step=16, steps=5)
     q = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
     opt = RowAdam([q], whole_rows=9)
-    for n, (ids, grads) in enumerate(steps):
-        q.grad = sparse_grad(ids, grads, q.shape)
-        opt.step()
+    for n, ids in take_steps(q, opt, steps):
         assert not opt.state[q]["current"]
         named = torch.zeros(10, dtype=torch.bool).index_fill_(0, torch.tensor(ids), True)
         assert torch.equal(opt.state[q]["last_step"][named], torch.full((int(named.sum()),), n + 1))
@@ -525,17 +528,15 @@ def test_a_state_saved_without_current_settles_its_whole_tables_first():
     _, want, _, _ = dense_adam_with_sparse_gradients(table, steps + more, lrs, eps=1e-12)
     p = torch.nn.Parameter(torch.tensor(table, dtype=torch.float64))
     first = RowAdam([p], lr=0.03, eps=1e-12, whole_rows=None)
-    for ids, grads in steps:
-        p.grad = sparse_grad(ids, grads, p.shape)
-        first.step()
+    for _ in take_steps(p, first, steps):
+        pass
     saved = first.state_dict()
     assert saved["state"][0].pop("current") is False
     q = torch.nn.Parameter(p.detach().clone())
     second = RowAdam([q], lr=0.03, eps=1e-12)
     second.load_state_dict(deepcopy(saved))
     assert second.state[q]["current"] is False
-    for ids, grads in more:
-        q.grad = sparse_grad(ids, grads, q.shape)
-        second.step()
+    for _ in take_steps(q, second, more):
+        pass
     assert second.state[q]["current"]
     assert torch.allclose(q.detach(), want, rtol=0, atol=1e-9)
