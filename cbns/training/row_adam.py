@@ -251,23 +251,19 @@ class RowAdam(Optimizer):
         beta1, beta2 = group["betas"]
         states = [state for _, state, _, _, _ in tables]
         t, step_size, root2 = self._next_step(states, group)
-        weights, m, v, grads, moved, decay1, decay2 = [], [], [], [], [], [], []
+        weights, m, v, grads, lasts, decay1, decay2 = [], [], [], [], [], [], []
         for p, state, rows, grad, _ in tables:
-            shape = (-1,) + (1,) * (p.dim() - 1)
             last = state["last_step"].index_select(0, rows)
-            mi = state["exp_avg"].index_select(0, rows)
             weights.append(p.index_select(0, rows))
-            m.append(mi)
+            m.append(state["exp_avg"].index_select(0, rows))
             v.append(state["exp_avg_sq"].index_select(0, rows))
             grads.append(grad)
-            moved.append(mi * state["moves"].index_select(0, last).to(p.dtype).view(shape))  # m F[last]
-            gap = (t - last).to(p.dtype).view(shape)  # the missed steps' decays and this one's, in one power
+            lasts.append(last)
+            # the missed steps' decays and this one's, in one power
+            gap = (t - last).to(p.dtype).view((-1,) + (1,) * (p.dim() - 1))
             decay1.append(torch.pow(beta1, gap))
             decay2.append(torch.pow(beta2, gap))
-        # the missed moves (missed_moves): w - m F[last] / sqrt(v); v = 0 has m = 0 and stays
-        root_v = torch._foreach_sqrt(v)
-        torch._foreach_add_(root_v, max(torch.finfo(x.dtype).tiny for x in v))
-        torch._foreach_addcdiv_(weights, moved, root_v, value=-1)
+        move_missed(weights, m, v, lasts, [state["moves"] for state in states])
         if group["weight_decay"]:
             grads = torch._foreach_add(grads, weights, alpha=group["weight_decay"])
         for mi, vi, d1, d2 in zip(m, v, decay1, decay2):
@@ -333,7 +329,7 @@ class RowAdam(Optimizer):
         for s in range(0, p.shape[0], block):
             rows = slice(s, min(s + block, p.shape[0]))
             weights, m, v, last = p[rows], state["exp_avg"][rows], state["exp_avg_sq"][rows], state["last_step"][rows]
-            weights.copy_(missed_moves(weights, m, v, last, state["moves"]))
+            move_missed([weights], [m], [v], [last], [state["moves"]])
             gap = (t - last).to(p.dtype).view((-1,) + (1,) * (p.dim() - 1))
             m.mul_(torch.pow(beta1, gap))
             v.mul_(torch.pow(beta2, gap))
@@ -341,13 +337,19 @@ class RowAdam(Optimizer):
         state["current"] = True
 
 
-def missed_moves(weights, m, v, last: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
-    """The weights ``[n, ...]`` of rows current at steps ``last [n]`` (moments ``m, v``) moved by
-    dense Adam's zero-gradient steps since (``moves[last] * m / sqrt(v)``), a new tensor; the
-    moments' decay is the caller's. Rows with ``v = 0`` (never touched) have ``m = 0`` and stay."""
-    tiny = torch.finfo(v.dtype).tiny  # 0 / (0 + tiny) = 0; beside sqrt(v) of any v > 0 it is nothing
-    move = moves.index_select(0, last).to(weights.dtype).view((-1,) + (1,) * (weights.dim() - 1))
-    return weights.addcdiv(m * move, v.sqrt().add_(tiny), value=-1)
+def move_missed(weights: list[torch.Tensor], m: list[torch.Tensor], v: list[torch.Tensor],
+                last: list[torch.Tensor], moves: list[torch.Tensor]) -> None:
+    """In place, for each table ``i``: its rows ``weights[i] [n, ...]``, current at steps
+    ``last[i] [n]`` (moments ``m[i], v[i]``), moved by dense Adam's zero-gradient steps since
+    (``moves[i][last] * m / sqrt(v)``); the moments' decay is the caller's. Rows with ``v = 0``
+    (never touched) have ``m = 0`` and stay. The full-shape stages are one ``_foreach`` op for
+    all the tables."""
+    moved = [mi * f.index_select(0, at).to(w.dtype).view((-1,) + (1,) * (w.dim() - 1))
+             for w, mi, at, f in zip(weights, m, last, moves)]
+    root_v = torch._foreach_sqrt(v)
+    # 0 / (0 + tiny) = 0; beside sqrt(v) of any v > 0 it is nothing
+    torch._foreach_add_(root_v, max(torch.finfo(x.dtype).tiny for x in v))
+    torch._foreach_addcdiv_(weights, moved, root_v, value=-1)
 
 
 def moves_dtype(p: torch.Tensor) -> torch.dtype:
